@@ -1,0 +1,111 @@
+"""Builds EfficientNet V1/V2 models from the spec table, in the keras.applications style."""
+
+import dataclasses
+
+import keras
+
+from effnetv2_tf.model import initializers, specs
+from effnetv2_tf.model.conv_bn_act import ConvBNAct
+from effnetv2_tf.model.mbconv import FusedMBConv, MBConv
+
+
+def block_configs(spec):
+  """Yields the keyword arguments of every block, in order, with width/depth scaling applied."""
+  for stage in map(specs.decode_stage, spec.stages):
+    input_filters = specs.round_filters(stage.input_filters, spec.width, spec.family)
+    output_filters = specs.round_filters(stage.output_filters, spec.width, spec.family)
+    for repeat in range(specs.round_repeats(stage.repeats, spec.depth)):
+      yield {"fused": stage.fused,
+             "input_filters": input_filters if repeat == 0 else output_filters,
+             "output_filters": output_filters, "kernel_size": stage.kernel_size,
+             "strides": stage.strides if repeat == 0 else 1, "expand_ratio": stage.expand_ratio,
+             "se_ratio": stage.se_ratio}
+
+
+def resolve_spec(model, width=None, depth=None):
+  """A ModelSpec from a name or a spec, with optional width/depth coefficient overrides."""
+  spec = model if isinstance(model, specs.ModelSpec) else specs.get_model_spec(model)
+  overrides = {key: value for key, value in (("width", width), ("depth", depth)) if value is not None}
+  return dataclasses.replace(spec, **overrides) if overrides else spec
+
+
+def create_model(model="efficientnetv2-s", include_top=True, num_classes=1000, input_shape=(None, None, 3),
+                 pooling=None, classifier_activation="softmax", dropout_rate=None, survival_prob=0.8,
+                 width=None, depth=None, activation="silu", bn_momentum=0.9, bn_epsilon=1e-3, name=None):
+  """Builds an EfficientNet V2 (or V1) Keras model.
+
+  Inputs are normalized images (see effnetv2_tf.data for each family's normalization); spatial dims may
+  be None so that one model serves every progressive-learning image size.
+
+  Args:
+    model: a name from specs.MODEL_SPECS ("efficientnetv2-s", "efficientnet-b0", ...) or a ModelSpec.
+    include_top: whether to end with pooling, dropout and the classifier.
+    num_classes: classifier width when include_top.
+    input_shape: (height, width, channels); height and width may be None.
+    pooling: without the top, None returns the head's feature map, "avg" or "max" a pooled vector.
+    classifier_activation: activation of the classifier; None returns logits.
+    dropout_rate: dropout before the classifier; defaults to the model's official rate.
+    survival_prob: stochastic-depth survival probability of the last block; block i of N keeps
+      1 - (1 - survival_prob) * i / N. 1.0 disables stochastic depth.
+    width, depth: override the spec's width/depth coefficients (tiny variants for tests and demos).
+    activation, bn_momentum, bn_epsilon: official defaults SiLU, 0.9 (Keras semantics), 1e-3.
+    name: the Keras model name; defaults to the spec's name, which prefixes official checkpoint names.
+
+  Returns:
+    A functional keras.Model.
+  """
+  spec = resolve_spec(model, width, depth)
+  if len(input_shape) != 3 or input_shape[-1] is None:
+    raise ValueError(f"input_shape must be (height, width, channels) with known channels, got {input_shape}.")
+  if pooling not in (None, "avg", "max"):
+    raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}.")
+  dropout_rate = spec.dropout_rate if dropout_rate is None else dropout_rate
+  norm = {"activation": activation, "bn_momentum": bn_momentum, "bn_epsilon": bn_epsilon}
+
+  inputs = keras.Input(shape=input_shape, name="images")
+  first_stage = specs.decode_stage(spec.stages[0])
+  x = ConvBNAct(specs.round_filters(first_stage.input_filters, spec.width, spec.family), 3, 2, name="stem",
+                **norm)(inputs)
+  configs = list(block_configs(spec))
+  for index, config in enumerate(configs):
+    block_class = FusedMBConv if config.pop("fused") else MBConv
+    block_survival = 1.0 - (1.0 - survival_prob) * index / len(configs)
+    x = block_class(**config, survival_prob=block_survival, name=f"blocks_{index}", **norm)(x)
+  x = ConvBNAct(specs.round_filters(specs.FEATURE_SIZE, spec.width, spec.family), 1, name="head", **norm)(x)
+
+  if include_top:
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if dropout_rate > 0:
+      x = keras.layers.Dropout(dropout_rate, name="top_dropout")(x)
+    x = keras.layers.Dense(num_classes, activation=classifier_activation,
+                           kernel_initializer=initializers.dense_kernel_initializer(), name="predictions")(x)
+  elif pooling == "avg":
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+  elif pooling == "max":
+    x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+  model = keras.Model(inputs, x, name=name or spec.name)
+  # Checked at the model's door, so a wrong channel count names the model, not an inner conv.
+  model.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: input_shape[-1]})
+  return model
+
+
+def blocks_of(model):
+  """The model's MBConv / Fused-MBConv layers in order."""
+  return [layer for layer in model.layers if isinstance(layer, (MBConv, FusedMBConv))]
+
+
+def feature_endpoints(model):
+  """The multi-scale features of a model as {"reduction_1": tensor, ..., "reduction_5": tensor}.
+
+  reduction_i is the output of the last block before each stride-2 block, plus the last block (the
+  official endpoints; for V2-S at 224 px: 112, 56, 28, 14 and 7 px).
+  """
+  blocks = blocks_of(model)
+  ends = [block for block, following in zip(blocks, blocks[1:]) if following.strides == 2] + [blocks[-1]]
+  return {f"reduction_{level}": block.output for level, block in enumerate(ends, start=1)}
+
+
+def create_backbone(model="efficientnetv2-s", input_shape=(None, None, 3), **kwargs):
+  """A model whose outputs are the feature_endpoints dict (for detection / segmentation heads)."""
+  base = create_model(model, include_top=False, input_shape=input_shape, **kwargs)
+  return keras.Model(base.input, feature_endpoints(base), name=base.name)

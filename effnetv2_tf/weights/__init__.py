@@ -1,0 +1,1 @@
+"""Bringing weights in: official automl checkpoints and keras.applications models."""

@@ -1,0 +1,52 @@
+"""Numerical agreement with keras.applications: proves block arithmetic, padding and BN semantics."""
+
+import keras
+import numpy as np
+import pytest
+
+from effnetv2_tf.model import create_model
+from effnetv2_tf.weights.keras_applications import copy_from_keras_applications
+
+
+def _randomize_batch_norm(model, rng):
+  # Fresh BN layers are the identity at inference; random statistics make the comparison bite.
+  for variable in model.weights:
+    if variable.path.endswith(("moving_variance", "gamma")):
+      variable.assign(rng.uniform(0.5, 1.5, variable.shape))
+    elif variable.path.endswith(("moving_mean", "beta")):
+      variable.assign(rng.normal(0, 0.2, variable.shape))
+
+
+def test_v2_b0_logits_match_keras_applications():
+  rng = np.random.default_rng(0)
+  reference = keras.applications.EfficientNetV2B0(weights=None, include_preprocessing=False,
+                                                  classifier_activation=None, input_shape=(224, 224, 3))
+  _randomize_batch_norm(reference, rng)
+  ours = create_model("efficientnetv2-b0", classifier_activation=None)
+  copy_from_keras_applications(ours, reference)
+  x = rng.normal(size=(2, 224, 224, 3)).astype("float32")
+  expected = reference(x, training=False).numpy()
+  assert np.abs(expected).max() > 0.1
+  np.testing.assert_allclose(ours(x, training=False), expected, atol=1e-4, rtol=0)
+
+
+def test_v2_b0_features_match_at_an_odd_size():
+  rng = np.random.default_rng(1)
+  reference = keras.applications.EfficientNetV2B0(weights=None, include_top=False, include_preprocessing=False,
+                                                  input_shape=(None, None, 3))
+  _randomize_batch_norm(reference, rng)
+  ours = create_model("efficientnetv2-b0", include_top=False)
+  copy_from_keras_applications(ours, reference)
+  x = rng.normal(size=(1, 97, 97, 3)).astype("float32")
+  np.testing.assert_allclose(ours(x, training=False), reference(x, training=False), atol=1e-4, rtol=0)
+
+
+def test_another_variant_is_refused_with_the_layer_named():
+  reference = keras.applications.EfficientNetV2B1(weights=None, include_top=False, include_preprocessing=False,
+                                                  input_shape=(None, None, 3))
+  ours = create_model("efficientnetv2-b0", include_top=False)
+  before = [w.copy() for w in ours.get_weights()]
+  with pytest.raises(ValueError, match="another variant. Nothing was copied"):
+    copy_from_keras_applications(ours, reference)
+  for old, new in zip(before, ours.get_weights()):
+    np.testing.assert_array_equal(old, new)
