@@ -1,13 +1,35 @@
-"""Shared test set-up: quiet TensorFlow, and a fixed seed per test."""
+"""Shared test set-up: quiet TensorFlow, a fixed seed per test, and the real-photo fixture."""
 
 import os
+import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
+# Real photos (SPLIT/CLASS/*) live beside the project; EFFNETV2_SHARED_DATA points elsewhere.
+SHARED_DATA = pathlib.Path(os.environ.get("EFFNETV2_SHARED_DATA",
+                                          pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"))
+
 
 @pytest.fixture(autouse=True)
 def _seeded():
   keras.utils.set_random_seed(1234)
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+  """The folder of real photos (imagenette/, flowers/); skips the test when it is absent."""
+  if not (SHARED_DATA / "flowers" / "train").is_dir():
+    pytest.skip(f"real photos not found at {SHARED_DATA} (set EFFNETV2_SHARED_DATA to the shared/data folder)")
+  return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def flower_photos(shared_data):
+  """Four real flower photos as uint8 RGB arrays, resized to 64x64 (small, so tests stay fast)."""
+  import numpy as np
+  from PIL import Image
+  files = sorted((shared_data / "flowers" / "val").glob("*/*.jpg"))[::200][:4]
+  return [np.asarray(Image.open(f).convert("RGB").resize((64, 64), Image.BILINEAR)) for f in files]

@@ -1,0 +1,1 @@
+"""Input pipeline: sources (TFRecords, TFDS, image folders), preprocessing, augmentation, mixing."""
