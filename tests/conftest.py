@@ -33,3 +33,25 @@ def flower_photos(shared_data):
   from PIL import Image
   files = sorted((shared_data / "flowers" / "val").glob("*/*.jpg"))[::200][:4]
   return [np.asarray(Image.open(f).convert("RGB").resize((64, 64), Image.BILINEAR)) for f in files]
+
+
+@pytest.fixture(scope="session")
+def flower_folder(shared_data, tmp_path_factory):
+  """A small SPLIT/CLASS folder of real flower photos: 6 train and 2 val images per class."""
+  import shutil
+  root = tmp_path_factory.mktemp("flower_folder")
+  for split, per_class in (("train", 6), ("val", 2)):
+    for class_dir in sorted((shared_data / "flowers" / split).iterdir()):
+      (root / split / class_dir.name).mkdir(parents=True)
+      for path in sorted(class_dir.glob("*.jpg"))[:per_class]:
+        shutil.copy(path, root / split / class_dir.name / path.name)
+  return root
+
+
+@pytest.fixture(scope="session")
+def flower_records(flower_folder, tmp_path_factory):
+  """flower_folder converted to TFRecords (4 shards a split) with the package's converter."""
+  from effnetv2_tf.data.convert import convert
+  out = tmp_path_factory.mktemp("flower_records")
+  convert(flower_folder, out, shards=4)
+  return out

@@ -1,0 +1,110 @@
+"""The dataset a training stage or an evaluation asks for.
+
+build_dataset(source, image_size=..., augment=..., mixup_alpha=..., ...) gives batches of
+(images, one-hot labels) at the stage's size and regularization. Records whose image does not decode
+are skipped and counted (RecordCounts); a label outside [0, num_classes) stops with an error naming the
+file.
+"""
+
+import tensorflow as tf
+
+from effnetv2_tf.data import mixing, preprocessing
+
+
+class RecordCounts:
+  """How many records were read and kept; exact once a pass over the data has finished.
+
+  While a pipeline runs, up to its parallelism of records are read but not yet kept.
+  """
+
+  def __init__(self):
+    with tf.device("/cpu:0"):
+      self.read = tf.Variable(0, dtype=tf.int64, trainable=False, name="records_read")
+      self.kept = tf.Variable(0, dtype=tf.int64, trainable=False, name="records_kept")
+
+  @property
+  def skipped(self):
+    return int(self.read.numpy() - self.kept.numpy())
+
+
+def _counted(variable):
+  def count(*element):
+    with tf.control_dependencies([variable.assign_add(1)]):
+      return tuple(tf.identity(part) for part in element)
+  return count
+
+
+def _check_label(num_classes):
+  def check(image, label, origin):
+    in_range = (label >= 0) & (label < num_classes)
+    with tf.control_dependencies([tf.debugging.Assert(in_range, [
+        "Label out of range in", origin, ": label", label, "is not in [0,", num_classes,
+        "). Check num_classes and the label offset (ImageNet-layout records are 1-based)."])]):
+      return tf.identity(image), tf.one_hot(label, num_classes)
+  return check
+
+
+def build_dataset(source, *, is_training, image_size, batch_size, num_classes, normalization, augment=None,
+                  randaug_magnitude=0.0, randaug_layers=2, mixup_alpha=0.0, cutmix_alpha=0.0,
+                  input_context=None, seed=None, dtype=tf.float32, shuffle_buffer=16_384, cache=False,
+                  counts=None):
+  """Builds the batched dataset for one stage (training) or for evaluation.
+
+  Args:
+    source: a sources.TFRecordSource or sources.TFDSSource.
+    is_training: random crop/flip/augment, shuffle, repeat and drop_remainder; else the eval transform,
+      one pass, the last batch kept.
+    image_size: side of the output images.
+    batch_size: GLOBAL batch size; each input pipeline gets its replicas' share.
+    num_classes: one-hot width; labels outside [0, num_classes) are an error.
+    normalization: the model's input normalization ("center_128" or "mean_std").
+    augment: None, "randaug" or "autoaug" (training only).
+    randaug_magnitude, randaug_layers: RandAugment settings of the stage.
+    mixup_alpha, cutmix_alpha: batch mixing of the stage; 0 is off.
+    input_context: tf.distribute.InputContext when called by distribute_datasets_from_function.
+    seed: makes order and augmentation reproducible (needed for an exact resume).
+    dtype: image dtype (float32, or bfloat16 on TPU).
+    shuffle_buffer: examples in the training shuffle buffer.
+    cache: cache the encoded records in memory after the first pass.
+    counts: a RecordCounts to add to (skips reach the logs through it).
+
+  Returns:
+    tf.data.Dataset of (images [B, S, S, 3] dtype, labels [B, num_classes] float32).
+  """
+  per_replica = input_context.get_per_replica_batch_size(batch_size) if input_context else batch_size
+  pipeline_id = input_context.input_pipeline_id if input_context else 0
+  base_seed = 0 if seed is None else seed
+  counts = counts or RecordCounts()
+
+  dataset = source.examples(input_context, seed=seed, shuffle=is_training)
+  if cache:
+    dataset = dataset.cache()
+  if is_training:
+    dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+
+  def preprocess(index, example):
+    image, label, origin = example
+    if is_training:
+      element_seed = tf.stack([tf.cast(base_seed * 7919 + pipeline_id, tf.int64), index])
+      image = preprocessing.preprocess_for_train(image, element_seed, image_size, normalization, augment,
+                                                 randaug_magnitude, randaug_layers, dtype)
+    else:
+      image = preprocessing.preprocess_for_eval(image, image_size, normalization, dtype)
+    return image, label, origin
+
+  dataset = dataset.map(_counted(counts.read)).enumerate()
+  dataset = dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+  dataset = dataset.ignore_errors().map(_counted(counts.kept))  # undecodable images end here, counted
+  dataset = dataset.map(_check_label(num_classes))
+  dataset = dataset.batch(per_replica, drop_remainder=is_training)
+  if is_training and (mixup_alpha > 0 or cutmix_alpha > 0):
+    mix_seed = tf.constant([base_seed * 7919 + pipeline_id, 1_000_003], tf.int64)
+    dataset = dataset.enumerate().map(
+        lambda step, batch: mixing.mix_batch(*batch, mixup_alpha, cutmix_alpha,
+                                             tf.random.experimental.stateless_fold_in(mix_seed, step)),
+        num_parallel_calls=tf.data.AUTOTUNE)
+  options = tf.data.Options()
+  options.deterministic = seed is not None
+  # The record counters are host state, restored with the training checkpoint, not the iterator.
+  options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
+  return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,107 @@
+"""Per-image preprocessing: random crop straight from JPEG bytes, resize, flip, augment, normalize.
+
+Images arrive as encoded JPEG bytes (TFRecords) or decoded uint8 tensors (TFDS); both work. The
+normalization is the model family's (specs.ModelSpec.normalization).
+"""
+
+import tensorflow as tf
+
+from effnetv2_tf.data.autoaugment import autoaugment
+from effnetv2_tf.data.randaugment import randaugment
+
+MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+STDDEV_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+NORMALIZATIONS = ("center_128", "mean_std")
+AUGMENTS = (None, "randaug", "autoaug")
+CROP_PADDING = 32  # eval: center crop of size / (size + 32) of the shorter side
+
+
+def normalize(images, normalization):
+  """float images in [0, 255] -> the model's input range."""
+  if normalization == "center_128":
+    return (images - 128.0) / 128.0
+  if normalization == "mean_std":
+    return (images - MEAN_RGB) / STDDEV_RGB
+  raise ValueError(f"Unknown normalization {normalization!r}; expected one of {NORMALIZATIONS}.")
+
+
+def resize_method(normalization):
+  """The official pipelines resize bilinear (V2 S/M/L/XL) or bicubic (V1 preprocessing)."""
+  return "bicubic" if normalization == "mean_std" else "bilinear"
+
+
+def _shape(image):
+  return tf.image.extract_jpeg_shape(image) if image.dtype == tf.string else tf.shape(image)
+
+
+def _crop(image, offset_y, offset_x, height, width):
+  """Crops without decoding the rest of a JPEG; slices a decoded image."""
+  if image.dtype == tf.string:
+    window = tf.stack([offset_y, offset_x, height, width])
+    return tf.image.decode_and_crop_jpeg(image, window, channels=3)
+  return image[offset_y:offset_y + height, offset_x:offset_x + width, :3]
+
+
+def random_crop_window(image_shape, seed, area_range=(0.05, 1.0), aspect_ratio_range=(3 / 4, 4 / 3),
+                       max_attempts=100):
+  """(offset_y, offset_x, height, width) of a random crop covering `area_range` of the image."""
+  begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+      image_shape, bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=(1, 1, 4)), seed=seed,
+      min_object_covered=0.0, aspect_ratio_range=aspect_ratio_range, area_range=area_range,
+      max_attempts=max_attempts, use_image_if_no_bounding_boxes=True)
+  return begin[0], begin[1], size[0], size[1]
+
+
+def center_crop_window(image_shape, image_size):
+  """The official eval crop: size / (size + 32) of the shorter side below 320 px, else the whole image."""
+  height, width = image_shape[0], image_shape[1]
+  if image_size >= 320:
+    return tf.constant(0), tf.constant(0), height, width
+  side = tf.cast(image_size / (image_size + CROP_PADDING) * tf.cast(tf.minimum(height, width), tf.float64),
+                 tf.int32)
+  return ((height - side) + 1) // 2, ((width - side) + 1) // 2, side, side
+
+
+def _augment(image, augment, magnitude, seed, num_layers):
+  pixels = tf.cast(tf.clip_by_value(image, 0.0, 255.0), tf.uint8)
+  if augment == "randaug":
+    pixels = randaugment(pixels, magnitude, seed, num_layers)
+  elif augment == "autoaug":
+    pixels = autoaugment(pixels, seed)
+  else:
+    raise ValueError(f"Unknown augment {augment!r}; expected one of {AUGMENTS}.")
+  return tf.cast(pixels, tf.float32)
+
+
+def preprocess_for_train(image, seed, image_size, normalization, augment=None, magnitude=10.0, num_layers=2,
+                         dtype=tf.float32):
+  """Random crop (area 0.05-1), resize, random flip, optional RandAugment/AutoAugment, normalize.
+
+  Args:
+    image: JPEG bytes (scalar string) or uint8 [H, W, C].
+    seed: [2] stateless seed; the same seed gives the same output.
+    image_size: output side in pixels (the progressive-learning stage's size).
+    normalization: "center_128" or "mean_std".
+    augment: None, "randaug" or "autoaug".
+    magnitude: RandAugment magnitude m.
+    num_layers: RandAugment ops per image.
+    dtype: output dtype (float32 or bfloat16).
+  """
+  crop_seed, flip_seed, augment_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=3))
+  image = _crop(image, *random_crop_window(_shape(image), crop_seed))
+  image = tf.image.resize(image, (image_size, image_size), method=resize_method(normalization))
+  image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+  if augment:
+    image = _augment(image, augment, magnitude, augment_seed, num_layers)
+  image = normalize(image, normalization)
+  image.set_shape((image_size, image_size, 3))
+  return tf.cast(image, dtype)
+
+
+def preprocess_for_eval(image, image_size, normalization, dtype=tf.float32):
+  """The official eval transform: center crop (below 320 px), resize, normalize."""
+  image = _crop(image, *center_crop_window(_shape(image), image_size))
+  image = tf.image.resize(image, (image_size, image_size), method=resize_method(normalization))
+  image = normalize(image, normalization)
+  image.set_shape((image_size, image_size, 3))
+  return tf.cast(image, dtype)

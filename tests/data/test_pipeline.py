@@ -1,0 +1,103 @@
+"""The dataset builder on real photos converted to TFRecords, plus corrupt and mislabelled data."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from effnetv2_tf.data.pipeline import RecordCounts, build_dataset
+from effnetv2_tf.data.sources import TFRecordSource
+
+COMMON = {"num_classes": 5, "normalization": "center_128"}
+
+
+def _source(records, split="train"):
+  return TFRecordSource(str(records / f"{split}-*"))
+
+
+@pytest.mark.parametrize("size", [32, 48])
+def test_stage_sizes_and_batches(flower_records, size):
+  dataset = build_dataset(_source(flower_records), is_training=True, image_size=size, batch_size=4,
+                          augment="randaug", randaug_magnitude=5.0, mixup_alpha=0.2, seed=1, **COMMON)
+  images, labels = next(iter(dataset))
+  assert images.shape == (4, size, size, 3) and labels.shape == (4, 5)
+  np.testing.assert_allclose(tf.reduce_sum(labels, axis=1), 1.0, rtol=1e-6)
+
+
+def test_seeded_training_batches_are_reproducible(flower_records):
+  def first_batches():
+    dataset = build_dataset(_source(flower_records), is_training=True, image_size=32, batch_size=4,
+                            augment="randaug", randaug_magnitude=9.0, seed=7, **COMMON)
+    return [batch[0].numpy() for batch in dataset.take(3)]
+  for a, b in zip(first_batches(), first_batches()):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_eval_is_one_pass_over_every_record(flower_records):
+  dataset = build_dataset(_source(flower_records, "val"), is_training=False, image_size=32, batch_size=3,
+                          **COMMON)
+  labels = np.concatenate([batch[1].numpy() for batch in dataset])
+  assert labels.shape == (10, 5) and (labels.sum(axis=0) == 2).all()  # 2 val images a class
+
+
+@pytest.mark.parametrize("pipelines", [2, 3, 5])  # 4 shards: by file for 2 and 3, by element for 5
+def test_input_contexts_see_disjoint_examples_that_cover_the_set(flower_records, pipelines):
+  seen = []
+  for pipeline_id in range(pipelines):
+    context = tf.distribute.InputContext(num_input_pipelines=pipelines, input_pipeline_id=pipeline_id,
+                                         num_replicas_in_sync=pipelines)
+    records = _source(flower_records).examples(context)
+    seen.append([image.numpy() for image, _, _ in records])
+  flat = [image for part in seen for image in part]
+  assert len(flat) == len(set(flat)) == 30  # 6 train images x 5 classes, each exactly once
+
+
+def test_per_replica_batch_comes_from_the_global_batch(flower_records):
+  context = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0, num_replicas_in_sync=2)
+  dataset = build_dataset(_source(flower_records), is_training=True, image_size=32, batch_size=8,
+                          input_context=context, **COMMON)
+  assert next(iter(dataset))[0].shape[0] == 4
+
+
+def _write_records(path, payloads_and_labels):
+  with tf.io.TFRecordWriter(str(path)) as writer:
+    for payload, label in payloads_and_labels:
+      writer.write(tf.train.Example(features=tf.train.Features(feature={
+          "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[payload])),
+          "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+      })).SerializeToString())
+
+
+def _jpeg(value):
+  return tf.io.encode_jpeg(np.full((40, 40, 3), value, np.uint8)).numpy()
+
+
+def test_an_undecodable_image_is_skipped_and_counted(tmp_path):
+  good = [(_jpeg(v), 1 + v % 3) for v in range(0, 250, 50)]
+  _write_records(tmp_path / "mixed.tfrecord", good[:2] + [(b"not a jpeg at all", 1)] + good[2:])
+  counts = RecordCounts()
+  dataset = build_dataset(TFRecordSource(str(tmp_path / "*.tfrecord")), is_training=False, image_size=32,
+                          batch_size=2, num_classes=3, normalization="center_128", counts=counts)
+  assert sum(batch[0].shape[0] for batch in dataset) == 5
+  assert counts.skipped == 1 and int(counts.kept.numpy()) == 5
+
+
+def test_a_truncated_shard_yields_its_intact_records(tmp_path):
+  _write_records(tmp_path / "whole.tfrecord", [(_jpeg(v), 1) for v in (10, 20, 30)])
+  data = (tmp_path / "whole.tfrecord").read_bytes()
+  (tmp_path / "whole.tfrecord").write_bytes(data[:-20])  # cut into the last record
+  dataset = build_dataset(TFRecordSource(str(tmp_path / "*.tfrecord")), is_training=False, image_size=32,
+                          batch_size=8, num_classes=2, normalization="center_128")
+  assert sum(batch[0].shape[0] for batch in dataset) == 2
+
+
+def test_a_label_out_of_range_names_the_file(tmp_path):
+  _write_records(tmp_path / "bad-labels.tfrecord", [(_jpeg(10), 1), (_jpeg(20), 9)])
+  dataset = build_dataset(TFRecordSource(str(tmp_path / "*.tfrecord")), is_training=False, image_size=32,
+                          batch_size=2, num_classes=3, normalization="center_128")
+  with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)Label out of range in.*bad-labels.tfrecord"):
+    list(dataset)
+
+
+def test_no_matching_files_is_a_clear_error(tmp_path):
+  with pytest.raises(FileNotFoundError, match="No TFRecord files match .*effnetv2_tf.data.convert"):
+    TFRecordSource(str(tmp_path / "train-*")).files()
