@@ -1,0 +1,1 @@
+"""Training: the progressive-learning schedule (the loop, optimizer and checkpoints come next)."""
