@@ -1,23 +1,103 @@
-"""effnetv2_tf command line.
+"""effnetv2_tf: train and evaluate EfficientNetV2 with progressive learning, on TPU, GPUs or the CPU.
 
-Until the training loop lands, `python main.py` builds the chosen model and prints its summary.
+  python main.py                                   # the demo: a small model on shipped flower photos
+  python main.py --hparams=imagenet-s --data_dir=gs://bucket/imagenet --model_dir=gs://bucket/runs/s \
+      --use_tpu --tpu=my-tpu --zone=us-central2-b --project=my-project
+  python main.py --mode=eval --hparams=imagenet-s --data_dir=... --model_dir=...
+  python main.py --hparams=cifar10-ft --hparam_str="train.batch_size=64" --data_dir=~/tensorflow_datasets
 """
+
+import os
+import pathlib
+import sys
+import time
 
 from absl import app, flags
 
-flags.DEFINE_string("model_name", "efficientnetv2-s", "Model to build: a name from effnetv2_tf.model.MODEL_SPECS.")
-flags.DEFINE_integer("num_classes", 1000, "Classifier width.")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TF's C++ info lines would break the progress bar
+
+flags.DEFINE_enum("mode", "train_and_eval", ["train", "eval", "train_and_eval"],
+                  "train; eval the latest checkpoint (with --eval_wait, each new one); or train with an eval "
+                  "after every stage.")
+flags.DEFINE_string("model_dir", None, "Where checkpoints, logs, config.yaml and the plot go (default "
+                    "runs/<hparams>).")
+flags.DEFINE_string("data_dir", None, "TFRecord folder (or TFDS data_dir). The demo converts its shipped "
+                    "photos when this is not given.")
+flags.DEFINE_string("hparams", "demo", "Named hparam set, e.g. demo, imagenet-s, imagenet21k-l, cifar10-ft.")
+flags.DEFINE_string("hparam_str", "", 'Overrides, e.g. "train.batch_size=256,data.augment=autoaug".')
+flags.DEFINE_bool("use_tpu", False, "Train on a Cloud TPU (TPUStrategy).")
+flags.DEFINE_string("tpu", None, "TPU name, grpc address, or 'local' on a TPU VM (implies --use_tpu).")
+flags.DEFINE_string("zone", None, "GCE zone of the TPU.")
+flags.DEFINE_string("project", None, "GCP project of the TPU.")
+flags.DEFINE_enum("strategy", "auto", ["auto", "tpu", "multi_worker", "mirrored", "default"],
+                  "tf.distribute strategy; auto picks from --use_tpu, TF_CONFIG and the visible GPUs.")
+flags.DEFINE_integer("eval_wait", 0, "With --mode=eval: seconds to wait for each new checkpoint (0: "
+                     "evaluate the latest one and exit).")
 FLAGS = flags.FLAGS
+
+DEMO_DATA = pathlib.Path(__file__).resolve().parent / "effnetv2_tf" / "demo_data"
+
+
+def _demo_records(model_dir):
+  """The shipped demo photos as TFRecords, converted once into the model dir."""
+  from effnetv2_tf.data.convert import convert
+  records = pathlib.Path(model_dir) / "demo_records"
+  if not list(records.glob("train-*")):
+    convert(DEMO_DATA, records, shards=4)
+  return str(records)
+
+
+def _run():
+  import hparams
+  import tensorflow as tf
+  from effnetv2_tf.train.trainer import CHECKPOINT_DIR, Trainer
+  from tpu.strategy import resolve_runtime
+
+  config = hparams.resolve(hparams.override(hparams.get_config(FLAGS.hparams), FLAGS.hparam_str))
+  model_dir = FLAGS.model_dir or str(pathlib.Path("runs") / FLAGS.hparams)
+  data_dir = FLAGS.data_dir
+  if data_dir is None and FLAGS.hparams == "demo":
+    data_dir = _demo_records(model_dir)
+  use_tpu = FLAGS.use_tpu or bool(FLAGS.tpu)
+  strategy = "tpu" if use_tpu and FLAGS.strategy == "auto" else FLAGS.strategy
+  runtime = resolve_runtime(strategy, FLAGS.tpu or ("local" if use_tpu else None), FLAGS.zone, FLAGS.project)
+  trainer = Trainer(config, model_dir, data_dir, runtime)
+  print(f"{config.model.name} ({trainer.model.count_params():,} parameters) on {runtime.platform}, "
+        f"{runtime.strategy.num_replicas_in_sync} replica(s), model_dir {model_dir}")
+
+  if FLAGS.mode == "eval":
+    directory = str(pathlib.Path(model_dir) / CHECKPOINT_DIR)
+    checkpoints = (tf.train.checkpoints_iterator(directory, timeout=FLAGS.eval_wait) if FLAGS.eval_wait
+                   else [tf.train.latest_checkpoint(directory)])
+    for checkpoint in checkpoints:
+      if checkpoint is None:
+        raise FileNotFoundError(f"No checkpoint in {directory} to evaluate.")
+      trainer.restore()
+      result = trainer.evaluate()
+      print(f"step {result['step']}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} (EMA weights)")
+      if trainer.step >= trainer.total_steps:
+        break
+    return
+
+  print(trainer.stage_table())
+  started = time.perf_counter()
+  trainer.train(eval_between_stages=FLAGS.mode == "train_and_eval")
+  result = trainer.finish()
+  print(f"done in {time.perf_counter() - started:.0f} s: top-1 {result['top1']:.4f} on {result['examples']} "
+        f"held-out images (chance {1 / config.model.num_classes:.2f}); checkpoints, TensorBoard logs and "
+        f"training.png in {model_dir}")
 
 
 def main(argv):
-  del argv
-  from effnetv2_tf.model import create_model  # after flag parsing: importing TF is slow
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  from effnetv2_tf.train.trainer import CheckpointMismatchError
+  from tpu.strategy import TPUUnreachableError
   try:
-    model = create_model(FLAGS.model_name, num_classes=FLAGS.num_classes)
-  except ValueError as error:
-    raise app.UsageError(str(error)) from None
-  model.summary(line_length=110)
+    _run()
+  except (ValueError, FileNotFoundError, TPUUnreachableError, CheckpointMismatchError, FloatingPointError) as error:
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

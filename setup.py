@@ -9,6 +9,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["effnetv2_tf", "effnetv2_tf.*", "hparams", "tpu"]),
+    package_data={"effnetv2_tf": ["demo_data/README.md", "demo_data/*/*/*.jpg"]},
     py_modules=["main"],
     install_requires=[
         "tensorflow>=2.21,<2.22",
@@ -16,6 +17,9 @@ setup(
         "tensorflow-datasets>=4.9",
         "ml-collections>=1.0",
         "absl-py>=2.0",
+        "tensorboard>=2.16",  # tf.summary writes nothing without it; TF 2.21 no longer depends on it
+        "matplotlib>=3.7",  # the training.png plot
+        "pyyaml>=6",
     ],
     extras_require={
         "test": ["pytest>=8", "pillow>=10"],

@@ -9,7 +9,6 @@ is alive at a time (idle tf.data iterators steal cores). Writes benchmarks/resul
 """
 
 import argparse
-import json
 import os
 import pathlib
 import statistics
@@ -23,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.report import report  # noqa: E402
 from benchmarks.train_step import build_step  # noqa: E402
 from effnetv2_tf.data.convert import convert  # noqa: E402
 from effnetv2_tf.data.pipeline import build_dataset  # noqa: E402
@@ -88,16 +88,8 @@ def main():
         print(rows[-1], flush=True)
 
   print(f"\nB0 train step, 128 px, batch 32: {train:.1f} img/s")
-  print(f"{'size':>4} {'pipeline':<26} {'img/s':>8} {'per core':>9} {'x train':>8}")
-  for row in rows:
-    print(f"{row['size']:>4} {row['pipeline']:<26} {row['img/s']:>8} {row['img/s per core']:>9} "
-          f"{row['x B0 train step (128 px)']:>8}")
-  output = pathlib.Path(args.output)
-  output.parent.mkdir(parents=True, exist_ok=True)
-  output.write_text(json.dumps({"benchmark": "input_pipeline", "cores": os.cpu_count(),
-                                "b0_train_img_per_s": round(train, 1), "rows": rows}, indent=2))
-  print(f"wrote {output}")
-
+  report(rows, ["size", "pipeline", "img/s", "img/s per core", "x B0 train step (128 px)"], args.output,
+         benchmark="input_pipeline", cores=os.cpu_count(), b0_train_img_per_s=round(train, 1))
 
 if __name__ == "__main__":
   main()

@@ -9,7 +9,6 @@ noise hits both alike; medians are reported. Writes benchmarks/results/train_ste
 """
 
 import argparse
-import json
 import os
 import pathlib
 import statistics
@@ -23,6 +22,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.report import report  # noqa: E402
 from effnetv2_tf.model import create_model  # noqa: E402
 
 KERAS_APPLICATIONS = {"efficientnetv2-b0": keras.applications.EfficientNetV2B0,
@@ -95,15 +95,8 @@ def main():
       rows.append(compare(variant, args.size, args.batch_size, jit_compile, steps, rounds))
       print(rows[-1], flush=True)
 
-  print(f"\n{'variant':<18} {'XLA':<5} {'ours img/s':>10} {'keras img/s':>12} {'ratio':>6}")
-  for row in rows:
-    print(f"{row['variant']:<18} {str(row['jit_compile']):<5} {row['ours img/s']:>10} "
-          f"{row['keras.applications img/s']:>12} {row['ratio ours/keras']:>6}")
-  output = pathlib.Path(args.output)
-  output.parent.mkdir(parents=True, exist_ok=True)
-  output.write_text(json.dumps({"benchmark": "train_step", "device": "cpu", "rows": rows}, indent=2))
-  print(f"\nwrote {output}")
-
+  report(rows, ["variant", "jit_compile", "ours img/s", "keras.applications img/s", "ratio ours/keras"],
+         args.output, benchmark="train_step", device="cpu")
 
 if __name__ == "__main__":
   main()

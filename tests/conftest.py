@@ -55,3 +55,12 @@ def flower_records(flower_folder, tmp_path_factory):
   out = tmp_path_factory.mktemp("flower_records")
   convert(flower_folder, out, shards=4)
   return out
+
+
+@pytest.fixture(scope="session")
+def demo_records(tmp_path_factory):
+  """The photos shipped for the demo (always present), converted to TFRecords once per session."""
+  from effnetv2_tf.data.convert import convert
+  out = tmp_path_factory.mktemp("demo_records")
+  convert(pathlib.Path(__file__).resolve().parents[1] / "effnetv2_tf" / "demo_data", out, shards=4)
+  return out

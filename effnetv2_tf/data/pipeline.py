@@ -2,8 +2,9 @@
 
 build_dataset(source, image_size=..., augment=..., mixup_alpha=..., ...) gives batches of
 (images, one-hot labels) at the stage's size and regularization. Records whose image does not decode
-are skipped and counted (RecordCounts); a label outside [0, num_classes) stops with an error naming the
-file.
+are skipped and counted (RecordCounts): bytes that are not a JPEG/PNG/GIF/BMP are filtered out, and a
+truncated JPEG decodes with grey where data is missing. A label outside [0, num_classes) stops with an
+error naming the file.
 """
 
 import tensorflow as tf
@@ -11,27 +12,26 @@ import tensorflow as tf
 from effnetv2_tf.data import mixing, preprocessing
 
 
-class RecordCounts:
-  """How many records were read and kept; exact once a pass over the data has finished.
-
-  While a pipeline runs, up to its parallelism of records are read but not yet kept.
-  """
+class RecordCounts(tf.Module):
+  """How many records this process skipped because their bytes are not an image."""
 
   def __init__(self):
+    super().__init__(name="record_counts")
     with tf.device("/cpu:0"):
-      self.read = tf.Variable(0, dtype=tf.int64, trainable=False, name="records_read")
-      self.kept = tf.Variable(0, dtype=tf.int64, trainable=False, name="records_kept")
+      self.skipped_records = tf.Variable(0, dtype=tf.int64, trainable=False, name="records_skipped")
 
   @property
   def skipped(self):
-    return int(self.read.numpy() - self.kept.numpy())
+    return int(self.skipped_records.numpy())
 
 
-def _counted(variable):
-  def count(*element):
-    with tf.control_dependencies([variable.assign_add(1)]):
-      return tuple(tf.identity(part) for part in element)
-  return count
+def _decodable(counts):
+  def keep(image, label, origin):
+    def skip():
+      with tf.control_dependencies([counts.skipped_records.assign_add(1)]):
+        return tf.constant(False)
+    return tf.cond(preprocessing.is_decodable(image), lambda: tf.constant(True), skip)
+  return keep
 
 
 def _check_label(num_classes):
@@ -47,7 +47,7 @@ def _check_label(num_classes):
 def build_dataset(source, *, is_training, image_size, batch_size, num_classes, normalization, augment=None,
                   randaug_magnitude=0.0, randaug_layers=2, mixup_alpha=0.0, cutmix_alpha=0.0,
                   input_context=None, seed=None, dtype=tf.float32, shuffle_buffer=16_384, cache=False,
-                  counts=None):
+                  counts=None, crop_area_min=0.05, skip_steps=0):
   """Builds the batched dataset for one stage (training) or for evaluation.
 
   Args:
@@ -67,11 +67,18 @@ def build_dataset(source, *, is_training, image_size, batch_size, num_classes, n
     shuffle_buffer: examples in the training shuffle buffer.
     cache: cache the encoded records in memory after the first pass.
     counts: a RecordCounts to add to (skips reach the logs through it).
+    crop_area_min: smallest random crop as a fraction of the image (official 0.05).
+    skip_steps: training steps of this dataset already done (resume): their examples are skipped before
+      decoding, and the rest comes out exactly as in an uninterrupted run.
 
   Returns:
     tf.data.Dataset of (images [B, S, S, 3] dtype, labels [B, num_classes] float32).
   """
   per_replica = input_context.get_per_replica_batch_size(batch_size) if input_context else batch_size
+  # Each step takes one batch per replica; a pipeline feeds num_replicas / num_pipelines replicas.
+  batches_per_step = (input_context.num_replicas_in_sync // input_context.num_input_pipelines
+                      if input_context else 1)
+  skip_batches = skip_steps * batches_per_step
   pipeline_id = input_context.input_pipeline_id if input_context else 0
   base_seed = 0 if seed is None else seed
   counts = counts or RecordCounts()
@@ -87,24 +94,22 @@ def build_dataset(source, *, is_training, image_size, batch_size, num_classes, n
     if is_training:
       element_seed = tf.stack([tf.cast(base_seed * 7919 + pipeline_id, tf.int64), index])
       image = preprocessing.preprocess_for_train(image, element_seed, image_size, normalization, augment,
-                                                 randaug_magnitude, randaug_layers, dtype)
+                                                 randaug_magnitude, randaug_layers, dtype, crop_area_min)
     else:
       image = preprocessing.preprocess_for_eval(image, image_size, normalization, dtype)
     return image, label, origin
 
-  dataset = dataset.map(_counted(counts.read)).enumerate()
+  # enumerate before skip: an element's augmentation seed is its index, the same after a resume.
+  dataset = dataset.filter(_decodable(counts)).enumerate().skip(skip_batches * per_replica)
   dataset = dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
-  dataset = dataset.ignore_errors().map(_counted(counts.kept))  # undecodable images end here, counted
   dataset = dataset.map(_check_label(num_classes))
   dataset = dataset.batch(per_replica, drop_remainder=is_training)
   if is_training and (mixup_alpha > 0 or cutmix_alpha > 0):
     mix_seed = tf.constant([base_seed * 7919 + pipeline_id, 1_000_003], tf.int64)
-    dataset = dataset.enumerate().map(
+    dataset = dataset.enumerate(start=skip_batches).map(
         lambda step, batch: mixing.mix_batch(*batch, mixup_alpha, cutmix_alpha,
                                              tf.random.experimental.stateless_fold_in(mix_seed, step)),
         num_parallel_calls=tf.data.AUTOTUNE)
   options = tf.data.Options()
   options.deterministic = seed is not None
-  # The record counters are host state, restored with the training checkpoint, not the iterator.
-  options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
   return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

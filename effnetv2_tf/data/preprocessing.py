@@ -30,16 +30,41 @@ def resize_method(normalization):
   return "bicubic" if normalization == "mean_std" else "bilinear"
 
 
+def _is_jpeg(image):
+  return tf.io.is_jpeg(image)
+
+
 def _shape(image):
-  return tf.image.extract_jpeg_shape(image) if image.dtype == tf.string else tf.shape(image)
+  if image.dtype != tf.string:
+    return tf.shape(image)
+  return tf.cond(_is_jpeg(image), lambda: tf.image.extract_jpeg_shape(image),
+                 lambda: tf.shape(tf.io.decode_image(image, channels=3, expand_animations=False)))
 
 
 def _crop(image, offset_y, offset_x, height, width):
-  """Crops without decoding the rest of a JPEG; slices a decoded image."""
-  if image.dtype == tf.string:
-    window = tf.stack([offset_y, offset_x, height, width])
-    return tf.image.decode_and_crop_jpeg(image, window, channels=3)
-  return image[offset_y:offset_y + height, offset_x:offset_x + width, :3]
+  """Crops without decoding the rest of a JPEG (other formats: decode, then slice)."""
+  if image.dtype != tf.string:
+    return image[offset_y:offset_y + height, offset_x:offset_x + width, :3]
+
+  def jpeg():
+    # A truncated JPEG decodes with grey for what is missing instead of stopping the pipeline.
+    return tf.image.decode_and_crop_jpeg(image, tf.stack([offset_y, offset_x, height, width]), channels=3,
+                                         try_recover_truncated=True, acceptable_fraction=0.25)
+
+  def other():
+    decoded = tf.io.decode_image(image, channels=3, expand_animations=False)
+    return decoded[offset_y:offset_y + height, offset_x:offset_x + width]
+
+  return tf.cond(_is_jpeg(image), jpeg, other)
+
+
+def is_decodable(image):
+  """Whether encoded bytes start like a JPEG, PNG, GIF or BMP (decoded tensors always are)."""
+  if image.dtype != tf.string:
+    return tf.constant(True)
+  head = tf.strings.substr(image, 0, 4)
+  return _is_jpeg(image) | tf.reduce_any(tf.equal(head, [b"\x89PNG", b"GIF8"])) | tf.equal(
+      tf.strings.substr(image, 0, 2), b"BM")
 
 
 def random_crop_window(image_shape, seed, area_range=(0.05, 1.0), aspect_ratio_range=(3 / 4, 4 / 3),
@@ -74,8 +99,8 @@ def _augment(image, augment, magnitude, seed, num_layers):
 
 
 def preprocess_for_train(image, seed, image_size, normalization, augment=None, magnitude=10.0, num_layers=2,
-                         dtype=tf.float32):
-  """Random crop (area 0.05-1), resize, random flip, optional RandAugment/AutoAugment, normalize.
+                         dtype=tf.float32, crop_area_min=0.05):
+  """Random crop (area crop_area_min-1), resize, random flip, optional RandAugment/AutoAugment, normalize.
 
   Args:
     image: JPEG bytes (scalar string) or uint8 [H, W, C].
@@ -86,9 +111,10 @@ def preprocess_for_train(image, seed, image_size, normalization, augment=None, m
     magnitude: RandAugment magnitude m.
     num_layers: RandAugment ops per image.
     dtype: output dtype (float32 or bfloat16).
+    crop_area_min: smallest crop, as a fraction of the image area (official 0.05).
   """
   crop_seed, flip_seed, augment_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=3))
-  image = _crop(image, *random_crop_window(_shape(image), crop_seed))
+  image = _crop(image, *random_crop_window(_shape(image), crop_seed, area_range=(crop_area_min, 1.0)))
   image = tf.image.resize(image, (image_size, image_size), method=resize_method(normalization))
   image = tf.image.stateless_random_flip_left_right(image, flip_seed)
   if augment:

@@ -10,7 +10,7 @@ class ConvBNAct(keras.layers.Layer):
   """A bias-free 'same'-padded conv, batch norm and activation, named as in the official checkpoints."""
 
   def __init__(self, filters, kernel_size, strides=1, activation="silu", bn_momentum=0.9, bn_epsilon=1e-3,
-               **kwargs):
+               synchronized_bn=False, **kwargs):
     super().__init__(**kwargs)
     self.filters = filters
     self.kernel_size = kernel_size
@@ -18,10 +18,11 @@ class ConvBNAct(keras.layers.Layer):
     self.activation = activation
     self.bn_momentum = bn_momentum
     self.bn_epsilon = bn_epsilon
+    self.synchronized_bn = synchronized_bn
     self.conv = keras.layers.Conv2D(filters, kernel_size, strides, padding="same", use_bias=False,
                                     kernel_initializer=initializers.conv_kernel_initializer(), name="conv2d")
     self.bn = keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon,
-                                              name="tpu_batch_normalization")
+                                              synchronized=synchronized_bn, name="tpu_batch_normalization")
     self.act = keras.activations.get(activation)
 
   def build(self, input_shape):
@@ -37,4 +38,4 @@ class ConvBNAct(keras.layers.Layer):
   def get_config(self):
     return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
             "strides": self.strides, "activation": self.activation, "bn_momentum": self.bn_momentum,
-            "bn_epsilon": self.bn_epsilon}
+            "bn_epsilon": self.bn_epsilon, "synchronized_bn": self.synchronized_bn}

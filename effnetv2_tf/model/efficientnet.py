@@ -31,7 +31,8 @@ def resolve_spec(model, width=None, depth=None):
 
 def create_model(model="efficientnetv2-s", include_top=True, num_classes=1000, input_shape=(None, None, 3),
                  pooling=None, classifier_activation="softmax", dropout_rate=None, survival_prob=0.8,
-                 width=None, depth=None, activation="silu", bn_momentum=0.9, bn_epsilon=1e-3, name=None):
+                 width=None, depth=None, activation="silu", bn_momentum=0.9, bn_epsilon=1e-3,
+                 synchronized_bn=False, name=None):
   """Builds an EfficientNet V2 (or V1) Keras model.
 
   Inputs are normalized images (see effnetv2_tf.data for each family's normalization); spatial dims may
@@ -44,11 +45,14 @@ def create_model(model="efficientnetv2-s", include_top=True, num_classes=1000, i
     input_shape: (height, width, channels); height and width may be None.
     pooling: without the top, None returns the head's feature map, "avg" or "max" a pooled vector.
     classifier_activation: activation of the classifier; None returns logits.
-    dropout_rate: dropout before the classifier; defaults to the model's official rate.
+    dropout_rate: dropout before the classifier; defaults to the model's official rate. The layer
+      (`top_dropout`) is there even at rate 0, so a training schedule can change its rate.
     survival_prob: stochastic-depth survival probability of the last block; block i of N keeps
       1 - (1 - survival_prob) * i / N. 1.0 disables stochastic depth.
     width, depth: override the spec's width/depth coefficients (tiny variants for tests and demos).
     activation, bn_momentum, bn_epsilon: official defaults SiLU, 0.9 (Keras semantics), 1e-3.
+    synchronized_bn: batch statistics over all replicas of a tf.distribute strategy (the official
+      TPU batch norm); no effect on one device.
     name: the Keras model name; defaults to the spec's name, which prefixes official checkpoint names.
 
   Returns:
@@ -60,7 +64,8 @@ def create_model(model="efficientnetv2-s", include_top=True, num_classes=1000, i
   if pooling not in (None, "avg", "max"):
     raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}.")
   dropout_rate = spec.dropout_rate if dropout_rate is None else dropout_rate
-  norm = {"activation": activation, "bn_momentum": bn_momentum, "bn_epsilon": bn_epsilon}
+  norm = {"activation": activation, "bn_momentum": bn_momentum, "bn_epsilon": bn_epsilon,
+          "synchronized_bn": synchronized_bn}
 
   inputs = keras.Input(shape=input_shape, name="images")
   first_stage = specs.decode_stage(spec.stages[0])
@@ -75,8 +80,7 @@ def create_model(model="efficientnetv2-s", include_top=True, num_classes=1000, i
 
   if include_top:
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    if dropout_rate > 0:
-      x = keras.layers.Dropout(dropout_rate, name="top_dropout")(x)
+    x = keras.layers.Dropout(dropout_rate, name="top_dropout")(x)
     x = keras.layers.Dense(num_classes, activation=classifier_activation,
                            kernel_initializer=initializers.dense_kernel_initializer(), name="predictions")(x)
   elif pooling == "avg":

@@ -21,7 +21,8 @@ class _InvertedResidual(keras.layers.Layer):
   """What the two blocks share: config, BN/conv factories, the residual and get_config."""
 
   def __init__(self, input_filters, output_filters, kernel_size=3, strides=1, expand_ratio=1, se_ratio=None,
-               survival_prob=1.0, activation="silu", bn_momentum=0.9, bn_epsilon=1e-3, **kwargs):
+               survival_prob=1.0, activation="silu", bn_momentum=0.9, bn_epsilon=1e-3, synchronized_bn=False,
+               **kwargs):
     super().__init__(**kwargs)
     self.input_filters = input_filters
     self.output_filters = output_filters
@@ -33,6 +34,7 @@ class _InvertedResidual(keras.layers.Layer):
     self.activation = activation
     self.bn_momentum = bn_momentum
     self.bn_epsilon = bn_epsilon
+    self.synchronized_bn = synchronized_bn
     self.act = keras.activations.get(activation)
     self.has_residual = strides == 1 and input_filters == output_filters
     self._names = BlockLayerNames()
@@ -48,7 +50,7 @@ class _InvertedResidual(keras.layers.Layer):
 
   def _bn(self):
     return keras.layers.BatchNormalization(momentum=self.bn_momentum, epsilon=self.bn_epsilon,
-                                           name=self._names.bn())
+                                           synchronized=self.synchronized_bn, name=self._names.bn())
 
   def _squeeze_excite(self):
     if not self.se_ratio or not 0 < self.se_ratio <= 1:
@@ -86,7 +88,7 @@ class _InvertedResidual(keras.layers.Layer):
     return {**super().get_config(), "input_filters": self.input_filters, "output_filters": self.output_filters,
             "kernel_size": self.kernel_size, "strides": self.strides, "expand_ratio": self.expand_ratio,
             "se_ratio": self.se_ratio, "survival_prob": self.survival_prob, "activation": self.activation,
-            "bn_momentum": self.bn_momentum, "bn_epsilon": self.bn_epsilon}
+            "bn_momentum": self.bn_momentum, "bn_epsilon": self.bn_epsilon, "synchronized_bn": self.synchronized_bn}
 
 
 @keras.saving.register_keras_serializable(package="effnetv2_tf")

@@ -1,0 +1,17 @@
+"""The shared tail of every benchmark: a short table on stdout and the full rows as JSON."""
+
+import json
+import pathlib
+
+
+def report(rows, columns, output, **summary):
+  """Prints `columns` of `rows` as a table and writes {**summary, "rows": rows} to `output`."""
+  widths = [max(len(column), *(len(str(row[column])) for row in rows)) for column in columns]
+  print()
+  print("  ".join(column.rjust(width) for column, width in zip(columns, widths)))
+  for row in rows:
+    print("  ".join(str(row[column]).rjust(width) for column, width in zip(columns, widths)))
+  output = pathlib.Path(output)
+  output.parent.mkdir(parents=True, exist_ok=True)
+  output.write_text(json.dumps({**summary, "rows": rows}, indent=2))
+  print(f"wrote {output}")

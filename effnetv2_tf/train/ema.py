@@ -1,0 +1,49 @@
+"""Exponential moving average of the weights and BN statistics, with the official warm-up.
+
+decay_t = min(decay, (1 + t) / (10 + t)) (tf.train.ExponentialMovingAverage with num_updates), applied
+after every optimizer step to every trainable variable and every batch-norm moving statistic; eval and
+export use the averages.
+"""
+
+import contextlib
+
+import tensorflow as tf
+
+
+def averaged_variables(model):
+  """What the official code averages: trainable variables plus BN moving means and variances."""
+  stats = [v for v in model.non_trainable_variables if v.path.endswith(("moving_mean", "moving_variance"))]
+  return list(model.trainable_variables) + stats
+
+
+class ExponentialMovingAverage(tf.Module):
+  """Shadow copies of `variables`; create it inside the strategy scope that owns them."""
+
+  def __init__(self, variables, decay):
+    super().__init__(name="ema")
+    self.decay = decay
+    self._variables = list(variables)
+    # ONLY_FIRST_REPLICA: every replica computes the same update from synchronized weights.
+    self.shadows = [tf.Variable(tf.convert_to_tensor(v), trainable=False, name=f"shadow_{index}",
+                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+                    for index, v in enumerate(self._variables)]
+
+  def update(self, step):
+    """Moves every shadow towards its variable; `step` is the optimizer step before this update."""
+    step = tf.cast(step, tf.float32)
+    decay = tf.minimum(self.decay, (1.0 + step) / (10.0 + step))
+    for shadow, variable in zip(self.shadows, self._variables):
+      value = tf.cast(tf.convert_to_tensor(variable), shadow.dtype)
+      shadow.assign(decay * shadow + (1.0 - decay) * value)
+
+  @contextlib.contextmanager
+  def averaged_weights(self):
+    """Within the block the model holds the averages; its own values come back afterwards."""
+    backup = [tf.convert_to_tensor(v) for v in self._variables]
+    for variable, shadow in zip(self._variables, self.shadows):
+      variable.assign(tf.convert_to_tensor(shadow))
+    try:
+      yield
+    finally:
+      for variable, value in zip(self._variables, backup):
+        variable.assign(value)

@@ -1,0 +1,55 @@
+"""The official learning-rate schedule: linear warm-up from 0, then exponential (staircase), cosine,
+linear or constant decay. The decay curve is not shifted by the warm-up (official behaviour)."""
+
+import math
+
+import keras
+from keras import ops
+
+SCHEDULES = ("exponential", "cosine", "linear", "constant")
+
+
+@keras.saving.register_keras_serializable(package="effnetv2_tf")
+class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+  """lr(step) of the official recipe.
+
+  Args:
+    base_lr: peak learning rate (already scaled by batch / 256).
+    total_steps: steps of the whole run (cosine and linear decay reach lr_min there).
+    warmup_steps: linear warm-up length; lr = base_lr * step / warmup_steps before it.
+    schedule: "exponential", "cosine", "linear" or "constant".
+    decay_steps, decay_factor: exponential: base_lr * decay_factor ** floor(step / decay_steps).
+    lr_min: floor of the decayed rate.
+  """
+
+  def __init__(self, base_lr, total_steps, warmup_steps=0, schedule="exponential", decay_steps=1,
+               decay_factor=0.97, lr_min=0.0):
+    if schedule not in SCHEDULES:
+      raise ValueError(f"Unknown lr schedule {schedule!r}; expected one of {SCHEDULES}.")
+    self.base_lr = base_lr
+    self.total_steps = total_steps
+    self.warmup_steps = warmup_steps
+    self.schedule = schedule
+    self.decay_steps = decay_steps
+    self.decay_factor = decay_factor
+    self.lr_min = lr_min
+
+  def __call__(self, step):
+    step = ops.cast(step, "float32")
+    if self.schedule == "exponential":
+      lr = self.base_lr * ops.power(self.decay_factor, ops.floor(step / self.decay_steps))
+    elif self.schedule == "cosine":
+      lr = 0.5 * self.base_lr * (1 + ops.cos(math.pi * step / self.total_steps))
+    elif self.schedule == "linear":
+      lr = (1.0 - step / self.total_steps) * self.base_lr
+    else:
+      lr = self.base_lr * ops.ones_like(step)
+    lr = ops.maximum(lr, self.lr_min)
+    if self.warmup_steps > 0:
+      lr = ops.where(step < self.warmup_steps, self.base_lr * step / self.warmup_steps, lr)
+    return lr
+
+  def get_config(self):
+    return {"base_lr": self.base_lr, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
+            "schedule": self.schedule, "decay_steps": self.decay_steps, "decay_factor": self.decay_factor,
+            "lr_min": self.lr_min}

@@ -1,0 +1,333 @@
+"""The training loop: progressive stages on any tf.distribute strategy, with EMA, checkpoints and eval.
+
+Sections: set-up (model, optimizer, EMA in the strategy's scope), data (one dataset per stage), the
+step (strategy.run inside a tf.function that runs steps_per_loop steps), checkpoints (exact resume at
+any step, data iterator included), eval (top-1/top-5 with the EMA weights) and logs (console progress
+bar, TensorBoard, history.jsonl and a PNG plot).
+"""
+
+import json
+import math
+import pathlib
+import time
+
+import keras
+import tensorflow as tf
+import yaml
+
+from effnetv2_tf.data.pipeline import RecordCounts, build_dataset
+from effnetv2_tf.data.sources import TFDSSource, TFRecordSource
+from effnetv2_tf.model import create_model, get_model_spec
+from effnetv2_tf.train import history, losses
+from effnetv2_tf.train.ema import ExponentialMovingAverage, averaged_variables
+from effnetv2_tf.train.lr_schedule import WarmupDecay
+from effnetv2_tf.train.optimizer import create_optimizer
+from effnetv2_tf.train.schedule import ProgressiveSchedule
+
+CONFIG_FILE = "config.yaml"
+CHECKPOINT_DIR = "checkpoints"
+
+
+class CheckpointMismatchError(ValueError):
+  """model_dir holds the checkpoints of another model."""
+
+
+def _model_identity(config):
+  """What must match for a checkpoint to load: the architecture and the classifier."""
+  model = config["model"]
+  return {key: model[key] for key in ("name", "width", "depth", "num_classes")}
+
+
+def data_sources(config, data_dir):
+  """(train source, eval source) of the config, reading from data_dir."""
+  data = config.data
+  if data.source == "tfds":
+    return (TFDSSource(data.tfds_name, data.train_split, data_dir),
+            TFDSSource(data.tfds_name, data.eval_split, data_dir))
+  if data.source != "tfrecord":
+    raise ValueError(f"Unknown data.source {data.source!r}; expected tfrecord or tfds.")
+  if not data_dir:
+    raise FileNotFoundError("No --data_dir given: point it at a folder of TFRecords (or data.source=tfds).")
+  root = pathlib.Path(data_dir)
+  return (TFRecordSource(str(root / data.train_files), data.label_offset),
+          TFRecordSource(str(root / data.eval_files), data.label_offset))
+
+
+class Trainer:
+  """Trains and evaluates one resolved config (hparams.resolve) in `model_dir` on `runtime`."""
+
+  def __init__(self, config, model_dir, data_dir, runtime):
+    self.config = config
+    self.model_dir = pathlib.Path(model_dir)
+    self.runtime = runtime
+    self.strategy = runtime.strategy
+    self.is_chief = self._is_chief()
+    self.train_source, self.eval_source = data_sources(config, data_dir)
+    self._check_model_dir()
+    if config.runtime.deterministic:
+      tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(config.train.seed)
+    policy = runtime.mixed_precision_policy(config.runtime.mixed_precision)
+    keras.mixed_precision.set_global_policy(policy)
+    self.compute_dtype = tf.bfloat16 if policy == "mixed_bfloat16" else (
+        tf.float16 if policy == "mixed_float16" else tf.float32)
+    self.jit_compile = runtime.jit_compile(config.runtime.jit_compile)
+
+    train = config.train
+    self.global_batch = train.batch_size
+    steps_per_epoch = config.data.num_train_examples / self.global_batch
+    self.total_steps = max(int(train.epochs * steps_per_epoch), train.min_steps, 1)
+    self.schedule = ProgressiveSchedule(
+        self.total_steps, train.stages, (train.base_image_size, train.image_size),
+        (train.randaug_min, train.randaug_max), (0.0, train.mixup_max), (0.0, train.cutmix_max),
+        (config.model.dropout_min, config.model.dropout_rate), train.progressive_rule)
+    self.spec = get_model_spec(config.model.name)
+    self.counts = RecordCounts()
+
+    with self.strategy.scope():
+      self.model = create_model(
+          config.model.name, num_classes=config.model.num_classes, classifier_activation=None,
+          dropout_rate=config.model.dropout_rate, survival_prob=config.model.survival_prob,
+          width=config.model.width, depth=config.model.depth, bn_momentum=config.model.bn_momentum,
+          bn_epsilon=config.model.bn_epsilon, synchronized_bn=config.model.synchronized_bn)
+      self.learning_rate = WarmupDecay(
+          train.lr_base * self.global_batch / 256, self.total_steps,
+          int(train.warmup_epochs * steps_per_epoch), train.lr_schedule,
+          max(train.lr_decay_epochs * steps_per_epoch, 1.0), train.lr_decay_factor, train.lr_min)
+      optimizer = create_optimizer(train.optimizer, self.learning_rate)
+      if policy == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+      self.optimizer = optimizer
+      # Slots must exist before the first strategy.run (lazy creation there fails).
+      self.optimizer.build(self.model.trainable_variables)
+      self.ema = ExponentialMovingAverage(averaged_variables(self.model), train.ema_decay)
+    self.decayed = losses.decayed_variables(self.model.trainable_variables)
+    # Dropout / stochastic-depth RNG states are not part of the model's checkpoint; without them a
+    # resumed run would draw other masks than an uninterrupted one.
+    rng_states = [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
+    self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, ema=self.ema,
+                                          rng_states=rng_states)
+    self.evals = []
+    self._eval_step = tf.function(self._eval_logits_step)
+
+  # ---- set-up helpers -------------------------------------------------------------------------------
+
+  def _is_chief(self):
+    resolver = getattr(self.strategy, "cluster_resolver", None)
+    return resolver is None or resolver.task_type in (None, "chief") or (
+        resolver.task_type == "worker" and resolver.task_id == 0)
+
+  def _check_model_dir(self):
+    """Refuses a model_dir whose checkpoints belong to another model; writes the resolved config."""
+    path = self.model_dir / CONFIG_FILE
+    if path.exists() and tf.train.latest_checkpoint(str(self.model_dir / CHECKPOINT_DIR)):
+      saved = _model_identity(yaml.safe_load(path.read_text()))
+      wanted = _model_identity(self.config.to_dict())
+      if saved != wanted:
+        raise CheckpointMismatchError(
+            f"{self.model_dir} holds checkpoints of {saved}, not {wanted}: use another --model_dir "
+            "(or the same model settings to resume).")
+    if self.is_chief:
+      self.model_dir.mkdir(parents=True, exist_ok=True)
+      path.write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+
+  @property
+  def step(self):
+    return int(self.optimizer.iterations.numpy())
+
+  def _dataset(self, stage=None, skip_steps=0):
+    """The distributed dataset of a training stage (its first `skip_steps` steps skipped), or of
+    evaluation when stage is None."""
+    config = self.config
+    augment = None if config.data.augment == "none" else config.data.augment
+
+    def dataset_fn(input_context):
+      common = {"num_classes": config.model.num_classes, "normalization": self.spec.normalization,
+                "input_context": input_context, "dtype": self.compute_dtype, "counts": self.counts}
+      if stage is None:
+        return build_dataset(self.eval_source, is_training=False, image_size=config.eval.image_size,
+                             batch_size=config.eval.batch_size, **common)
+      return build_dataset(self.train_source, is_training=True, image_size=stage.image_size,
+                           batch_size=self.global_batch, augment=augment,
+                           randaug_magnitude=stage.randaug_magnitude, randaug_layers=config.data.randaug_layers,
+                           mixup_alpha=stage.mixup_alpha, cutmix_alpha=stage.cutmix_alpha,
+                           seed=config.train.seed * 1000 + stage.index, shuffle_buffer=config.data.shuffle_buffer,
+                           cache=config.data.cache, crop_area_min=config.data.crop_area_min,
+                           skip_steps=skip_steps, **common)
+
+    return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+  # ---- the step -----------------------------------------------------------------------------------------
+
+  def _train_step(self, images, labels):
+    train = self.config.train
+    variables = self.model.trainable_variables
+    with tf.GradientTape() as tape:
+      logits = tf.cast(self.model(images, training=True), tf.float32)
+      per_example = losses.classification_loss(labels, logits, train.label_smoothing, train.loss_type)
+      loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch)
+      # Each replica adds its share so that the all-reduced gradient holds the decay once.
+      decay = losses.weight_decay_loss(self.decayed, train.weight_decay) / self.strategy.num_replicas_in_sync
+      total = loss + decay
+      if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+        total = self.optimizer.scale_loss(total)
+    gradients = tape.gradient(total, variables)
+    if train.gradient_clip > 0:
+      gradients = [tf.clip_by_norm(g, train.gradient_clip) for g in gradients]
+      gradients, _ = tf.clip_by_global_norm(gradients, train.gradient_clip)
+    step_before = tf.identity(self.optimizer.iterations)
+    self.optimizer.apply_gradients(zip(gradients, variables))
+    self.ema.update(step_before)
+    correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(labels, -1)), tf.float32))
+    return loss, correct
+
+  def _make_train_loop(self):
+    """A tf.function running `num_steps` distributed steps; made anew each stage (new shapes, dropout)."""
+    step_fn = tf.function(self._train_step, jit_compile=self.jit_compile)
+
+    @tf.function
+    def train_loop(iterator, num_steps):
+      loss_sum = tf.constant(0.0)
+      correct_sum = tf.constant(0.0)
+      for _ in tf.range(num_steps):
+        loss, correct = self.strategy.run(step_fn, args=next(iterator))
+        loss_sum += self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+        correct_sum += self.strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None)
+      steps = tf.cast(num_steps, tf.float32)
+      return loss_sum / steps, correct_sum / (steps * self.global_batch)
+
+    return train_loop
+
+  # ---- checkpoints ------------------------------------------------------------------------------------
+
+  def _manager(self):
+    runtime = self.config.runtime
+    directory = self.model_dir / CHECKPOINT_DIR
+    if not self.is_chief:  # other workers write to a scratch folder (MultiWorkerMirrored needs every save)
+      directory = self.model_dir / "workers" / str(self.strategy.cluster_resolver.task_id)
+    return tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=runtime.keep_checkpoints,
+                                      keep_checkpoint_every_n_hours=runtime.keep_checkpoint_every_hours)
+
+  def restore(self):
+    """Restores model, optimizer, EMA and RNG states from the latest checkpoint; returns its step or 0."""
+    latest = tf.train.latest_checkpoint(str(self.model_dir / CHECKPOINT_DIR))
+    if not latest:
+      return 0
+    try:
+      self.checkpoint.read(latest).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
+      raise CheckpointMismatchError(f"Checkpoint {latest} does not fit this model: {str(error)[:300]}") from None
+    return self.step
+
+  # ---- eval -------------------------------------------------------------------------------------------
+
+  def _eval_logits_step(self, images, labels):
+    logits = tf.cast(self.model(images, training=False), tf.float32)
+    targets = tf.argmax(labels, -1)
+    top1 = tf.reduce_sum(tf.cast(tf.math.in_top_k(targets, logits, 1), tf.float32))
+    top5 = tf.reduce_sum(tf.cast(tf.math.in_top_k(targets, logits, min(5, logits.shape[-1])), tf.float32))
+    return top1, top5, tf.cast(tf.shape(labels)[0], tf.float32)
+
+  def evaluate(self, use_ema=True):
+    """Top-1 / top-5 on the eval split at the eval size, with the EMA weights by default."""
+    dataset = self._dataset(stage=None)
+    totals = [0.0, 0.0, 0.0]
+
+    def run():
+      for images, labels in dataset:
+        results = self.strategy.run(self._eval_step, args=(images, labels))
+        for i, value in enumerate(results):
+          totals[i] += float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None))
+
+    if use_ema:
+      with self.ema.averaged_weights():
+        run()
+    else:
+      run()
+    count = max(totals[2], 1.0)
+    return {"step": self.step, "top1": totals[0] / count, "top5": totals[1] / count, "examples": int(totals[2]),
+            "ema": use_ema}
+
+  # ---- the loop -----------------------------------------------------------------------------------------
+
+  def stage_table(self):
+    lines = [f"{'stage':>5} {'steps':>13} {'size':>5} {'dropout':>8} {'randaug':>8} {'mixup':>6} {'cutmix':>6}"]
+    for s in self.schedule.stages:
+      lines.append(f"{s.index:>5} {f'{s.start_step}-{s.end_step}':>13} {s.image_size:>5} {s.dropout_rate:>8.3f} "
+                   f"{s.randaug_magnitude:>8.2f} {s.mixup_alpha:>6.3f} {s.cutmix_alpha:>6.3f}")
+    return "\n".join(lines)
+
+  def train(self, eval_between_stages=False):
+    """Runs every stage from the restored step to the end; returns the eval results made on the way."""
+    self.restore()
+    writer = tf.summary.create_file_writer(str(self.model_dir / "train")) if self.is_chief else None
+    runtime = self.config.runtime
+    manager = self._manager()
+    for stage in self.schedule.stages:
+      if self.step >= stage.end_step:
+        continue
+      self.model.get_layer("top_dropout").rate = stage.dropout_rate
+      # A resumed stage continues its data exactly where the checkpoint was taken.
+      iterator = iter(self._dataset(stage, skip_steps=self.step - stage.start_step))
+      train_loop = self._make_train_loop()
+      print(f"stage {stage.index + 1}/{len(self.schedule.stages)}: {stage.image_size} px, dropout "
+            f"{stage.dropout_rate:.3f}, RandAugment {stage.randaug_magnitude:.2f}, mixup {stage.mixup_alpha:.3f}, "
+            f"cutmix {stage.cutmix_alpha:.3f}, steps {self.step}-{stage.end_step}", flush=True)
+      progress = keras.utils.Progbar(stage.end_step - stage.start_step, stateful_metrics=["loss", "top1", "img/s", "lr"])
+      progress.update(self.step - stage.start_step)
+      stage_started = time.perf_counter()
+      while self.step < stage.end_step:
+        next_save = (self.step // runtime.checkpoint_steps + 1) * runtime.checkpoint_steps
+        num_steps = min(runtime.steps_per_loop, stage.end_step - self.step, next_save - self.step)
+        started = time.perf_counter()
+        loss, top1 = train_loop(iterator, tf.constant(num_steps))
+        loss, top1 = float(loss), float(top1)
+        seconds = time.perf_counter() - started
+        if not math.isfinite(loss):
+          raise FloatingPointError(f"Loss became {loss} at step {self.step}: lower train.lr_base or enable "
+                                   "train.gradient_clip; the last good checkpoint is kept.")
+        row = {"step": self.step, "stage": stage.index, "image_size": stage.image_size, "loss": loss,
+               "train_top1": top1, "lr": float(self.learning_rate(self.step)),
+               "images_per_second": num_steps * self.global_batch / seconds,
+               "dropout": stage.dropout_rate, "randaug": stage.randaug_magnitude, "mixup": stage.mixup_alpha,
+               "cutmix": stage.cutmix_alpha, "records_skipped": self.counts.skipped}
+        progress.update(self.step - stage.start_step, [("loss", loss), ("top1", top1),
+                                                       ("img/s", row["images_per_second"]), ("lr", row["lr"])])
+        if self.is_chief:
+          history.append(self.model_dir, row)
+          with writer.as_default(step=self.step):
+            for key, value in row.items():
+              if key != "step":
+                tf.summary.scalar(key, value)
+        if self.step % runtime.checkpoint_steps == 0 or self.step == stage.end_step:
+          manager.save(checkpoint_number=self.step)
+      print(f"stage {stage.index + 1} done in {time.perf_counter() - stage_started:.1f} s"
+            f" (records skipped so far: {self.counts.skipped})", flush=True)
+      if eval_between_stages:
+        self._log_eval(self.evaluate(), writer)
+    return self.evals
+
+  def _log_eval(self, result, writer):
+    self.evals.append(result)
+    print(f"eval at step {result['step']}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} "
+          f"({result['examples']} images, {'EMA' if result['ema'] else 'raw'} weights)", flush=True)
+    if self.is_chief:
+      with open(self.model_dir / "eval.jsonl", "a") as f:
+        f.write(json.dumps(result) + "\n")
+      if writer:
+        with writer.as_default(step=result["step"]):
+          tf.summary.scalar("eval/top1", result["top1"])
+          tf.summary.scalar("eval/top5", result["top5"])
+
+  def finish(self):
+    """Final eval (unless the last stage's eval was at this step) and the PNG plot; returns the result."""
+    if self.evals and self.evals[-1]["step"] == self.step:
+      result = self.evals[-1]
+    else:
+      writer = tf.summary.create_file_writer(str(self.model_dir / "train")) if self.is_chief else None
+      result = self.evaluate()
+      self._log_eval(result, writer)
+    if self.is_chief:
+      plot = history.plot(self.model_dir, self.schedule.stages, self.evals)
+      print(f"plot: {plot}", flush=True)
+    return result

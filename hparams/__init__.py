@@ -1,0 +1,118 @@
+"""Named hparam sets (ml-collections ConfigDicts), --hparam_str overrides and resolution of model defaults.
+
+  get_config("imagenet-s")                    # a named set
+  override(config, "train.batch_size=256,data.augment=autoaug")
+  resolve(config)                             # fill None values from the model spec
+"""
+
+import ast
+
+import ml_collections
+
+from effnetv2_tf.model import get_model_spec
+from hparams import base, demo, finetune, imagenet
+
+_V2 = ("b0", "b1", "b2", "b3", "s", "m", "l", "xl")
+SETS = {
+    "base": base.get_config,
+    "demo": demo.demo,
+    **{f"imagenet-{v}": (lambda v=v: imagenet.imagenet(f"efficientnetv2-{v}")) for v in _V2},
+    **{f"imagenet21k-{v}": (lambda v=v: imagenet.imagenet21k(f"efficientnetv2-{v}")) for v in ("s", "m", "l", "xl")},
+    **{f"{d}-ft": (lambda d=d: finetune.finetune(d)) for d in finetune.DATASETS},
+}
+
+
+def get_config(name):
+  """The named set; an unknown name raises ValueError listing the valid ones."""
+  try:
+    return SETS[name]()
+  except KeyError:
+    raise ValueError(f"Unknown hparams set {name!r}. Valid sets: {', '.join(SETS)}.") from None
+
+
+def _split_assignments(hparam_str):
+  """Splits 'a=1,b=[1,2],c=x' on the commas outside brackets and quotes."""
+  parts, depth, quote, current = [], 0, None, ""
+  for char in hparam_str:
+    if quote:
+      quote = None if char == quote else quote
+    elif char in "'\"":
+      quote = char
+    elif char in "([{":
+      depth += 1
+    elif char in ")]}":
+      depth -= 1
+    elif char == "," and depth == 0:
+      parts.append(current)
+      current = ""
+      continue
+    current += char
+  parts.append(current)
+  return [part.strip() for part in parts if part.strip()]
+
+
+def _parse_value(text):
+  lowered = text.strip().lower()
+  if lowered in ("true", "false"):
+    return lowered == "true"
+  if lowered in ("none", "null"):
+    return None
+  try:
+    return ast.literal_eval(text.strip())
+  except (ValueError, SyntaxError):
+    return text.strip()
+
+
+def _valid_keys(config, prefix=""):
+  keys = []
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      keys += _valid_keys(value, f"{prefix}{key}.")
+    else:
+      keys.append(prefix + key)
+  return keys
+
+
+def override(config, hparam_str):
+  """Applies 'a.b=1,c.d=x' to `config` in place; unknown keys and wrong types raise one clear ValueError."""
+  for assignment in _split_assignments(hparam_str or ""):
+    if "=" not in assignment:
+      raise ValueError(f"Bad --hparam_str item {assignment!r}: expected key=value, e.g. train.batch_size=256.")
+    key, text = assignment.split("=", 1)
+    key = key.strip()
+    *groups, leaf = key.split(".")
+    node = config
+    for group in groups:
+      node = node.get(group) if isinstance(node, ml_collections.ConfigDict) else None
+    if not isinstance(node, ml_collections.ConfigDict) or leaf not in node or isinstance(
+        node[leaf], ml_collections.ConfigDict):
+      raise ValueError(f"Unknown hparam {key!r}. Valid keys: {', '.join(_valid_keys(config))}.")
+    value = _parse_value(text)
+    current = node[leaf]
+    if current is not None and value is not None and isinstance(value, str) != isinstance(current, str):
+      raise ValueError(f"hparam {key!r} takes a {type(current).__name__} (now {current!r}), got {text.strip()!r}.")
+    try:
+      node[leaf] = value
+    except TypeError:
+      raise ValueError(f"hparam {key!r} takes a {type(current).__name__} (now {current!r}), "
+                       f"got {text.strip()!r}.") from None
+  return config
+
+
+def resolve(config):
+  """A copy of `config` with every None model default filled in from the model's spec."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  spec = get_model_spec(config.model.name)
+
+  def fill(node, key, value):
+    if node[key] is None:
+      node[key] = value
+
+  fill(config.model, "dropout_rate", spec.dropout_rate)
+  fill(config.data, "augment", spec.augment)
+  fill(config.train, "image_size", spec.train_size)
+  fill(config.train, "randaug_max", spec.randaug_magnitude or config.train.randaug_min)
+  fill(config.train, "mixup_max", spec.mixup_alpha)
+  fill(config.train, "cutmix_max", spec.mixup_alpha)
+  fill(config.eval, "image_size", spec.eval_size)
+  return config

@@ -1,0 +1,35 @@
+"""The no-flag demo: a small EfficientNetV2 trained on the CPU in a few minutes, in 4 progressive stages,
+on the flower photos shipped in effnetv2_tf/demo_data (CC-BY, see its README)."""
+
+from hparams import base
+
+
+def demo():
+  config = base.get_config()
+  config.model.name = "efficientnetv2-b0"
+  config.model.width = 0.5
+  config.model.depth = 0.5
+  config.model.num_classes = 5
+  config.model.dropout_rate = 0.2
+  config.model.survival_prob = 0.9
+  config.data.train_files = "train-*"
+  config.data.eval_files = "val-*"
+  config.data.num_train_examples = 200
+  config.data.augment = "randaug"
+  config.train.batch_size = 32
+  config.train.epochs = 30.0
+  config.train.image_size = 112
+  config.train.base_image_size = 64
+  config.train.randaug_min = 2.0
+  config.train.randaug_max = 6.0
+  config.train.mixup_max = 0.0
+  config.train.cutmix_max = 0.0
+  config.train.lr_base = 0.05
+  config.train.lr_schedule = "cosine"
+  config.train.warmup_epochs = 2.0
+  config.train.ema_decay = 0.99
+  config.eval.batch_size = 50
+  config.eval.image_size = 112
+  config.runtime.steps_per_loop = 10
+  config.runtime.checkpoint_steps = 50
+  return config

@@ -1,0 +1,53 @@
+"""Runs a tiny training in its own process for the trainer tests and prints a JSON summary.
+
+Logical CPU devices (MirroredStrategy over 2 CPUs) and TF_CONFIG (MultiWorkerMirrored) must be set before
+TensorFlow starts, hence a separate process.
+  python tests/train/run_trainer.py --strategy=mirrored --logical_cpus=2 --model_dir=... --data_dir=...
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# 6 steps of 8 images in 2 stages (32 -> 40 px) on a 0.25-width B0; deterministic, no RNG in the model.
+TINY = ("model.width=0.25,model.depth=0.25,train.batch_size=8,train.base_image_size=32,train.image_size=40,"
+        "eval.image_size=40,eval.batch_size=10,data.num_train_examples=48,train.epochs=1.0,train.stages=2,"
+        "runtime.steps_per_loop=1,runtime.checkpoint_steps=2,runtime.deterministic=true,"
+        "model.dropout_rate=0.0,model.survival_prob=1.0,train.warmup_epochs=0.0")
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--strategy", default="default")
+  parser.add_argument("--logical_cpus", type=int, default=1)
+  parser.add_argument("--model_dir", required=True)
+  parser.add_argument("--data_dir", required=True)
+  parser.add_argument("--hparam_str", default="")
+  args = parser.parse_args()
+
+  import tensorflow as tf
+  if args.logical_cpus > 1:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.logical_cpus)
+
+  import hparams
+  from effnetv2_tf.train import history
+  from effnetv2_tf.train.trainer import Trainer
+  from tpu.strategy import resolve_runtime
+
+  config = hparams.resolve(hparams.override(hparams.get_config("demo"), ",".join(filter(None, [TINY, args.hparam_str]))))
+  trainer = Trainer(config, args.model_dir, args.data_dir, resolve_runtime(args.strategy))
+  trainer.train()
+  weights = [float(tf.reduce_sum(tf.cast(v, tf.float64))) for v in trainer.model.weights]
+  print("RESULT " + json.dumps({"replicas": trainer.strategy.num_replicas_in_sync, "step": trainer.step,
+                                "losses": [row["loss"] for row in history.read(args.model_dir)],
+                                "weights": weights}))
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,150 @@
+"""The training loop end to end: strategies, resume after SIGKILL, stage switches, bad input."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+RUNNER = pathlib.Path(__file__).with_name("run_trainer.py")
+
+
+def _run(model_dir, data_dir, *extra, env=None, timeout=300):
+  done = subprocess.run([sys.executable, str(RUNNER), f"--model_dir={model_dir}", f"--data_dir={data_dir}", *extra],
+                        capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+  assert done.returncode == 0, done.stderr[-3000:]
+  line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
+  return json.loads(line[len("RESULT "):])
+
+
+def test_mirrored_over_two_cpus_gives_the_default_strategy_losses(demo_records, tmp_path):
+  single = _run(tmp_path / "single", demo_records)
+  mirrored = _run(tmp_path / "mirrored", demo_records, "--strategy=mirrored", "--logical_cpus=2")
+  assert (single["replicas"], mirrored["replicas"]) == (1, 2)
+  assert single["step"] == mirrored["step"] == 6 and len(single["losses"]) == 6
+  # Synchronized batch norm and the global-batch loss make 2 replicas x 4 images equal 1 x 8 images.
+  np.testing.assert_allclose(mirrored["losses"], single["losses"], rtol=2e-4)
+  np.testing.assert_allclose(mirrored["weights"], single["weights"], rtol=1e-3, atol=1e-4)
+
+
+def _free_port():
+  import socket
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_multi_worker_mirrored_with_two_local_processes(demo_records, tmp_path):
+  workers = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
+  processes = []
+  for index in range(2):
+    env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
+                                                   "task": {"type": "worker", "index": index}})}
+    processes.append(subprocess.Popen(
+        [sys.executable, str(RUNNER), f"--model_dir={tmp_path / 'run'}", f"--data_dir={demo_records}",
+         "--strategy=multi_worker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT))
+  results = []
+  for process in processes:
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+    results.append(json.loads(next(l for l in out.splitlines() if l.startswith("RESULT "))[len("RESULT "):]))
+  assert [r["replicas"] for r in results] == [2, 2] and [r["step"] for r in results] == [6, 6]
+  np.testing.assert_allclose(results[0]["weights"], results[1]["weights"], rtol=1e-6)
+  assert all(np.isfinite(results[0]["losses"]))
+
+
+MAIN_TINY = ("model.width=0.25,model.depth=0.25,train.batch_size=8,train.base_image_size=32,train.image_size=48,"
+             "eval.image_size=48,eval.batch_size=10,data.num_train_examples=192,train.epochs=1.0,train.stages=3,"
+             "runtime.steps_per_loop=1,runtime.checkpoint_steps=1,runtime.deterministic=true,train.warmup_epochs=0.0")
+
+
+def _main(model_dir, data_dir, hparam_str=MAIN_TINY, *extra):
+  return [sys.executable, str(ROOT / "main.py"), "--mode=train", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
+          f"--hparam_str={hparam_str}", *extra]
+
+
+def _final_weights(model_dir):
+  reader = tf.train.load_checkpoint(str(model_dir / "checkpoints"))
+  names = sorted(n for n in reader.get_variable_to_shape_map() if n.startswith(("model/", "ema/", "rng_states/"))
+                 and "OPTIMIZER_SLOT" not in n)
+  return names, [reader.get_tensor(n) for n in names]
+
+
+def test_resume_after_sigkill_in_stage_two_equals_an_uninterrupted_run(demo_records, tmp_path):
+  """24 steps in 3 stages (dropout and stochastic depth on): kill inside stage 2, rerun, compare."""
+  subprocess.run(_main(tmp_path / "whole", demo_records), check=True, capture_output=True, timeout=300, cwd=ROOT)
+
+  interrupted = tmp_path / "interrupted"
+  process = subprocess.Popen(_main(interrupted, demo_records), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             cwd=ROOT)
+  killed_at = None
+  deadline = time.time() + 240
+  while time.time() < deadline and process.poll() is None:
+    steps = [json.loads(l)["step"] for l in (interrupted / "history.jsonl").read_text().splitlines()] if (
+        interrupted / "history.jsonl").exists() else []
+    if steps and steps[-1] >= 11:  # stage 2 covers steps 8-16
+      process.send_signal(signal.SIGKILL)
+      killed_at = steps[-1]
+      break
+    time.sleep(0.02)
+  process.wait()
+  assert killed_at is not None and killed_at < 16, "the run ended before it could be killed in stage 2"
+  resumed = subprocess.run(_main(interrupted, demo_records), check=True, capture_output=True, text=True,
+                           timeout=300, cwd=ROOT)
+  assert "stage 2/3" in resumed.stdout and "stage 1/3" not in resumed.stdout  # continued, not restarted
+
+  names, whole = _final_weights(tmp_path / "whole")
+  resumed_names, again = _final_weights(interrupted)
+  assert names == resumed_names and len(names) > 100
+  for name, a, b in zip(names, whole, again):
+    np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_paper_rule_changes_dropout_per_stage_keeping_optimizer_and_ema_state(demo_records, tmp_path):
+  import hparams
+  from effnetv2_tf.train.trainer import Trainer
+  from tpu.strategy import resolve_runtime
+  sys.path.insert(0, str(RUNNER.parent))
+  from run_trainer import TINY
+  config = hparams.resolve(hparams.override(hparams.get_config("demo"), TINY + (
+      ",train.progressive_rule=paper,model.dropout_min=0.0,model.dropout_rate=0.8,train.stages=3,"
+      "data.num_train_examples=72,runtime.deterministic=false")))
+  trainer = Trainer(config, tmp_path / "run", demo_records, resolve_runtime("default"))
+  assert [round(s.dropout_rate, 2) for s in trainer.schedule.stages] == [0.0, 0.4, 0.8]
+  initial = [v.numpy().copy() for v in trainer.ema.shadows]
+  trainer.train()
+  assert trainer.step == 9 and int(trainer.optimizer.iterations.numpy()) == 9  # one optimizer across stages
+  assert any(not np.array_equal(a, b.numpy()) for a, b in zip(initial, trainer.ema.shadows))
+  # Measured on the model: the last stage's rate is what the dropout layer now drops.
+  dropout = trainer.model.get_layer("top_dropout")
+  assert dropout.rate == pytest.approx(0.8)
+  dropped = dropout(tf.ones((1000, 64)), training=True).numpy()
+  assert abs((dropped == 0).mean() - 0.8) < 0.02
+
+
+def test_bad_input_gives_one_clear_line(demo_records, tmp_path):
+  cases = [
+      (_main(tmp_path / "a", demo_records, "train.batchsize=8"), "error: Unknown hparam 'train.batchsize'"),
+      (_main(tmp_path / "b", tmp_path / "empty"), "error: No TFRecord files match"),
+      (_main(tmp_path / "c", demo_records, MAIN_TINY, "--use_tpu", "--tpu=local"), "error: No TPU reachable at tpu='local'"),
+  ]
+  for command, message in cases:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+
+
+def test_checkpoint_of_another_model_is_refused(demo_records, tmp_path):
+  subprocess.run(_main(tmp_path / "run", demo_records, MAIN_TINY + ",train.stages=1,data.num_train_examples=16"),
+                 check=True, capture_output=True, timeout=300, cwd=ROOT)
+  done = subprocess.run(_main(tmp_path / "run", demo_records, MAIN_TINY + ",model.width=0.5"), capture_output=True,
+                        text=True, timeout=120, cwd=ROOT)
+  assert done.returncode == 2 and "holds checkpoints of" in done.stderr and "Traceback" not in done.stderr
+  assert list((tmp_path / "run" / "checkpoints").glob("ckpt-*.index"))  # nothing was lost
