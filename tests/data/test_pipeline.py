@@ -38,9 +38,9 @@ def test_skip_steps_resumes_the_exact_stream(demo_records):
                             augment="randaug", randaug_magnitude=9.0, mixup_alpha=0.4, seed=3,
                             skip_steps=skip_steps, **COMMON)
     return [(images.numpy(), labels.numpy()) for images, labels in dataset.take(count)]
-  whole = batches(0, 70)  # past one epoch of the 200 demo images: reshuffled order included
-  resumed = batches(63, 7)
-  for (images, labels), (again, again_labels) in zip(whole[63:], resumed):
+  whole = batches(0, 80)  # past one epoch of the 300 demo images: the reshuffled order is covered too
+  resumed = batches(73, 7)
+  for (images, labels), (again, again_labels) in zip(whole[73:], resumed):
     np.testing.assert_array_equal(images, again)
     np.testing.assert_array_equal(labels, again_labels)
 
