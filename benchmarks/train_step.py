@@ -1,8 +1,9 @@
 """Train-step throughput: our EfficientNetV2 vs keras.applications', side by side in one process.
 
 Same variant, input (128 px, batch 32 by default), RMSProp with the official settings and a
-tf.function step, with and without jit_compile. Rounds alternate between the two models so machine
-noise hits both alike; medians are reported. Writes benchmarks/results/train_step.json.
+tf.function step, with and without jit_compile. Steps alternate between the two models, so the machine's
+speed drifts (seen here: 41 to 58 img/s for the same B0 step within minutes) hit both alike; medians are
+reported. Writes benchmarks/results/train_step.json.
 
   python benchmarks/train_step.py            # B0 and S, graph and XLA
   python benchmarks/train_step.py --quick    # B0 only, fewer steps
@@ -70,9 +71,9 @@ def compare(variant, size, batch_size, jit_compile, steps, rounds):
     step_fns[label](images, labels).numpy()
     row[f"{label} first step s"] = round(time.perf_counter() - start, 1)
     times[label] = []
-  for _ in range(rounds):
+  for _ in range(rounds * steps):
     for label in models:
-      times[label] += time_steps(step_fns[label], images, labels, steps)
+      times[label] += time_steps(step_fns[label], images, labels, 1)
   for label in models:
     row[f"{label} img/s"] = round(batch_size / statistics.median(times[label]), 1)
   row["ratio ours/keras"] = round(row["ours img/s"] / row["keras.applications img/s"], 3)

@@ -109,6 +109,7 @@ class Trainer:
     self.rows = history.read(self.model_dir)
     self.evals = history.read(self.model_dir, EVAL_FILE)
     self._eval_step = tf.function(self._eval_logits_step)
+    self._train_loop, self._train_loop_key = None, None
 
   # ---- set-up helpers -------------------------------------------------------------------------------
 
@@ -157,7 +158,14 @@ class Trainer:
                            cache=config.data.cache, crop_area_min=config.data.crop_area_min,
                            skip_steps=skip_steps, **common)
 
-    return self.strategy.distribute_datasets_from_function(dataset_fn)
+    def shape_free_dataset_fn(input_context):
+      # Without XLA one traced step serves every image size: forget the static sizes, so that a new
+      # stage does not retrace (about 15 s for a small model on 2 CPU cores).
+      return dataset_fn(input_context).map(
+          lambda images, labels: (tf.compat.v1.placeholder_with_default(images, (None, None, None, 3)), labels))
+
+    reuse_trace = stage is not None and not self.jit_compile
+    return self.strategy.distribute_datasets_from_function(shape_free_dataset_fn if reuse_trace else dataset_fn)
 
   # ---- the step -----------------------------------------------------------------------------------------
 
@@ -183,8 +191,18 @@ class Trainer:
     correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(labels, -1)), tf.float32))
     return loss, correct
 
+  def _train_loop_for(self, stage):
+    """The traced loop for a stage: reused while the dropout rate (read at trace time) and, under XLA,
+    the image size stay the same."""
+    key = (stage.dropout_rate, stage.image_size if self.jit_compile else None)
+    if self._train_loop_key != key:
+      self.model.get_layer("top_dropout").rate = stage.dropout_rate
+      self._train_loop = self._make_train_loop()
+      self._train_loop_key = key
+    return self._train_loop
+
   def _make_train_loop(self):
-    """A tf.function running `num_steps` distributed steps; made anew each stage (new shapes, dropout)."""
+    """A tf.function running `num_steps` distributed steps."""
     step_fn = tf.function(self._train_step, jit_compile=self.jit_compile)
 
     @tf.function
@@ -272,10 +290,9 @@ class Trainer:
     for stage in self.schedule.stages:
       if self.step >= stage.end_step:
         continue
-      self.model.get_layer("top_dropout").rate = stage.dropout_rate
       # A resumed stage continues its data exactly where the checkpoint was taken.
       iterator = iter(self._dataset(stage, skip_steps=self.step - stage.start_step))
-      train_loop = self._make_train_loop()
+      train_loop = self._train_loop_for(stage)
       print(f"stage {stage.index + 1}/{len(self.schedule.stages)}: {stage.image_size} px, dropout "
             f"{stage.dropout_rate:.3f}, RandAugment {stage.randaug_magnitude:.2f}, mixup {stage.mixup_alpha:.3f}, "
             f"cutmix {stage.cutmix_alpha:.3f}, steps {self.step}-{stage.end_step}", flush=True)

@@ -7,8 +7,16 @@ Build the keras.applications model with include_preprocessing=False (V2): ours t
 
 import string
 
+import keras
+
 from effnetv2_tf.model import specs
 from effnetv2_tf.model.efficientnet import blocks_of
+
+# Our name -> the keras.applications constructor of the same variant (keras has no V2-XL).
+KERAS_CONSTRUCTORS = {
+    **{f"efficientnetv2-{v}": f"EfficientNetV2{v.upper()}" for v in ("b0", "b1", "b2", "b3", "s", "m", "l")},
+    **{f"efficientnet-b{i}": f"EfficientNetB{i}" for i in range(8)},
+}
 
 _BLOCK_ROLES = {"expand_conv": "expand_conv", "expand_bn": "expand_bn", "depthwise_bn": "bn",
                 "project_conv": "project_conv", "project_bn": "project_bn"}
@@ -70,3 +78,28 @@ def copy_from_keras_applications(model, keras_model, spec=None):
                      "it is another variant. Nothing was copied.")
   for layer, _, values in assignments:  # only after every check passed: never a half-loaded model
     layer.set_weights(values)
+
+
+def load_keras_applications_weights(model, weights_path, spec=None):
+  """Loads a keras.applications weights file from disk (e.g. efficientnetv2-s.h5) into `model`.
+
+  The file is read by the keras.applications model of the same variant, then copied over by the naming
+  rule; with a classifier, its class count must match the file's.
+  """
+  spec = spec or specs.get_model_spec(model.name)
+  if spec.name not in KERAS_CONSTRUCTORS:
+    raise ValueError(f"keras.applications has no {spec.name}; it has {', '.join(KERAS_CONSTRUCTORS)}.")
+  include_top = any(layer.name == "predictions" for layer in model.layers)
+  kwargs = {"weights": weights_path, "include_top": include_top}
+  if include_top:
+    kwargs.update(classes=model.get_layer("predictions").units, classifier_activation=None,
+                  input_shape=(spec.eval_size, spec.eval_size, 3))
+  else:
+    kwargs["input_shape"] = (None, None, 3)
+  constructor = getattr(keras.applications, KERAS_CONSTRUCTORS[spec.name])
+  try:
+    reference = constructor(**kwargs)
+  except (ValueError, OSError) as error:
+    raise ValueError(f"Could not read {weights_path} as {KERAS_CONSTRUCTORS[spec.name]} weights "
+                     f"(include_top={include_top}): {str(error)[:300]}") from None
+  copy_from_keras_applications(model, reference, spec)

@@ -50,3 +50,19 @@ def test_another_variant_is_refused_with_the_layer_named():
     copy_from_keras_applications(ours, reference)
   for old, new in zip(before, ours.get_weights()):
     np.testing.assert_array_equal(old, new)
+
+
+def test_a_keras_applications_weights_file_loads_from_disk(tmp_path):
+  from effnetv2_tf.weights.keras_applications import load_keras_applications_weights
+  rng = np.random.default_rng(5)
+  reference = keras.applications.EfficientNetV2B0(weights=None, classes=6, classifier_activation=None,
+                                                  input_shape=(224, 224, 3))  # with its preprocessing layers
+  _randomize_batch_norm(reference, rng)
+  reference.save_weights(tmp_path / "v2b0.weights.h5")
+  ours = create_model("efficientnetv2-b0", num_classes=6, classifier_activation=None)
+  load_keras_applications_weights(ours, str(tmp_path / "v2b0.weights.h5"))
+  x = rng.uniform(0, 255, (1, 224, 224, 3)).astype("float32")
+  # keras.applications rescales [0, 255] images with ImageNet mean/std inside the model; ours takes them normalized.
+  normalized = (x / 255 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+  np.testing.assert_allclose(ours(normalized.astype("float32"), training=False), reference(x, training=False),
+                             atol=1e-4, rtol=1e-4)

@@ -1,0 +1,144 @@
+"""Loads the official google/automl EfficientNet(V2) checkpoints (TF1 name-based .ckpt) into our models.
+
+Names follow one rule (effnetv2_tf.model.official_names): our variable path, prefixed with the model name;
+the classifier may also be saved as head_1/dense (graph-mode uniquifying). The EMA shadow
+NAME/ExponentialMovingAverage is preferred when present (the official eval weights), else the raw NAME.
+
+  python -m effnetv2_tf.weights.official CKPT_DIR_OR_PREFIX OUT.weights.h5 --model efficientnetv2-s
+"""
+
+import argparse
+import dataclasses
+
+import tensorflow as tf
+
+from effnetv2_tf.model.official_names import official_variable_name
+
+EMA_SUFFIX = "/ExponentialMovingAverage"
+
+
+class CheckpointError(ValueError):
+  """The checkpoint does not fit the model (another variant, missing or mis-shaped variables)."""
+
+
+@dataclasses.dataclass
+class LoadReport:
+  """What a load matched: counts, and which source (EMA or raw) each value came from."""
+  checkpoint: str
+  loaded: int = 0
+  from_ema: int = 0
+  skipped_classifier: list = dataclasses.field(default_factory=list)
+
+  def __str__(self):
+    text = (f"{self.checkpoint}: {self.loaded} variables loaded ({self.from_ema} from EMA shadows, "
+            f"{self.loaded - self.from_ema} raw)")
+    if self.skipped_classifier:
+      text += f"; classifier left as initialised ({', '.join(self.skipped_classifier)})"
+    return text
+
+
+def _resolve_path(path):
+  """A checkpoint prefix from a prefix or a directory holding a `checkpoint` file."""
+  if tf.io.gfile.isdir(path):
+    latest = tf.train.latest_checkpoint(path)
+    if latest:
+      return latest
+    indexes = tf.io.gfile.glob(f"{path.rstrip('/')}/*.index")
+    if len(indexes) == 1:
+      return indexes[0][:-len(".index")]
+  if tf.io.gfile.exists(f"{path}.index"):
+    return path
+  raise CheckpointError(f"{path} is not a TF checkpoint: expected a prefix with a .index file (e.g. "
+                        "efficientnetv2-s/model) or a folder holding one.")
+
+
+def _candidates(model_name, path):
+  names = [official_variable_name(model_name, path)]
+  if path.startswith("predictions/"):
+    names.append(f"{model_name}/head_1/dense/{path[len('predictions/'):]}")
+  return names
+
+
+def load_official_checkpoint(model, checkpoint, use_ema=True, skip_classifier=False, model_name=None):
+  """Sets `model`'s weights from an official checkpoint; nothing is assigned unless everything fits.
+
+  Args:
+    model: one of our models (create_model), e.g. efficientnetv2-s.
+    checkpoint: checkpoint prefix or folder (the unpacked official tarball).
+    use_ema: prefer NAME/ExponentialMovingAverage (the official eval weights) over NAME.
+    skip_classifier: leave the classifier as initialised (fine-tuning to another number of classes);
+      also done automatically for a classifier whose shape differs when this is True.
+    model_name: the checkpoint's model prefix; defaults to model.name.
+
+  Returns:
+    A LoadReport.
+
+  Raises:
+    CheckpointError: naming the first missing or mis-shaped variables, or the variant the checkpoint holds.
+  """
+  prefix = _resolve_path(checkpoint)
+  reader = tf.train.load_checkpoint(prefix)
+  shapes = reader.get_variable_to_shape_map()
+  model_name = model_name or model.name
+  if not any(name.startswith(model_name + "/") for name in shapes):
+    variants = sorted({name.split("/")[0] for name in shapes if "/" in name and name.split("/")[0] != "global_step"})
+    raise CheckpointError(f"{prefix} holds {', '.join(variants[:3]) or 'no model'} variables, not {model_name}: "
+                          "load it into that variant.")
+  report = LoadReport(prefix)
+  assignments, missing, mismatched = [], [], []
+  for variable in model.weights:
+    path = variable.path
+    if path.endswith("seed_generator_state"):
+      continue
+    if skip_classifier and path.startswith("predictions/"):
+      report.skipped_classifier.append(path)
+      continue
+    found = None
+    for name in _candidates(model_name, path):
+      for source in ([name + EMA_SUFFIX, name] if use_ema else [name]):
+        if source in shapes:
+          found = source
+          break
+      if found:
+        break
+    if found is None:
+      missing.append(official_variable_name(model_name, path))
+    elif tuple(shapes[found]) != tuple(variable.shape):
+      mismatched.append(f"{found} {tuple(shapes[found])} vs ours {tuple(variable.shape)}")
+    else:
+      assignments.append((variable, found))
+  if missing or mismatched:
+    problems = [f"missing {name}" for name in missing[:5]] + [f"shape {text}" for text in mismatched[:5]]
+    raise CheckpointError(f"{prefix} does not fit {model.name} ({len(missing)} missing, {len(mismatched)} "
+                          f"mis-shaped): {'; '.join(problems)}. Nothing was loaded.")
+  for variable, source in assignments:
+    variable.assign(reader.get_tensor(source))
+    report.loaded += 1
+    report.from_ema += source.endswith(EMA_SUFFIX)
+  return report
+
+
+def main(argv=None):
+  from effnetv2_tf.model import create_model
+  parser = argparse.ArgumentParser(description="Convert an official automl checkpoint to a Keras weights file.")
+  parser.add_argument("checkpoint", help="checkpoint prefix or folder (the unpacked official tarball)")
+  parser.add_argument("output", help="where to write the weights (.weights.h5)")
+  parser.add_argument("--model", required=True, help="model name, e.g. efficientnetv2-s")
+  parser.add_argument("--num_classes", type=int, default=1000, help="1000, or 21843 for the -21k checkpoints")
+  parser.add_argument("--raw", action="store_true", help="load the raw weights instead of the EMA shadows")
+  args = parser.parse_args(argv)
+  if not args.output.endswith(".weights.h5"):
+    parser.exit(2, "error: the output name must end with .weights.h5\n")
+  try:
+    model = create_model(args.model, num_classes=args.num_classes, classifier_activation=None)
+    report = load_official_checkpoint(model, args.checkpoint, use_ema=not args.raw)
+  except (ValueError, CheckpointError) as error:
+    parser.exit(2, f"error: {error}\n")
+  model.save_weights(args.output)
+  print(report)
+  print(f"wrote {args.output} (load with create_model({args.model!r}, num_classes={args.num_classes})"
+        ".load_weights(...))")
+
+
+if __name__ == "__main__":
+  main()
