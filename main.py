@@ -17,9 +17,9 @@ from absl import app, flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TF's C++ info lines would break the progress bar
 
-flags.DEFINE_enum("mode", "train_and_eval", ["train", "eval", "train_and_eval"],
-                  "train; eval the latest checkpoint (with --eval_wait, each new one); or train with an eval "
-                  "after every stage.")
+flags.DEFINE_enum("mode", "train_and_eval", ["train", "eval", "train_and_eval", "export"],
+                  "train; eval the latest checkpoint (with --eval_wait, each new one); train with an eval "
+                  "after every stage; or export the latest checkpoint's EMA weights as SavedModels.")
 flags.DEFINE_string("model_dir", None, "Where checkpoints, logs, config.yaml and the plot go (default "
                     "runs/<hparams>).")
 flags.DEFINE_string("data_dir", None, "TFRecord folder (or TFDS data_dir). The demo converts its shipped "
@@ -34,6 +34,9 @@ flags.DEFINE_enum("strategy", "auto", ["auto", "tpu", "multi_worker", "mirrored"
                   "tf.distribute strategy; auto picks from --use_tpu, TF_CONFIG and the visible GPUs.")
 flags.DEFINE_integer("eval_wait", 0, "With --mode=eval: seconds to wait for each new checkpoint (0: "
                      "evaluate the latest one and exit).")
+flags.DEFINE_string("export_dir", None, "With --mode=export: where EXPORT_DIR/classification and "
+                    "EXPORT_DIR/feature-vector go (default MODEL_DIR/export).")
+flags.DEFINE_bool("overwrite", False, "With --mode=export: replace a non-empty export directory.")
 FLAGS = flags.FLAGS
 
 DEMO_DATA = pathlib.Path(__file__).resolve().parent / "effnetv2_tf" / "demo_data"
@@ -67,6 +70,10 @@ def _run():
   print(f"{config.model.name} ({trainer.model.count_params():,} parameters) on {runtime.platform}, "
         f"{runtime.strategy.num_replicas_in_sync} replica(s), model_dir {model_dir}")
 
+  if FLAGS.mode == "export":
+    _export(trainer, config, FLAGS.export_dir or os.path.join(model_dir, "export"))
+    return
+
   if FLAGS.mode == "eval":
     directory = os.path.join(model_dir, CHECKPOINT_DIR)
     checkpoints = (tf.train.checkpoints_iterator(directory, timeout=FLAGS.eval_wait) if FLAGS.eval_wait
@@ -90,13 +97,30 @@ def _run():
         f"training.png in {model_dir}")
 
 
+def _export(trainer, config, export_dir):
+  """Exports the latest checkpoint's EMA weights in float32, whatever precision trained them."""
+  import keras
+  from effnetv2_tf.export import export_saved_models
+  from effnetv2_tf.model import create_model
+  if not trainer.restore():
+    raise FileNotFoundError(f"No checkpoint in {trainer.checkpoint_dir} to export.")
+  keras.mixed_precision.set_global_policy("float32")
+  model = create_model(config.model.name, num_classes=config.model.num_classes, classifier_activation=None,
+                       width=config.model.width, depth=config.model.depth)
+  with trainer.ema.averaged_weights():
+    model.set_weights(trainer.model.get_weights())
+  paths = export_saved_models(model, trainer.spec, export_dir, image_size=config.eval.image_size,
+                              overwrite=FLAGS.overwrite)
+  print(f"exported step {trainer.step} (EMA weights): {paths['classification']}, {paths['feature-vector']}")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   from effnetv2_tf.train.trainer import CheckpointMismatchError
   from tpu.strategy import TPUUnreachableError
   try:
-    _run()
+    _run()  # ValueError covers bad hparams, checkpoints of another model and export dirs in use
   except (ValueError, FileNotFoundError, TPUUnreachableError, CheckpointMismatchError, FloatingPointError) as error:
     print(f"error: {error}", file=sys.stderr)
     sys.exit(2)

@@ -1,0 +1,111 @@
+"""SavedModel export: runs without the package, same logits as Keras, bytes signature, TFSMLayer."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from effnetv2_tf.export import ExportError, export_saved_models
+from effnetv2_tf.model import create_model, get_model_spec
+
+SPEC = get_model_spec("efficientnetv2-s")  # center_128 normalization, eval size 384
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+  model = create_model("efficientnetv2-b0", width=0.25, depth=0.25, num_classes=4, classifier_activation=None)
+  rng = np.random.default_rng(0)
+  for v in model.weights:
+    if v.path.endswith(("moving_mean", "beta")):
+      v.assign(rng.normal(0, 0.2, v.shape))
+  export_dir = tmp_path_factory.mktemp("export")
+  paths = export_saved_models(model, SPEC, str(export_dir), image_size=64, top_k=3, overwrite=True)
+  return model, export_dir, paths
+
+
+BLOCKED_RUNNER = r"""
+import importlib.abc, json, sys
+class Block(importlib.abc.MetaPathFinder):
+  def find_spec(self, name, path=None, target=None):
+    if name.split(".")[0] in ("effnetv2_tf", "hparams", "tpu"):
+      raise ImportError("the export must not need " + name)
+sys.meta_path.insert(0, Block())
+import numpy as np, tensorflow as tf
+classification = tf.saved_model.load(sys.argv[1])
+features = tf.saved_model.load(sys.argv[2])
+out = {}
+for batch, size in ((1, 64), (3, 97)):
+  x = np.random.default_rng(batch).uniform(0, 1, (batch, size, size, 3)).astype("float32")
+  out[f"{batch}x{size}"] = classification.signatures["serving_default"](images=tf.constant(x))
+  out[f"{batch}x{size}"] = list(out[f"{batch}x{size}"].values())[0].numpy().tolist()
+  out[f"f{batch}x{size}"] = list(features.signatures["serving_default"](images=tf.constant(x)).values())[0].numpy().shape
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_export_runs_without_the_package_and_matches_keras(exported):
+  model, _, paths = exported
+  done = subprocess.run([sys.executable, "-c", BLOCKED_RUNNER, paths["classification"], paths["feature-vector"]],
+                        capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr[-3000:]
+  out = json.loads(next(l for l in done.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
+  for batch, size in ((1, 64), (3, 97)):
+    x = np.random.default_rng(batch).uniform(0, 1, (batch, size, size, 3)).astype("float32")
+    expected = model((x * 255 - 128) / 128, training=False).numpy()
+    np.testing.assert_allclose(out[f"{batch}x{size}"], expected, atol=1e-5, rtol=1e-5)
+    assert tuple(out[f"f{batch}x{size}"]) == (batch, model.get_layer("avg_pool").output.shape[-1])
+
+
+def test_bytes_signature_gives_the_keras_top_classes(exported, flower_photos):
+  model, _, paths = exported
+  loaded = tf.saved_model.load(paths["classification"])
+  jpegs = [tf.io.encode_jpeg(photo).numpy() for photo in flower_photos[:2]]
+  result = loaded.signatures["serving_bytes"](image_bytes=tf.constant(jpegs))
+  assert result["classes"].shape == (2, 3) and result["scores"].shape == (2, 3)
+  from effnetv2_tf.data.preprocessing import preprocess_for_eval
+  images = tf.stack([preprocess_for_eval(tf.constant(j), 64, "center_128") for j in jpegs])
+  expected = tf.math.top_k(tf.nn.softmax(model(images, training=False)), 3)
+  np.testing.assert_array_equal(result["classes"], expected.indices)
+  np.testing.assert_allclose(result["scores"], expected.values, atol=1e-5)
+
+
+def test_tfsmlayer_wraps_the_feature_vector_for_fine_tuning(exported):
+  _, _, paths = exported
+  backbone = keras.layers.TFSMLayer(paths["feature-vector"], call_endpoint="serving_default")
+  inputs = keras.Input((48, 48, 3))
+  features = backbone(inputs)
+  features = list(features.values())[0] if isinstance(features, dict) else features
+  head = keras.Model(inputs, keras.layers.Dense(2)(features))
+  head.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  history = head.fit(np.random.default_rng(0).uniform(0, 1, (8, 48, 48, 3)), np.arange(8) % 2, epochs=1, verbose=0)
+  assert np.isfinite(history.history["loss"][0])
+
+
+def test_a_non_empty_export_dir_is_refused(exported):
+  model, export_dir, _ = exported
+  with pytest.raises(ExportError, match="exists and is not empty: pass --overwrite"):
+    export_saved_models(model, SPEC, str(export_dir))
+
+
+def test_main_exports_the_latest_checkpoint_and_guards_the_directory(demo_records, tmp_path):
+  import pathlib
+  root = pathlib.Path(__file__).resolve().parents[1]
+  tiny = ("model.width=0.25,model.depth=0.25,train.batch_size=8,train.base_image_size=32,train.image_size=40,"
+          "eval.image_size=40,eval.batch_size=10,data.num_train_examples=16,train.epochs=1.0,train.stages=1")
+  command = [sys.executable, str(root / "main.py"), f"--model_dir={tmp_path / 'run'}", f"--data_dir={demo_records}",
+             f"--hparam_str={tiny}"]
+  subprocess.run(command + ["--mode=train"], check=True, capture_output=True, timeout=300)
+  export = [*command, "--mode=export", f"--export_dir={tmp_path / 'export'}"]
+  done = subprocess.run(export, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert "exported step 2 (EMA weights)" in done.stdout
+  loaded = tf.saved_model.load(str(tmp_path / "export" / "classification"))
+  logits = list(loaded.signatures["serving_default"](images=tf.zeros((1, 40, 40, 3))).values())[0]
+  assert logits.shape == (1, 5)
+  again = subprocess.run(export, capture_output=True, text=True, timeout=300)
+  assert again.returncode == 2 and "exists and is not empty: pass --overwrite" in again.stderr
+  assert subprocess.run(export + ["--overwrite"], capture_output=True, timeout=300).returncode == 0
