@@ -9,7 +9,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["effnetv2_tf", "effnetv2_tf.*", "hparams", "tpu"]),
-    package_data={"effnetv2_tf": ["demo_data/README.md", "demo_data/*/*/*.jpg"]},
+    package_data={"effnetv2_tf": ["demo_data/README.md", "demo_data/*/*/*.jpg", "labels/*.txt", "labels/README.md"]},
     py_modules=["main"],
     install_requires=[
         "tensorflow>=2.21,<2.22",

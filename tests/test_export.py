@@ -109,3 +109,26 @@ def test_main_exports_the_latest_checkpoint_and_guards_the_directory(demo_record
   again = subprocess.run(export, capture_output=True, text=True, timeout=300)
   assert again.returncode == 2 and "exists and is not empty: pass --overwrite" in again.stderr
   assert subprocess.run(export + ["--overwrite"], capture_output=True, timeout=300).returncode == 0
+
+
+def test_predict_names_the_top_classes_and_reports_a_corrupt_file(exported, tmp_path):
+  import pathlib
+  from effnetv2_tf.predict import load_labels
+  _, _, paths = exported
+  demo = pathlib.Path(__file__).resolve().parents[1] / "effnetv2_tf" / "demo_data" / "val"
+  photos = tmp_path / "photos"
+  photos.mkdir()
+  for path in sorted(demo.glob("*/*.jpg"))[:3]:
+    (photos / path.name).write_bytes(path.read_bytes())
+  (photos / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+  (tmp_path / "labels.txt").write_text("daisy\ndandelion\nrose\nsunflower\n")
+  done = subprocess.run([sys.executable, "-m", "effnetv2_tf.predict", paths["classification"], str(photos),
+                         "--labels", str(tmp_path / "labels.txt"), "--top_k", "3"], capture_output=True, text=True,
+                        timeout=300)
+  assert done.returncode == 0, done.stderr[-2000:]
+  lines = done.stdout.strip().splitlines()
+  assert len(lines) == 3 and all(line.count("(") == 3 for line in lines)
+  assert all(any(name in line for name in ("daisy", "dandelion", "rose", "sunflower")) for line in lines)
+  assert "broken.jpg: cannot decode" in done.stderr and "3 predicted, 1 could not be read" in done.stderr
+  names = load_labels("imagenet1k")
+  assert len(names) == 1000 and names[0].startswith("tench") and len(load_labels("imagenet21k")) == 21_842

@@ -1,0 +1,91 @@
+"""Top-k predictions for image files or folders with an exported classification model.
+
+  python -m effnetv2_tf.predict EXPORT_DIR/classification photo.jpg photos/ --labels imagenet1k --top_k 5
+
+--labels is imagenet1k or imagenet21k (shipped, see effnetv2_tf/labels/README.md) or a file with one class
+name per line (the converter's labels.txt; `synset<TAB>names` lines work too). A file that does not decode
+is reported and the rest are still predicted.
+"""
+
+import argparse
+import pathlib
+import sys
+
+import tensorflow as tf
+
+LABELS_DIR = pathlib.Path(__file__).resolve().parent / "labels"
+SHIPPED_LABELS = {"imagenet1k": "imagenet1k_labels.txt", "imagenet21k": "imagenet21k_labels.txt"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp"}
+BATCH = 16
+
+
+def load_labels(name_or_path):
+  """Class names by index from a shipped list name or a file."""
+  path = LABELS_DIR / SHIPPED_LABELS[name_or_path] if name_or_path in SHIPPED_LABELS else pathlib.Path(name_or_path)
+  if not path.is_file():
+    raise FileNotFoundError(f"No label file {path}: use imagenet1k, imagenet21k or a file with one name per line.")
+  return [line.split("\t", 1)[-1].strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def image_files(paths):
+  """The image files named, and those inside named folders (recursively, sorted)."""
+  files = []
+  for path in map(pathlib.Path, paths):
+    if path.is_dir():
+      files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    elif path.exists():
+      files.append(path)
+    else:
+      raise FileNotFoundError(f"No such file or folder: {path}")
+  return files
+
+
+def predict(classification_dir, files, top_k=5):
+  """Yields (file, [(class index, score), ...]) or (file, error message) per file."""
+  serve = tf.saved_model.load(str(classification_dir)).signatures["serving_bytes"]
+
+  def run(batch):
+    result = serve(image_bytes=tf.constant([f.read_bytes() for f in batch]))
+    return [list(zip(c.tolist()[:top_k], s.tolist()[:top_k]))
+            for c, s in zip(result["classes"].numpy(), result["scores"].numpy())]
+
+  for start in range(0, len(files), BATCH):
+    batch = files[start:start + BATCH]
+    try:
+      yield from zip(batch, run(batch))
+    except tf.errors.InvalidArgumentError:  # one bad file spoils the batch: find it, keep the others
+      for file in batch:
+        try:
+          yield file, run([file])[0]
+        except tf.errors.InvalidArgumentError as error:
+          yield file, f"cannot decode ({error.message.splitlines()[0][:120]})"
+
+
+def _name(labels, index):
+  return labels[index] if index < len(labels) else f"class {index}"
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("model", help="an exported classification SavedModel (EXPORT_DIR/classification)")
+  parser.add_argument("images", nargs="+", help="image files or folders")
+  parser.add_argument("--labels", default="imagenet1k", help="imagenet1k, imagenet21k or a label file")
+  parser.add_argument("--top_k", type=int, default=5)
+  args = parser.parse_args(argv)
+  try:
+    labels = load_labels(args.labels)
+    files = image_files(args.images)
+  except FileNotFoundError as error:
+    parser.exit(2, f"error: {error}\n")
+  failed = 0
+  for file, result in predict(args.model, files, args.top_k):
+    if isinstance(result, str):
+      failed += 1
+      print(f"{file}: {result}", file=sys.stderr)
+    else:
+      print(f"{file}: " + ", ".join(f"{_name(labels, c)} ({s:.3f})" for c, s in result))
+  print(f"{len(files) - failed} predicted, {failed} could not be read", file=sys.stderr)
+
+
+if __name__ == "__main__":
+  main()
