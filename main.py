@@ -37,6 +37,8 @@ flags.DEFINE_integer("eval_wait", 0, "With --mode=eval: seconds to wait for each
 flags.DEFINE_string("export_dir", None, "With --mode=export: where EXPORT_DIR/classification and "
                     "EXPORT_DIR/feature-vector go (default MODEL_DIR/export).")
 flags.DEFINE_bool("overwrite", False, "With --mode=export: replace a non-empty export directory.")
+flags.DEFINE_enum("tflite", None, ["float32", "dynamic-int8"], "With --mode=export: also write "
+                  "EXPORT_DIR/classification.tflite at the eval size.")
 FLAGS = flags.FLAGS
 
 DEMO_DATA = pathlib.Path(__file__).resolve().parent / "effnetv2_tf" / "demo_data"
@@ -100,7 +102,7 @@ def _run():
 def _export(trainer, config, export_dir):
   """Exports the latest checkpoint's EMA weights in float32, whatever precision trained them."""
   import keras
-  from effnetv2_tf.export import export_saved_models
+  from effnetv2_tf.export import export_saved_models, export_tflite
   from effnetv2_tf.model import create_model
   if not trainer.restore():
     raise FileNotFoundError(f"No checkpoint in {trainer.checkpoint_dir} to export.")
@@ -112,6 +114,10 @@ def _export(trainer, config, export_dir):
   paths = export_saved_models(model, trainer.spec, export_dir, image_size=config.eval.image_size,
                               overwrite=FLAGS.overwrite)
   print(f"exported step {trainer.step} (EMA weights): {paths['classification']}, {paths['feature-vector']}")
+  if FLAGS.tflite:
+    tflite = export_tflite(paths["classification"], os.path.join(export_dir, "classification.tflite"),
+                           config.eval.image_size, FLAGS.tflite)
+    print(f"TFLite ({FLAGS.tflite}): {tflite}")
 
 
 def main(argv):

@@ -1,4 +1,5 @@
-"""SavedModel export in the TF-Hub layout: EXPORT_DIR/classification and EXPORT_DIR/feature-vector.
+"""SavedModel export in the TF-Hub layout: EXPORT_DIR/classification and EXPORT_DIR/feature-vector,
+and optionally EXPORT_DIR/classification.tflite.
 
 Both take float images in [0, 1] of any height, width and batch ([None, None, None, 3]) and apply the
 model family's normalization inside, so users never need this package to run them. The classification
@@ -14,6 +15,7 @@ import tensorflow as tf
 from effnetv2_tf.data import preprocessing
 
 FLAVOURS = ("classification", "feature-vector")
+TFLITE_MODES = ("float32", "dynamic-int8")
 
 
 class ExportError(ValueError):
@@ -95,3 +97,29 @@ def export_saved_models(model, spec, export_dir, image_size=None, top_k=5, proba
   tf.saved_model.save(feature_vector, paths["feature-vector"], signatures={"serving_default": feature_vector.__call__})
   return paths
 
+
+
+def export_tflite(classification_dir, output_path, image_size, mode="float32"):
+  """Converts an exported classification model to TFLite at a fixed [1, image_size, image_size, 3] input.
+
+  Args:
+    classification_dir: EXPORT_DIR/classification.
+    output_path: the .tflite file to write.
+    image_size: the input side (TFLite models take one fixed size).
+    mode: "float32", or "dynamic-int8" (weights stored as int8, about 4x smaller).
+  """
+  if mode not in TFLITE_MODES:
+    raise ExportError(f"Unknown TFLite mode {mode!r}; expected one of {TFLITE_MODES}.")
+  module = tf.saved_model.load(classification_dir)
+
+  # The saved signature takes any size; TFLite wants static shapes, so pin them in a wrapper.
+  @tf.function(input_signature=[tf.TensorSpec((1, image_size, image_size, 3), tf.float32)])
+  def fixed_size(images):
+    return module(images)
+
+  converter = tf.lite.TFLiteConverter.from_concrete_functions([fixed_size.get_concrete_function()], module)
+  if mode == "dynamic-int8":
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  with tf.io.gfile.GFile(output_path, "wb") as f:
+    f.write(converter.convert())
+  return output_path

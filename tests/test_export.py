@@ -132,3 +132,32 @@ def test_predict_names_the_top_classes_and_reports_a_corrupt_file(exported, tmp_
   assert "broken.jpg: cannot decode" in done.stderr and "3 predicted, 1 could not be read" in done.stderr
   names = load_labels("imagenet1k")
   assert len(names) == 1000 and names[0].startswith("tench") and len(load_labels("imagenet21k")) == 21_842
+
+
+@pytest.mark.parametrize("mode", ["float32", "dynamic-int8"])
+def test_tflite_agrees_with_keras_on_real_photos(exported, tmp_path, mode):
+  import pathlib
+  from effnetv2_tf.export import export_tflite
+  model, _, paths = exported
+  path = export_tflite(paths["classification"], str(tmp_path / "m.tflite"), 64, mode)
+  interpreter = tf.lite.Interpreter(model_path=path)
+  interpreter.allocate_tensors()
+  source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+  demo = pathlib.Path(__file__).resolve().parents[1] / "effnetv2_tf" / "demo_data" / "val"
+  agree, ours, theirs = 0, [], []
+  files = sorted(demo.glob("*/*.jpg"))[::10]
+  for file in files:
+    image = tf.image.resize(tf.io.decode_jpeg(file.read_bytes()), (64, 64)).numpy()[None] / 255.0
+    interpreter.set_tensor(source["index"], image.astype(np.float32))
+    interpreter.invoke()
+    lite = interpreter.get_tensor(target["index"])[0]
+    keras_logits = model((image * 255 - 128) / 128, training=False).numpy()[0]
+    agree += int(np.argmax(lite) == np.argmax(keras_logits))
+    ours.append(lite)
+    theirs.append(keras_logits)
+  if mode == "float32":
+    np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=1e-4)
+    assert agree == len(files)
+  else:  # int8 weights: close, and the same top-1 on nearly every photo
+    assert np.corrcoef(np.ravel(ours), np.ravel(theirs))[0, 1] > 0.99 and agree >= 0.8 * len(files)
+  assert (tmp_path / "m.tflite").stat().st_size > 10_000
