@@ -28,6 +28,11 @@ class ExponentialMovingAverage(tf.Module):
                                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
                     for index, v in enumerate(self._variables)]
 
+  def reset(self):
+    """Shadows := current values (after the weights were replaced, e.g. by a warm start)."""
+    for shadow, variable in zip(self.shadows, self._variables):
+      shadow.assign(tf.cast(tf.convert_to_tensor(variable), shadow.dtype))
+
   def update(self, step):
     """Moves every shadow towards its variable; `step` is the optimizer step before this update."""
     step = tf.cast(step, tf.float32)

@@ -22,6 +22,7 @@ from effnetv2_tf.train.ema import ExponentialMovingAverage, averaged_variables
 from effnetv2_tf.train.lr_schedule import WarmupDecay
 from effnetv2_tf.train.optimizer import create_optimizer
 from effnetv2_tf.train.schedule import ProgressiveSchedule
+from effnetv2_tf.weights.warm_start import warm_start
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
@@ -281,6 +282,10 @@ class Trainer:
   def train(self, eval_between_stages=False):
     """Runs every stage from the restored step to the end; returns the eval results made on the way."""
     step = self.restore()
+    if step == 0 and self.config.train.ft_init_ckpt:
+      print(f"fine-tuning from {warm_start(self.model, self.config.train.ft_init_ckpt, self.config.train.ft_init_ema)}",
+            flush=True)
+      self.ema.reset()
     # Rows logged after the restored checkpoint are about to be trained again.
     self.rows = [row for row in self.rows if row["step"] <= step]
     self.evals = [result for result in self.evals if result["step"] <= step]
