@@ -148,3 +148,11 @@ def test_checkpoint_of_another_model_is_refused(demo_records, tmp_path):
                         text=True, timeout=120, cwd=ROOT)
   assert done.returncode == 2 and "holds checkpoints of" in done.stderr and "Traceback" not in done.stderr
   assert list((tmp_path / "run" / "checkpoints").glob("ckpt-*.index"))  # nothing was lost
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_mixed_precision_trains_on_the_cpu(demo_records, tmp_path, precision):
+  """bf16 (the TPU setting) and fp16 with loss scaling (the GPU setting) run the same loop here."""
+  result = _run(tmp_path / precision, demo_records, f"--hparam_str=runtime.mixed_precision={precision}")
+  assert result["step"] == 6 and all(np.isfinite(result["losses"]))
+  assert all(np.isfinite(result["weights"]))
