@@ -1,1 +1,1 @@
-"""Training: the progressive-learning schedule (the loop, optimizer and checkpoints come next)."""
+"""Training: progressive-learning schedule, optimizer, learning-rate schedule, losses, EMA and the trainer."""
