@@ -1,6 +1,6 @@
 """Progressive learning vs fixed-size training on real photos: wall time and accuracy, side by side.
 
-The same small EfficientNetV2 (B0 at width 0.5, depth 0.5), the same number of epochs and the same
+The same EfficientNetV2 (B0, by default at width 0.5 and depth 0.5), the same number of epochs and the same
 final regularization, trained (a) at the final size throughout and (b) with the progressive schedule
 (4 stages, 64 -> final px, RandAugment growing with the size; dropout fixed, so one traced step serves
 all stages on the CPU); both evaluated with EMA weights
@@ -41,9 +41,10 @@ def subset(images, out, per_class):
         shutil.copy(path, target / path.name)
 
 
-def train_once(name, records, model_dir, num_train, final_size, epochs, stages):
+def train_once(name, records, model_dir, num_train, final_size, epochs, stages, width, depth):
   config = hparams.get_config("demo")
   hparams.override(config, ",".join([
+      f"model.width={width}", f"model.depth={depth}",
       "model.num_classes=10", f"data.num_train_examples={num_train}", f"train.epochs={float(epochs)}",
       f"train.stages={stages}", f"train.image_size={final_size}", f"eval.image_size={final_size}",
       "train.base_image_size=64", "train.progressive_rule=paper", "model.dropout_min=0.2", "model.dropout_rate=0.2",
@@ -74,6 +75,8 @@ def main():
   parser.add_argument("--per_class", type=int, default=200)
   parser.add_argument("--epochs", type=int, default=12)
   parser.add_argument("--size", type=int, default=128)
+  parser.add_argument("--width", type=float, default=0.5, help="B0 width coefficient (1.0: the real B0)")
+  parser.add_argument("--depth", type=float, default=0.5, help="B0 depth coefficient")
   parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "progressive.json"))
   args = parser.parse_args()
   if not (pathlib.Path(args.images) / "train").is_dir():
@@ -85,14 +88,17 @@ def main():
     subset(args.images, work / "images", per_class)
     summary = convert(work / "images", work / "records", shards=8)
     num_train = summary["written"]["train"]  # the demo set reads train-* and val-*, as convert names them
-    rows = [train_once("fixed size", work / "records", work / "fixed", num_train, size, epochs, stages=1),
-            train_once("progressive", work / "records", work / "progressive", num_train, size, epochs, stages=4)]
+    model = {"width": args.width, "depth": args.depth}
+    rows = [train_once("fixed size", work / "records", work / "fixed", num_train, size, epochs, stages=1, **model),
+            train_once("progressive", work / "records", work / "progressive", num_train, size, epochs, stages=4,
+                       **model)]
   fixed, progressive = rows
   ratio = round(progressive["wall s"] / fixed["wall s"], 3)
   print(f"\nprogressive / fixed wall time: {ratio}  (target <= 0.6); top-1 {progressive['top-1 (EMA)']} vs "
         f"{fixed['top-1 (EMA)']} (target: progressive >= fixed)")
   report(rows, ["run", "stages", "wall s", "top-1 (EMA)", "eval images"], args.output, benchmark="progressive",
-         per_class=per_class, epochs=epochs, final_size=size, wall_time_ratio=ratio)
+         per_class=per_class, epochs=epochs, final_size=size, width=args.width, depth=args.depth,
+         wall_time_ratio=ratio)
 
 
 if __name__ == "__main__":
