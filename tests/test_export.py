@@ -91,7 +91,7 @@ def test_a_non_empty_export_dir_is_refused(exported):
     export_saved_models(model, SPEC, str(export_dir))
 
 
-def test_main_exports_the_latest_checkpoint_and_guards_the_directory(demo_records, tmp_path):
+def test_main_evaluates_and_exports_the_latest_checkpoint_and_guards_the_directory(demo_records, tmp_path):
   import pathlib
   root = pathlib.Path(__file__).resolve().parents[1]
   tiny = ("model.width=0.25,model.depth=0.25,train.batch_size=8,train.base_image_size=32,train.image_size=40,"
@@ -99,6 +99,8 @@ def test_main_exports_the_latest_checkpoint_and_guards_the_directory(demo_record
   command = [sys.executable, str(root / "main.py"), f"--model_dir={tmp_path / 'run'}", f"--data_dir={demo_records}",
              f"--hparam_str={tiny}"]
   subprocess.run(command + ["--mode=train"], check=True, capture_output=True, timeout=300)
+  evaluated = subprocess.run(command + ["--mode=eval"], capture_output=True, text=True, timeout=300)
+  assert evaluated.returncode == 0 and "step 2: top-1 " in evaluated.stdout, evaluated.stderr[-2000:]
   export = [*command, "--mode=export", f"--export_dir={tmp_path / 'export'}"]
   done = subprocess.run(export, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-2000:]
