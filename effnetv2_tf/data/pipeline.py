@@ -12,11 +12,10 @@ import tensorflow as tf
 from effnetv2_tf.data import mixing, preprocessing
 
 
-class RecordCounts(tf.Module):
+class RecordCounts:
   """How many records this process skipped because their bytes are not an image."""
 
   def __init__(self):
-    super().__init__(name="record_counts")
     with tf.device("/cpu:0"):
       self.skipped_records = tf.Variable(0, dtype=tf.int64, trainable=False, name="records_skipped")
 
@@ -80,7 +79,8 @@ def build_dataset(source, *, is_training, image_size, batch_size, num_classes, n
                       if input_context else 1)
   skip_batches = skip_steps * batches_per_step
   pipeline_id = input_context.input_pipeline_id if input_context else 0
-  base_seed = 0 if seed is None else seed
+  # One random stream per (seed, input pipeline): element and batch seeds are drawn from it by index.
+  stream_seed = (0 if seed is None else seed) * 7919 + pipeline_id
   counts = counts or RecordCounts()
 
   dataset = source.examples(input_context, seed=seed, shuffle=is_training)
@@ -92,7 +92,7 @@ def build_dataset(source, *, is_training, image_size, batch_size, num_classes, n
   def preprocess(index, example):
     image, label, origin = example
     if is_training:
-      element_seed = tf.stack([tf.cast(base_seed * 7919 + pipeline_id, tf.int64), index])
+      element_seed = tf.stack([tf.constant(stream_seed, tf.int64), index])
       image = preprocessing.preprocess_for_train(image, element_seed, image_size, normalization, augment,
                                                  randaug_magnitude, randaug_layers, dtype, crop_area_min)
     else:
@@ -105,7 +105,7 @@ def build_dataset(source, *, is_training, image_size, batch_size, num_classes, n
   dataset = dataset.map(_check_label(num_classes))
   dataset = dataset.batch(per_replica, drop_remainder=is_training)
   if is_training and (mixup_alpha > 0 or cutmix_alpha > 0):
-    mix_seed = tf.constant([base_seed * 7919 + pipeline_id, 1_000_003], tf.int64)
+    mix_seed = tf.constant([stream_seed, 1_000_003], tf.int64)
     dataset = dataset.enumerate(start=skip_batches).map(
         lambda step, batch: mixing.mix_batch(*batch, mixup_alpha, cutmix_alpha,
                                              tf.random.experimental.stateless_fold_in(mix_seed, step)),

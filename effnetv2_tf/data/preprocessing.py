@@ -30,14 +30,10 @@ def resize_method(normalization):
   return "bicubic" if normalization == "mean_std" else "bilinear"
 
 
-def _is_jpeg(image):
-  return tf.io.is_jpeg(image)
-
-
 def _shape(image):
   if image.dtype != tf.string:
     return tf.shape(image)
-  return tf.cond(_is_jpeg(image), lambda: tf.image.extract_jpeg_shape(image),
+  return tf.cond(tf.io.is_jpeg(image), lambda: tf.image.extract_jpeg_shape(image),
                  lambda: tf.shape(tf.io.decode_image(image, channels=3, expand_animations=False)))
 
 
@@ -55,7 +51,7 @@ def _crop(image, offset_y, offset_x, height, width):
     decoded = tf.io.decode_image(image, channels=3, expand_animations=False)
     return decoded[offset_y:offset_y + height, offset_x:offset_x + width]
 
-  return tf.cond(_is_jpeg(image), jpeg, other)
+  return tf.cond(tf.io.is_jpeg(image), jpeg, other)
 
 
 def is_decodable(image):
@@ -63,7 +59,7 @@ def is_decodable(image):
   if image.dtype != tf.string:
     return tf.constant(True)
   head = tf.strings.substr(image, 0, 4)
-  return _is_jpeg(image) | tf.reduce_any(tf.equal(head, [b"\x89PNG", b"GIF8"])) | tf.equal(
+  return tf.io.is_jpeg(image) | tf.reduce_any(tf.equal(head, [b"\x89PNG", b"GIF8"])) | tf.equal(
       tf.strings.substr(image, 0, 2), b"BM")
 
 

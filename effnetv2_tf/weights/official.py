@@ -88,8 +88,6 @@ def load_official_checkpoint(model, checkpoint, use_ema=True, skip_classifier=Fa
   assignments, missing, mismatched = [], [], []
   for variable in model.weights:
     path = variable.path
-    if path.endswith("seed_generator_state"):
-      continue
     if skip_classifier and path.startswith("predictions/"):
       report.skipped_classifier.append(path)
       continue

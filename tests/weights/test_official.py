@@ -18,8 +18,7 @@ X = np.random.default_rng(0).normal(size=(2, 48, 48, 3)).astype("float32")
 def _randomize(model, seed):
   rng = np.random.default_rng(seed)
   for v in model.weights:
-    if not v.path.endswith("seed_generator_state"):
-      v.assign(rng.uniform(0.5, 1.5, v.shape) if v.path.endswith("variance") else rng.normal(0, 0.3, v.shape))
+    v.assign(rng.uniform(0.5, 1.5, v.shape) if v.path.endswith("variance") else rng.normal(0, 0.3, v.shape))
 
 
 def _write_tf1_checkpoint(prefix, named_values):
@@ -36,8 +35,6 @@ def _write_tf1_checkpoint(prefix, named_values):
 def _official_values(model, classifier="head"):
   values = {}
   for v in model.weights:
-    if v.path.endswith("seed_generator_state"):
-      continue
     name = official_variable_name(model.name, v.path)
     if classifier == "head_1":
       name = name.replace("/head/dense/", "/head_1/dense/")
