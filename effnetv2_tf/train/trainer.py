@@ -180,12 +180,15 @@ class Trainer:
       # Each replica adds its share so that the all-reduced gradient holds the decay once.
       decay = losses.weight_decay_loss(self.decayed, train.weight_decay) / self.strategy.num_replicas_in_sync
       total = loss + decay
-      if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+      loss_scaled = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
+      if loss_scaled:
         total = self.optimizer.scale_loss(total)
     gradients = tape.gradient(total, variables)
     if train.gradient_clip > 0:
-      gradients = [tf.clip_by_norm(g, train.gradient_clip) for g in gradients]
-      gradients, _ = tf.clip_by_global_norm(gradients, train.gradient_clip)
+      # Loss-scaled gradients are unscaled only inside apply_gradients: clip at the scaled threshold.
+      limit = train.gradient_clip * (tf.cast(self.optimizer.dynamic_scale, tf.float32) if loss_scaled else 1.0)
+      gradients = [tf.clip_by_norm(g, limit) for g in gradients]
+      gradients, _ = tf.clip_by_global_norm(gradients, limit)
     step_before = tf.identity(self.optimizer.iterations)
     self.optimizer.apply_gradients(zip(gradients, variables))
     self.ema.update(step_before)

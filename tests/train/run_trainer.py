@@ -44,9 +44,10 @@ def main():
   trainer = Trainer(config, args.model_dir, args.data_dir, resolve_runtime(args.strategy))
   trainer.train()
   weights = [float(tf.reduce_sum(tf.cast(v, tf.float64))) for v in trainer.model.weights]
+  kernels = [float(tf.reduce_sum(tf.cast(v, tf.float64))) for v in trainer.model.weights if v.path.endswith("kernel")]
   print("RESULT " + json.dumps({"replicas": trainer.strategy.num_replicas_in_sync, "step": trainer.step,
                                 "losses": [row["loss"] for row in history.read(args.model_dir)],
-                                "weights": weights}))
+                                "weights": weights, "kernels": kernels}))
 
 
 if __name__ == "__main__":

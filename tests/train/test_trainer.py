@@ -156,3 +156,15 @@ def test_mixed_precision_trains_on_the_cpu(demo_records, tmp_path, precision):
   result = _run(tmp_path / precision, demo_records, f"--hparam_str=runtime.mixed_precision={precision}")
   assert result["step"] == 6 and all(np.isfinite(result["losses"]))
   assert all(np.isfinite(result["weights"]))
+
+
+def test_gradient_clipping_means_the_same_under_loss_scaling(demo_records, tmp_path):
+  """float16 gradients are loss-scaled until apply_gradients; clipping must not shrink them by the scale."""
+  clip = "train.gradient_clip=0.01,train.optimizer=momentum,train.lr_base=1.0"
+  plain = _run(tmp_path / "float32", demo_records, f"--hparam_str={clip}")
+  scaled = _run(tmp_path / "float16", demo_records, f"--hparam_str={clip},runtime.mixed_precision=float16")
+  untrained = _run(tmp_path / "untrained", demo_records, f"--hparam_str={clip},train.lr_base=0.0")
+  # Kernels only: BN moving statistics also move without learning, and differ in float16 anyway.
+  moved_plain = np.abs(np.subtract(plain["kernels"], untrained["kernels"])).sum()
+  moved_scaled = np.abs(np.subtract(scaled["kernels"], untrained["kernels"])).sum()
+  assert moved_plain > 0 and 0.5 < moved_scaled / moved_plain < 2.0
