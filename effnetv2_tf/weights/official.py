@@ -59,15 +59,17 @@ def _candidates(model_name, path):
   return names
 
 
-def load_official_checkpoint(model, checkpoint, use_ema=True, skip_classifier=False, model_name=None):
+def load_official_checkpoint(model, checkpoint, use_ema=True, skip_classifier=False, replace_mismatched_classifier=False,
+                             model_name=None):
   """Sets `model`'s weights from an official checkpoint; nothing is assigned unless everything fits.
 
   Args:
     model: one of our models (create_model), e.g. efficientnetv2-s.
     checkpoint: checkpoint prefix or folder (the unpacked official tarball).
     use_ema: prefer NAME/ExponentialMovingAverage (the official eval weights) over NAME.
-    skip_classifier: leave the classifier as initialised (fine-tuning to another number of classes);
-      also done automatically for a classifier whose shape differs when this is True.
+    skip_classifier: leave the classifier as initialised (fine-tuning to another number of classes).
+    replace_mismatched_classifier: leave it as initialised only when its shape differs from the
+      checkpoint's (another class count); otherwise that is an error like any other mismatch.
     model_name: the checkpoint's model prefix; defaults to model.name.
 
   Returns:
@@ -102,6 +104,9 @@ def load_official_checkpoint(model, checkpoint, use_ema=True, skip_classifier=Fa
     if found is None:
       missing.append(official_variable_name(model_name, path))
     elif tuple(shapes[found]) != tuple(variable.shape):
+      if replace_mismatched_classifier and path.startswith("predictions/"):
+        report.skipped_classifier.append(path)
+        continue
       mismatched.append(f"{found} {tuple(shapes[found])} vs ours {tuple(variable.shape)}")
     else:
       assignments.append((variable, found))

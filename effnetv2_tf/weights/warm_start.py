@@ -39,7 +39,7 @@ def _copy_from_our_run(model, prefix, source_config, use_ema):
                         width=source_config["width"], depth=source_config["depth"])
   ema = ExponentialMovingAverage(averaged_variables(source), decay=0.0)
   tf.train.Checkpoint(model=source, ema=ema).read(prefix).expect_partial()
-  skipped = []
+  skipped, assignments = [], []
   if use_ema:
     for variable, shadow in zip(averaged_variables(source), ema.shadows):
       variable.assign(shadow)
@@ -50,9 +50,11 @@ def _copy_from_our_run(model, prefix, source_config, use_ema):
     if [w.shape for w in theirs] != [tuple(w.shape) for w in layer.weights]:
       if layer.name != "predictions":
         raise CheckpointError(f"{prefix}: layer {layer.name} has other shapes than in {model.name} "
-                              "(width/depth differ?).")
+                              "(width/depth differ?). Nothing was loaded.")
       skipped.append(layer.name)
       continue
+    assignments.append((layer, theirs))
+  for layer, theirs in assignments:  # only once every layer fits
     layer.set_weights(theirs)
   return f"{prefix}: our checkpoint, {'EMA' if use_ema else 'raw'} weights" + (
       f", classifier re-initialised ({source_config['num_classes']} -> {model.get_layer('predictions').units} classes)"
@@ -65,9 +67,4 @@ def warm_start(model, path, use_ema=True):
   run = _our_run(path)
   if run:
     return _copy_from_our_run(model, *run, use_ema)
-  try:
-    return str(load_official_checkpoint(model, path, use_ema=use_ema))
-  except CheckpointError as error:
-    if "mis-shaped" not in str(error) or "head/dense" not in str(error):
-      raise
-  return str(load_official_checkpoint(model, path, use_ema=use_ema, skip_classifier=True))
+  return str(load_official_checkpoint(model, path, use_ema=use_ema, replace_mismatched_classifier=True))

@@ -86,6 +86,12 @@ def test_classifier_can_be_skipped_for_another_class_count(source, tmp_path):
     load_official_checkpoint(fresh, prefix)
   report = load_official_checkpoint(fresh, prefix, skip_classifier=True)
   assert report.skipped_classifier == ["predictions/kernel", "predictions/bias"]
+  only_if_needed = create_model(**TINY, num_classes=7)
+  report = load_official_checkpoint(only_if_needed, prefix, replace_mismatched_classifier=True)
+  assert report.skipped_classifier == ["predictions/kernel", "predictions/bias"]
+  same_classes = create_model(**TINY, num_classes=4)
+  assert load_official_checkpoint(same_classes, prefix, replace_mismatched_classifier=True).skipped_classifier == []
+  np.testing.assert_array_equal(same_classes(X, training=False), source(X, training=False))
   np.testing.assert_array_equal(fresh.get_layer("head").get_weights()[0], source.get_layer("head").get_weights()[0])
 
 
