@@ -30,28 +30,26 @@ def resize_method(normalization):
   return "bicubic" if normalization == "mean_std" else "bilinear"
 
 
-def _shape(image):
-  if image.dtype != tf.string:
-    return tf.shape(image)
-  return tf.cond(tf.io.is_jpeg(image), lambda: tf.image.extract_jpeg_shape(image),
-                 lambda: tf.shape(tf.io.decode_image(image, channels=3, expand_animations=False)))
+def _crop(image, window_of):
+  """Crops `image` to the window `window_of(shape)` gives: (offset_y, offset_x, height, width).
 
+  A JPEG decodes only the window; other formats decode once, then slice.
+  """
+  def cut(pixels):
+    offset_y, offset_x, height, width = window_of(tf.shape(pixels))
+    return pixels[offset_y:offset_y + height, offset_x:offset_x + width, :3]
 
-def _crop(image, offset_y, offset_x, height, width):
-  """Crops without decoding the rest of a JPEG (other formats: decode, then slice)."""
   if image.dtype != tf.string:
-    return image[offset_y:offset_y + height, offset_x:offset_x + width, :3]
+    return cut(image)
 
   def jpeg():
+    window = tf.stack(window_of(tf.image.extract_jpeg_shape(image)))
     # A truncated JPEG decodes with grey for what is missing instead of stopping the pipeline.
-    return tf.image.decode_and_crop_jpeg(image, tf.stack([offset_y, offset_x, height, width]), channels=3,
-                                         try_recover_truncated=True, acceptable_fraction=0.25)
+    return tf.image.decode_and_crop_jpeg(image, window, channels=3, try_recover_truncated=True,
+                                         acceptable_fraction=0.25)
 
-  def other():
-    decoded = tf.io.decode_image(image, channels=3, expand_animations=False)
-    return decoded[offset_y:offset_y + height, offset_x:offset_x + width]
-
-  return tf.cond(tf.io.is_jpeg(image), jpeg, other)
+  return tf.cond(tf.io.is_jpeg(image), jpeg,
+                 lambda: cut(tf.io.decode_image(image, channels=3, expand_animations=False)))
 
 
 def is_decodable(image):
@@ -110,7 +108,7 @@ def preprocess_for_train(image, seed, image_size, normalization, augment=None, m
     crop_area_min: smallest crop, as a fraction of the image area (official 0.05).
   """
   crop_seed, flip_seed, augment_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=3))
-  image = _crop(image, *random_crop_window(_shape(image), crop_seed, area_range=(crop_area_min, 1.0)))
+  image = _crop(image, lambda shape: random_crop_window(shape, crop_seed, area_range=(crop_area_min, 1.0)))
   image = tf.image.resize(image, (image_size, image_size), method=resize_method(normalization))
   image = tf.image.stateless_random_flip_left_right(image, flip_seed)
   if augment:
@@ -122,7 +120,7 @@ def preprocess_for_train(image, seed, image_size, normalization, augment=None, m
 
 def preprocess_for_eval(image, image_size, normalization, dtype=tf.float32):
   """The official eval transform: center crop (below 320 px), resize, normalize."""
-  image = _crop(image, *center_crop_window(_shape(image), image_size))
+  image = _crop(image, lambda shape: center_crop_window(shape, image_size))
   image = tf.image.resize(image, (image_size, image_size), method=resize_method(normalization))
   image = normalize(image, normalization)
   image.set_shape((image_size, image_size, 3))

@@ -38,6 +38,17 @@ def test_train_preprocessing_from_jpeg_bytes_and_from_pixels_agree_in_shape(flow
     assert -1.0 <= float(tf.reduce_min(out)) and float(tf.reduce_max(out)) <= 1.0
 
 
+def test_png_bytes_crop_exactly_as_their_pixels(flower_photos):
+  photo = flower_photos[2]
+  png = tf.io.encode_png(photo)
+  for seed in ([1, 2], [3, 4]):
+    from_png, from_pixels = (preprocessing.preprocess_for_train(image, tf.constant(seed), 24, "center_128")
+                             for image in (png, tf.constant(photo)))
+    np.testing.assert_array_equal(from_png, from_pixels)
+  np.testing.assert_array_equal(preprocessing.preprocess_for_eval(png, 24, "center_128"),
+                                preprocessing.preprocess_for_eval(tf.constant(photo), 24, "center_128"))
+
+
 def test_eval_preprocessing_matches_a_manual_crop_resize_normalize(flower_photos):
   photo = flower_photos[1]  # 64 x 64
   out = preprocessing.preprocess_for_eval(tf.constant(photo), 32, "mean_std").numpy()
