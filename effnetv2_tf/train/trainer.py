@@ -304,7 +304,8 @@ class Trainer:
       print(f"stage {stage.index + 1}/{len(self.schedule.stages)}: {stage.image_size} px, dropout "
             f"{stage.dropout_rate:.3f}, RandAugment {stage.randaug_magnitude:.2f}, mixup {stage.mixup_alpha:.3f}, "
             f"cutmix {stage.cutmix_alpha:.3f}, steps {self.step}-{stage.end_step}", flush=True)
-      progress = keras.utils.Progbar(stage.end_step - stage.start_step, stateful_metrics=["loss", "top1", "img/s", "lr"])
+      progress = keras.utils.Progbar(stage.end_step - stage.start_step,
+                                     stateful_metrics=["loss", "top1", "img/s", "lr"])
       progress.update(self.step - stage.start_step)
       stage_started = time.perf_counter()
       while self.step < stage.end_step:

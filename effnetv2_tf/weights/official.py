@@ -59,8 +59,8 @@ def _candidates(model_name, path):
   return names
 
 
-def load_official_checkpoint(model, checkpoint, use_ema=True, skip_classifier=False, replace_mismatched_classifier=False,
-                             model_name=None):
+def load_official_checkpoint(model, checkpoint, use_ema=True, skip_classifier=False,
+                             replace_mismatched_classifier=False, model_name=None):
   """Sets `model`'s weights from an official checkpoint; nothing is assigned unless everything fits.
 
   Args:
