@@ -81,7 +81,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--images", default=str(ROOT.parent / "shared" / "data" / "imagenette"))
   parser.add_argument("--quick", action="store_true", help="40 images a class, 4 epochs, 48 -> 96 px")
-  parser.add_argument("--per_class", type=int, default=400, help="train images a class (val: half as many)")
+  parser.add_argument("--per_class", type=int, default=400, help="train images a class (val: up to half as many)")
   parser.add_argument("--epochs", type=int, default=10)
   parser.add_argument("--size", type=int, default=224, help="final train size = eval size")
   parser.add_argument("--base_size", type=int, default=96, help="first stage's size")
