@@ -98,7 +98,6 @@ def export_saved_models(model, spec, export_dir, image_size=None, top_k=5, proba
   return paths
 
 
-
 def export_tflite(classification_dir, output_path, image_size, mode="float32"):
   """Converts an exported classification model to TFLite at a fixed [1, image_size, image_size, 3] input.
 
