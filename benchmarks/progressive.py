@@ -12,6 +12,7 @@ With --equal_time, a third run trains progressively for as many epochs as the fi
 (accuracy at equal time rather than at equal epochs).
 
   python benchmarks/progressive.py [--quick] [--equal_time] [--images DIR] [--per_class N] [--epochs E] [--size S]
+                                   [--seed N]
 """
 
 import argparse
@@ -35,9 +36,9 @@ from effnetv2_tf.train.trainer import Trainer  # noqa: E402
 from tpu.strategy import resolve_runtime  # noqa: E402
 
 
-def subset(images, out, per_class):
-  """SPLIT/CLASS folders with the first `per_class` (train) and per_class // 2 (val) images a class."""
-  for split, count in (("train", per_class), ("val", per_class // 2)):
+def subset(images, out, per_class, val_per_class):
+  """SPLIT/CLASS folders with the first `per_class` train and `val_per_class` val images a class (None: all)."""
+  for split, count in (("train", per_class), ("val", val_per_class)):
     for class_dir in sorted((pathlib.Path(images) / split).iterdir()):
       target = pathlib.Path(out) / split / class_dir.name
       target.mkdir(parents=True)
@@ -45,7 +46,7 @@ def subset(images, out, per_class):
         shutil.copy(path, target / path.name)
 
 
-def train_once(name, records, model_dir, num_train, sizes, epochs, stages, batch, width, depth):
+def train_once(name, records, model_dir, num_train, sizes, epochs, stages, batch, width, depth, seed):
   config = hparams.get_config("demo")
   hparams.override(config, ",".join([
       f"model.width={width}", f"model.depth={depth}",
@@ -54,7 +55,7 @@ def train_once(name, records, model_dir, num_train, sizes, epochs, stages, batch
       f"train.base_image_size={sizes[0]}", f"train.batch_size={batch}", "train.progressive_rule=paper",
       "model.dropout_min=0.2", "model.dropout_rate=0.2",
       "train.randaug_min=2.0", "train.randaug_max=8.0", "data.crop_area_min=0.25", "eval.batch_size=100",
-      "runtime.steps_per_loop=20", "runtime.checkpoint_steps=100000"]))
+      f"train.seed={seed}", "runtime.steps_per_loop=20", "runtime.checkpoint_steps=100000"]))
   trainer = Trainer(hparams.resolve(config), model_dir, records, resolve_runtime("default"))
   started = time.perf_counter()
   trainer.train()
@@ -81,29 +82,32 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--images", default=str(ROOT.parent / "shared" / "data" / "imagenette"))
   parser.add_argument("--quick", action="store_true", help="40 images a class, 4 epochs, 48 -> 96 px")
-  parser.add_argument("--per_class", type=int, default=400, help="train images a class (val: up to half as many)")
+  parser.add_argument("--per_class", type=int, default=400, help="train images a class")
+  parser.add_argument("--val_per_class", type=int, default=None, help="val images a class (default: all)")
   parser.add_argument("--epochs", type=int, default=10)
   parser.add_argument("--size", type=int, default=224, help="final train size = eval size")
   parser.add_argument("--base_size", type=int, default=96, help="first stage's size")
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--width", type=float, default=0.5, help="B0 width coefficient (1.0: the real B0)")
   parser.add_argument("--depth", type=float, default=0.5, help="B0 depth coefficient")
+  parser.add_argument("--seed", type=int, default=0, help="weights, shuffling and augmentation seed")
   parser.add_argument("--equal_time", action="store_true",
                       help="also train progressively for as many epochs as fit in the fixed run's wall time")
   parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "progressive.json"))
   args = parser.parse_args()
   if not (pathlib.Path(args.images) / "train").is_dir():
     sys.exit(f"No images at {args.images}: pass --images DIR (train/CLASS/*, val/CLASS/*).")
-  per_class, epochs, sizes = (40, 4, (48, 96)) if args.quick else (args.per_class, args.epochs,
-                                                                     (args.base_size, args.size))
+  per_class, val_per_class, epochs, sizes = ((40, 20, 4, (48, 96)) if args.quick else
+                                             (args.per_class, args.val_per_class, args.epochs,
+                                              (args.base_size, args.size)))
 
   with tempfile.TemporaryDirectory() as work:
     work = pathlib.Path(work)
-    subset(args.images, work / "images", per_class)
+    subset(args.images, work / "images", per_class, val_per_class)
     summary = convert(work / "images", work / "records", shards=8)
     num_train = summary["written"]["train"]  # the demo set reads train-* and val-*, as convert names them
     common = {"num_train": num_train, "sizes": sizes, "epochs": epochs, "batch": args.batch, "width": args.width,
-              "depth": args.depth}
+              "depth": args.depth, "seed": args.seed}
     rows = [train_once("fixed size", work / "records", work / "fixed", stages=1, **common),
             train_once("progressive", work / "records", work / "progressive", stages=4, **common)]
     fixed, progressive = rows
@@ -115,7 +119,7 @@ def main():
   print(f"\nprogressive / fixed wall time: {ratio}  (target <= 0.6); top-1 {progressive['top-1 (EMA)']} vs "
         f"{fixed['top-1 (EMA)']} (target: progressive >= fixed)")
   report(rows, ["run", "stages", "epochs", "wall s", "top-1 (EMA)", "top-1 (raw)", "img/s per stage"], args.output,
-         benchmark="progressive", per_class=per_class, epochs=epochs, sizes=sizes, batch=args.batch,
+         benchmark="progressive", per_class=per_class, seed=args.seed, epochs=epochs, sizes=sizes, batch=args.batch,
          width=args.width, depth=args.depth, wall_time_ratio=ratio)
 
 
