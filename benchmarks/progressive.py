@@ -8,8 +8,8 @@ official EfficientNetV2-S ratio (128 -> 300 px) at imagenette's own 224 px: 96 -
 Also reports each stage's training speed and its switch overhead (retrace + pipeline rebuild) as a share of
 the stage. Data: ../shared/data/imagenette (10 ImageNet classes), converted to TFRecords once.
 
-With --equal_time, a third run trains progressively for as many epochs as the fixed run's wall time allows
-(accuracy at equal time rather than at equal epochs).
+With --equal_time, two more runs compare accuracy at equal wall time rather than equal epochs: progressive
+for as many epochs as the fixed run's wall time allows, and fixed size for as few as the progressive run's.
 
   python benchmarks/progressive.py [--quick] [--equal_time] [--images DIR] [--per_class N] [--epochs E] [--size S]
                                    [--seed N]
@@ -92,7 +92,7 @@ def main():
   parser.add_argument("--depth", type=float, default=0.5, help="B0 depth coefficient")
   parser.add_argument("--seed", type=int, default=0, help="weights, shuffling and augmentation seed")
   parser.add_argument("--equal_time", action="store_true",
-                      help="also train progressively for as many epochs as fit in the fixed run's wall time")
+                      help="also train each way for the other's wall time (progressive longer, fixed shorter)")
   parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "progressive.json"))
   args = parser.parse_args()
   if not (pathlib.Path(args.images) / "train").is_dir():
@@ -113,9 +113,10 @@ def main():
     fixed, progressive = rows
     ratio = round(progressive["wall s"] / fixed["wall s"], 3)
     if args.equal_time:
-      common["epochs"] = round(epochs / ratio)
-      rows.append(train_once("progressive, ~same wall time", work / "records", work / "progressive_long", stages=4,
-                             **common))
+      rows.append(train_once("progressive, ~fixed's wall time", work / "records", work / "progressive_long",
+                             stages=4, **{**common, "epochs": round(epochs / ratio)}))
+      rows.append(train_once("fixed size, ~progressive's wall time", work / "records", work / "fixed_short",
+                             stages=1, **{**common, "epochs": round(epochs * ratio)}))
   print(f"\nprogressive / fixed wall time: {ratio}  (target <= 0.6); top-1 {progressive['top-1 (EMA)']} vs "
         f"{fixed['top-1 (EMA)']} (target: progressive >= fixed)")
   report(rows, ["run", "stages", "epochs", "wall s", "top-1 (EMA)", "top-1 (raw)", "img/s per stage"], args.output,
