@@ -40,7 +40,8 @@ def main():
   from effnetv2_tf.train.trainer import Trainer
   from tpu.strategy import resolve_runtime
 
-  config = hparams.resolve(hparams.override(hparams.get_config("demo"), ",".join(filter(None, [TINY, args.hparam_str]))))
+  overrides = ",".join(filter(None, [TINY, args.hparam_str]))
+  config = hparams.resolve(hparams.override(hparams.get_config("demo"), overrides))
   trainer = Trainer(config, args.model_dir, args.data_dir, resolve_runtime(args.strategy))
   trainer.train()
   weights = [float(tf.reduce_sum(tf.cast(v, tf.float64))) for v in trainer.model.weights]

@@ -24,7 +24,8 @@ def _randomize(model, seed):
 def _write_tf1_checkpoint(prefix, named_values):
   """A TF1 name-based checkpoint (tf.compat.v1 Saver), as google/automl writes them."""
   with tf.Graph().as_default():
-    variables = {name: tf.compat.v1.Variable(value, name=f"v{i}") for i, (name, value) in enumerate(named_values.items())}
+    variables = {name: tf.compat.v1.Variable(value, name=f"v{i}")
+                 for i, (name, value) in enumerate(named_values.items())}
     variables["global_step"] = tf.compat.v1.Variable(np.int64(123), name="global_step")
     saver = tf.compat.v1.train.Saver(var_list=variables)
     with tf.compat.v1.Session() as session:
