@@ -12,7 +12,7 @@ With --equal_time, two more runs compare accuracy at equal wall time rather than
 for as many epochs as the fixed run's wall time allows, and fixed size for as few as the progressive run's.
 
   python benchmarks/progressive.py [--quick] [--equal_time] [--images DIR] [--per_class N] [--epochs E] [--size S]
-                                   [--seed N]
+                                   [--val_per_class N] [--seed N]
 """
 
 import argparse
