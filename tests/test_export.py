@@ -40,8 +40,8 @@ features = tf.saved_model.load(sys.argv[2])
 out = {}
 for batch, size in ((1, 64), (3, 97)):
   x = np.random.default_rng(batch).uniform(0, 1, (batch, size, size, 3)).astype("float32")
-  out[f"{batch}x{size}"] = classification.signatures["serving_default"](images=tf.constant(x))
-  out[f"{batch}x{size}"] = list(out[f"{batch}x{size}"].values())[0].numpy().tolist()
+  class_out = classification.signatures["serving_default"](images=tf.constant(x))
+  out[f"{batch}x{size}"] = list(class_out.values())[0].numpy().tolist()
   feature_out = features.signatures["serving_default"](images=tf.constant(x))
   out[f"f{batch}x{size}"] = list(feature_out.values())[0].numpy().shape
 print("RESULT " + json.dumps(out))
