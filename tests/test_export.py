@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from effnetv2_tf.export import ExportError, export_saved_models
+from effnetv2_tf.export import FLAVOURS, ExportError, export_saved_models
 from effnetv2_tf.model import create_model, get_model_spec
+from tests.helpers import run_without_package, unit_images
 
 SPEC = get_model_spec("efficientnetv2-s")  # center_128 normalization, eval size 384
 
@@ -27,38 +28,19 @@ def exported(tmp_path_factory):
   return model, export_dir, paths
 
 
-BLOCKED_RUNNER = r"""
-import importlib.abc, json, sys
-class Block(importlib.abc.MetaPathFinder):
-  def find_spec(self, name, path=None, target=None):
-    if name.split(".")[0] in ("effnetv2_tf", "hparams", "tpu"):
-      raise ImportError("the export must not need " + name)
-sys.meta_path.insert(0, Block())
-import numpy as np, tensorflow as tf
-classification = tf.saved_model.load(sys.argv[1])
-features = tf.saved_model.load(sys.argv[2])
-out = {}
-for batch, size in ((1, 64), (3, 97)):
-  x = np.random.default_rng(batch).uniform(0, 1, (batch, size, size, 3)).astype("float32")
-  class_out = classification.signatures["serving_default"](images=tf.constant(x))
-  out[f"{batch}x{size}"] = list(class_out.values())[0].numpy().tolist()
-  feature_out = features.signatures["serving_default"](images=tf.constant(x))
-  out[f"f{batch}x{size}"] = list(feature_out.values())[0].numpy().shape
-print("RESULT " + json.dumps(out))
-"""
-
-
 def test_export_runs_without_the_package_and_matches_keras(exported):
   model, _, paths = exported
-  done = subprocess.run([sys.executable, "-c", BLOCKED_RUNNER, paths["classification"], paths["feature-vector"]],
-                        capture_output=True, text=True, timeout=300)
-  assert done.returncode == 0, done.stderr[-3000:]
-  out = json.loads(next(l for l in done.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
-  for batch, size in ((1, 64), (3, 97)):
-    x = np.random.default_rng(batch).uniform(0, 1, (batch, size, size, 3)).astype("float32")
+  shapes = ((1, 64), (3, 97))
+  calls = {f"{flavour}{batch}x{size}": (paths[flavour], "serving_default", "images", (batch, size))
+           for flavour in FLAVOURS for batch, size in shapes}
+  out = run_without_package(calls)
+  for batch, size in shapes:
+    x = unit_images(batch, size)
     expected = model((x * 255 - 128) / 128, training=False).numpy()
-    np.testing.assert_allclose(out[f"{batch}x{size}"], expected, atol=1e-5, rtol=1e-5)
-    assert tuple(out[f"f{batch}x{size}"]) == (batch, model.get_layer("avg_pool").output.shape[-1])
+    np.testing.assert_allclose(next(iter(out[f"classification{batch}x{size}"].values())), expected,
+                               atol=1e-5, rtol=1e-5)
+    features = next(iter(out[f"feature-vector{batch}x{size}"].values()))
+    assert features.shape == (batch, model.get_layer("avg_pool").output.shape[-1])
 
 
 def test_bytes_signature_gives_the_keras_top_classes(exported, flower_photos):

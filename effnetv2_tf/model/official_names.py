@@ -2,9 +2,12 @@
 
 Our Keras variable paths are the official checkpoint names without the model prefix: blocks are layers
 named blocks_K, and inside a block, convs and batch norms take the official creation-order names
-(conv2d, conv2d_1; tpu_batch_normalization, _1, _2). The only other difference is the classifier, which
-keras.applications style calls `predictions` and the official code `head/dense`.
+(conv2d, conv2d_1; tpu_batch_normalization, _1, _2). Two names differ: the classifier, which
+keras.applications style calls `predictions` and the official code `head/dense`, and the depthwise kernel,
+which Keras 3 calls `kernel` and TF1 / tf.keras (the official code) `depthwise_kernel`.
 """
+
+_DEPTHWISE_KERNEL = "/depthwise_conv2d/kernel"
 
 
 class BlockLayerNames:
@@ -36,7 +39,11 @@ def official_variable_name(model_name, variable_path):
   'efficientnetv2-s/blocks_12/tpu_batch_normalization_1/gamma'
   >>> official_variable_name("efficientnetv2-s", "predictions/kernel")
   'efficientnetv2-s/head/dense/kernel'
+  >>> official_variable_name("efficientnetv2-s", "blocks_9/depthwise_conv2d/kernel")
+  'efficientnetv2-s/blocks_9/depthwise_conv2d/depthwise_kernel'
   """
   if variable_path.startswith("predictions/"):
     variable_path = "head/dense/" + variable_path[len("predictions/"):]
+  if variable_path.endswith(_DEPTHWISE_KERNEL):
+    variable_path = variable_path[:-len("kernel")] + "depthwise_kernel"
   return f"{model_name}/{variable_path}"

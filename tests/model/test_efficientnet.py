@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from effnetv2_tf.model import create_backbone, create_model, feature_endpoints
-from effnetv2_tf.model.official_names import official_variable_name
 from effnetv2_tf.model.specs import round_filters
 
 # Official counts at 1000 classes (trainable, total incl. BN moving statistics), from the automl
@@ -67,18 +66,6 @@ def test_feature_endpoints_work_on_a_classifier_too():
   # Stages 1, 2, 3, 5 end before a stride-2 stage; stage 6 is the last.
   expected = [round_filters(channels, TINY["width"], "v2") for channels in (16, 32, 48, 112, 192)]
   assert [e.shape[-1] for e in ends.values()] == expected == [8, 8, 16, 32, 48]
-
-
-def test_variable_names_map_to_official_checkpoint_names():
-  names = {official_variable_name("efficientnetv2-s", v.path) for v in create_model("efficientnetv2-s").weights}
-  for official in ("efficientnetv2-s/stem/conv2d/kernel", "efficientnetv2-s/stem/tpu_batch_normalization/beta",
-                   "efficientnetv2-s/blocks_0/conv2d/kernel", "efficientnetv2-s/blocks_12/se/conv2d_1/bias",
-                   "efficientnetv2-s/blocks_39/depthwise_conv2d/kernel",
-                   "efficientnetv2-s/blocks_39/tpu_batch_normalization_2/moving_variance",
-                   "efficientnetv2-s/head/conv2d/kernel", "efficientnetv2-s/head/dense/kernel"):
-    assert official in names
-  assert not any("blocks_40" in name for name in names)
-  assert len(names) == len(create_model("efficientnetv2-s").weights)
 
 
 def test_survival_probability_falls_linearly_over_blocks():

@@ -1,0 +1,118 @@
+"""Helpers shared by the tests: official-layout checkpoints written from the official names, and a runner
+that loads SavedModels in a Python process that cannot import this package."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+OFFICIAL_VARIABLES = pathlib.Path(__file__).resolve().parent / "official_variables"
+OFFICIAL_MODELS = sorted(path.stem for path in OFFICIAL_VARIABLES.glob("*.txt"))
+EMA_SUFFIX = "/ExponentialMovingAverage"
+
+
+def official_variables(model_name):
+  """{official name: shape} of every variable the official code creates for `model_name` (1000 classes)."""
+  variables = {}
+  for line in (OFFICIAL_VARIABLES / f"{model_name}.txt").read_text().splitlines():
+    if line and not line.startswith("#"):
+      name, shape = line.split()
+      variables[name] = tuple(int(d) for d in shape.split("x"))
+  return variables
+
+
+def _keras_path(official_name):
+  """Where the test expects an official variable in our model, read off the official name itself."""
+  path = official_name.split("/", 1)[1]
+  if path.startswith("head/dense/"):
+    path = "predictions/" + path[len("head/dense/"):]
+  return path.replace("/depthwise_kernel", "/kernel")
+
+
+def official_values(model, model_name=None):
+  """{official name (from the names file): value of `model`'s variable}, for every name in the file.
+
+  `model` must be a full-size model of the file's variant; the classifier may have another class count
+  (its official names are kept, with our shapes). Fails when a file name has no counterpart in the model
+  or the model has variables the file lacks.
+  """
+  model_name = model_name or model.name
+  ours = {variable.path: variable for variable in model.weights}
+  values = {}
+  for name, shape in official_variables(model_name).items():
+    variable = ours.pop(_keras_path(name), None)
+    assert variable is not None, f"{name} has no counterpart in {model.name}"
+    assert name.split("/")[-2] == "dense" or tuple(variable.shape) == shape, (name, variable.shape, shape)
+    values[name] = variable.numpy()
+  assert not ours, f"{model.name} has variables the official code lacks: {sorted(ours)[:5]}"
+  return values
+
+
+def randomize(model, seed):
+  """Distinct random values in every variable (positive variances), so that a misplaced value shows."""
+  rng = np.random.default_rng(seed)
+  for v in model.weights:
+    v.assign(rng.uniform(0.5, 1.5, v.shape) if v.path.endswith("variance") else rng.normal(0, 0.3, v.shape))
+
+
+def write_tf1_checkpoint(prefix, named_values):
+  """A TF1 name-based checkpoint (tf.compat.v1 Saver), the format of the official tarballs; returns its prefix."""
+  with tf.Graph().as_default():
+    variables = {name: tf.compat.v1.Variable(value, name=f"v{i}")
+                 for i, (name, value) in enumerate(named_values.items())}
+    variables["global_step"] = tf.compat.v1.Variable(np.int64(123), name="global_step")
+    saver = tf.compat.v1.train.Saver(var_list=variables)
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      return saver.save(session, str(prefix))
+
+
+def write_official_checkpoint(prefix, raw_model, ema_model=None, model_name=None):
+  """An official-layout checkpoint: raw values from `raw_model`, EMA shadows from `ema_model`, and an
+  optimizer slot per variable (the loader must ignore it), all under the names of the official file."""
+  raw = official_values(raw_model, model_name)
+  values = dict(raw)
+  values.update({f"{name}/RMSProp": np.ones_like(value) for name, value in raw.items()})
+  if ema_model is not None:
+    values.update({name + EMA_SUFFIX: value for name, value in official_values(ema_model, model_name).items()})
+  return write_tf1_checkpoint(prefix, values)
+
+
+# Runs in a fresh Python that refuses to import this package: loads SavedModels given as JSON argv[1]
+# ({"key": [path, signature, input name, [batch, height, width, 3]]}) and prints each output on uniform
+# [0, 1) images from seed = batch.
+_WITHOUT_PACKAGE = r"""
+import importlib.abc, json, sys
+class Block(importlib.abc.MetaPathFinder):
+  def find_spec(self, name, path=None, target=None):
+    if name.split(".")[0] in ("effnetv2_tf", "hparams", "tpu"):
+      raise ImportError("the export must not need " + name)
+sys.meta_path.insert(0, Block())
+import numpy as np, tensorflow as tf
+out = {}
+for key, (path, signature, input_name, shape) in json.loads(sys.argv[1]).items():
+  x = np.random.default_rng(shape[0]).uniform(0, 1, shape).astype("float32")
+  result = tf.saved_model.load(path).signatures[signature](**{input_name: tf.constant(x)})
+  out[key] = {name: value.numpy().tolist() for name, value in result.items()}
+print("RESULT " + json.dumps(out))
+"""
+
+
+def unit_images(batch, size):
+  """The images run_without_package feeds for a [batch, size, size, 3] shape."""
+  return np.random.default_rng(batch).uniform(0, 1, (batch, size, size, 3)).astype("float32")
+
+
+def run_without_package(calls):
+  """{key: {output name: array}} for {key: (SavedModel path, signature, input name, (batch, size))}."""
+  spec = {key: [str(path), signature, input_name, [batch, size, size, 3]]
+          for key, (path, signature, input_name, (batch, size)) in calls.items()}
+  done = subprocess.run([sys.executable, "-c", _WITHOUT_PACKAGE, json.dumps(spec)], capture_output=True, text=True,
+                        timeout=300)
+  assert done.returncode == 0, done.stderr[-3000:]
+  result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[len("RESULT "):])
+  return {key: {name: np.array(value) for name, value in outputs.items()} for key, outputs in result.items()}
