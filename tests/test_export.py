@@ -1,6 +1,5 @@
 """SavedModel export: runs without the package, same logits as Keras, bytes signature, TFSMLayer."""
 
-import json
 import subprocess
 import sys
 

@@ -9,6 +9,8 @@ NAME/ExponentialMovingAverage is preferred when present (the official eval weigh
 
 import argparse
 import dataclasses
+import difflib
+import os
 
 import tensorflow as tf
 
@@ -38,11 +40,15 @@ class LoadReport:
 
 
 def _resolve_path(path):
-  """A checkpoint prefix from a prefix or a directory holding a `checkpoint` file."""
+  """A checkpoint prefix from a prefix or a directory holding one.
+
+  In a directory, the prefix its `checkpoint` file names is tried first, then that name inside the directory
+  (an unpacked tarball keeps the absolute path it was written at), then the one .index file it holds.
+  """
   if tf.io.gfile.isdir(path):
-    latest = tf.train.latest_checkpoint(path)
-    if latest:
-      return latest
+    for prefix in _prefixes_named_by_state_file(path):
+      if tf.io.gfile.exists(f"{prefix}.index"):
+        return prefix
     indexes = tf.io.gfile.glob(f"{path.rstrip('/')}/*.index")
     if len(indexes) == 1:
       return indexes[0][:-len(".index")]
@@ -50,6 +56,32 @@ def _resolve_path(path):
     return path
   raise CheckpointError(f"{path} is not a TF checkpoint: expected a prefix with a .index file (e.g. "
                         "efficientnetv2-s/model) or a folder holding one.")
+
+
+def _prefixes_named_by_state_file(directory):
+  try:  # unlike tf.train.latest_checkpoint, this logs no error for a path that has moved
+    state = tf.train.get_checkpoint_state(directory)
+  except ValueError:  # a `checkpoint` file without a path
+    return []
+  if state is None:
+    return []
+  named = state.model_checkpoint_path
+  return [named, os.path.join(directory, os.path.basename(named.rstrip("/")))]
+
+
+def _strip_ema(name):
+  return name[:-len(EMA_SUFFIX)] if name.endswith(EMA_SUFFIX) else name
+
+
+def _closest_unused_name(name, shapes, used):
+  """The checkpoint variable most like `name` among those nothing was loaded from (EMA shadows and optimizer
+  slots, NAME/slot, are not variables of their own)."""
+  names = {_strip_ema(other) for other in shapes}
+  variables = {other for other in names if other.rsplit("/", 1)[0] not in names}
+  unused = sorted(other for other in variables - {_strip_ema(source) for source in used}
+                  if other.startswith(name.split("/", 1)[0] + "/"))
+  matches = difflib.get_close_matches(name, unused, n=1, cutoff=0.5)
+  return matches[0] if matches else None
 
 
 def _candidates(model_name, path):
@@ -87,7 +119,7 @@ def load_official_checkpoint(model, checkpoint, use_ema=True, skip_classifier=Fa
     raise CheckpointError(f"{prefix} holds {', '.join(variants[:3]) or 'no model'} variables, not {model_name}: "
                           "load it into that variant.")
   report = LoadReport(prefix)
-  assignments, missing, mismatched = [], [], []
+  assignments, missing, mismatched, found_names = [], [], [], set()
   for variable in model.weights:
     path = variable.path
     if skip_classifier and path.startswith("predictions/"):
@@ -103,7 +135,9 @@ def load_official_checkpoint(model, checkpoint, use_ema=True, skip_classifier=Fa
         break
     if found is None:
       missing.append(official_variable_name(model_name, path))
-    elif tuple(shapes[found]) != tuple(variable.shape):
+      continue
+    found_names.add(found)
+    if tuple(shapes[found]) != tuple(variable.shape):
       if replace_mismatched_classifier and path.startswith("predictions/"):
         report.skipped_classifier.append(path)
         continue
@@ -112,6 +146,9 @@ def load_official_checkpoint(model, checkpoint, use_ema=True, skip_classifier=Fa
       assignments.append((variable, found))
   if missing or mismatched:
     problems = [f"missing {name}" for name in missing[:5]] + [f"shape {text}" for text in mismatched[:5]]
+    closest = _closest_unused_name(missing[0], shapes, found_names) if missing else None
+    if closest:  # names of the same model that differ: show one pair, so the rule to fix is plain
+      problems.insert(0, f"names differ, e.g. the loader expects {missing[0]} and the checkpoint has {closest}")
     raise CheckpointError(f"{prefix} does not fit {model.name} ({len(missing)} missing, {len(mismatched)} "
                           f"mis-shaped): {'; '.join(problems)}. Nothing was loaded.")
   for variable, source in assignments:

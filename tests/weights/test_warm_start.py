@@ -12,16 +12,16 @@ import pytest
 from effnetv2_tf.model import create_model
 from effnetv2_tf.weights.official import CheckpointError
 from effnetv2_tf.weights.warm_start import warm_start
-from tests.weights.test_official import TINY, X, _official_values, _randomize, _write_tf1_checkpoint
+from tests.helpers import randomize, write_official_checkpoint
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_official_checkpoint_with_another_class_count_gets_a_new_classifier(tmp_path):
-  source = create_model(**TINY, num_classes=4)
-  _randomize(source, 1)
-  prefix = _write_tf1_checkpoint(tmp_path / "model", _official_values(source))
-  target = create_model(**TINY, num_classes=7)
+  source = create_model("efficientnetv2-b0", classifier_activation=None)
+  randomize(source, 1)
+  prefix = write_official_checkpoint(tmp_path / "model", source)
+  target = create_model("efficientnetv2-b0", num_classes=7)
   assert "classifier left as initialised" in warm_start(target, prefix)
   np.testing.assert_array_equal(target.get_layer("head").get_weights()[0], source.get_layer("head").get_weights()[0])
 
@@ -70,4 +70,5 @@ def test_a_run_of_another_model_is_refused(tmp_path):
   (tmp_path / "config.yaml").write_text("model: {name: efficientnetv2-s, width: null, depth: null, num_classes: 10}\n")
   (tmp_path / "checkpoints" / "ckpt-1.index").write_text("")
   with pytest.raises(CheckpointError, match="is a efficientnetv2-s checkpoint; fine-tuning efficientnetv2-b0"):
-    warm_start(create_model(**TINY, num_classes=3), str(tmp_path / "checkpoints" / "ckpt-1"))
+    warm_start(create_model("efficientnetv2-b0", width=0.25, depth=0.25, num_classes=3),
+               str(tmp_path / "checkpoints" / "ckpt-1"))
