@@ -1,13 +1,22 @@
 """SavedModel export in the TF-Hub layout: EXPORT_DIR/classification and EXPORT_DIR/feature-vector,
 and optionally EXPORT_DIR/classification.tflite.
 
+  python -m effnetv2_tf.export --official efficientnetv2-s/ --model efficientnetv2-s export/v2-s
+
+exports an official automl checkpoint (the unpacked tarball: 1k, 21k or 21k-ft1k; EMA weights) without
+training or a model_dir.
+
 Both take float images in [0, 1] of any height, width and batch ([None, None, None, 3]) and apply the
 model family's normalization inside, so users never need this package to run them. The classification
 model also serves encoded JPEG/PNG bytes (`serving_bytes`): the official eval crop and resize, then the
 top-k classes and scores. Load with tf.saved_model.load, or wrap with keras.layers.TFSMLayer to fine-tune.
+The class names, when known, travel with the classification model as its asset labels.txt.
 """
 
+import argparse
 import os
+import sys
+import tempfile
 
 import keras
 import tensorflow as tf
@@ -15,6 +24,7 @@ import tensorflow as tf
 from effnetv2_tf.data import preprocessing
 
 FLAVOURS = ("classification", "feature-vector")
+LABELS_ASSET = "labels.txt"
 TFLITE_MODES = ("float32", "dynamic-int8")
 
 
@@ -27,8 +37,10 @@ def _normalize_unit_images(images, normalization):
 
 
 class _Classifier(tf.Module):
-  def __init__(self, model, normalization, image_size, top_k, probabilities):
+  def __init__(self, model, normalization, image_size, top_k, probabilities, labels_file=None):
     super().__init__()
+    if labels_file:
+      self.labels = tf.saved_model.Asset(labels_file)  # copied to assets/labels.txt
     self.model = model
     self.normalization = normalization
     self.image_size = image_size
@@ -69,7 +81,8 @@ def _prepare_dir(path, overwrite):
     tf.io.gfile.rmtree(path)
 
 
-def export_saved_models(model, spec, export_dir, image_size=None, top_k=5, probabilities=False, overwrite=False):
+def export_saved_models(model, spec, export_dir, image_size=None, top_k=5, probabilities=False, overwrite=False,
+                        labels=None):
   """Writes EXPORT_DIR/classification and EXPORT_DIR/feature-vector for a classifier `model`.
 
   Args:
@@ -81,6 +94,7 @@ def export_saved_models(model, spec, export_dir, image_size=None, top_k=5, proba
     top_k: classes returned by serving_bytes.
     probabilities: the classification signature returns softmax instead of logits.
     overwrite: replace a non-empty export_dir.
+    labels: class names by index, saved as classification/assets/labels.txt (predict reads them).
 
   Returns:
     {flavour: path}.
@@ -90,12 +104,23 @@ def export_saved_models(model, spec, export_dir, image_size=None, top_k=5, proba
   # A feature model sharing the classifier's layers (and so its weights): pooled features before dropout.
   features = keras.Model(model.inputs, model.get_layer("avg_pool").output, name=f"{model.name}-features")
   paths = {flavour: os.path.join(export_dir, flavour) for flavour in FLAVOURS}
-  classifier = _Classifier(model, spec.normalization, image_size, top_k, probabilities)
-  tf.saved_model.save(classifier, paths["classification"], signatures={
-      "serving_default": classifier.__call__, "serving_bytes": classifier.serve_bytes})
+  with tempfile.TemporaryDirectory() as scratch:
+    labels_file = None
+    if labels:
+      labels_file = os.path.join(scratch, LABELS_ASSET)
+      with open(labels_file, "w", encoding="utf-8") as f:
+        f.write("".join(f"{name}\n" for name in labels))
+    classifier = _Classifier(model, spec.normalization, image_size, top_k, probabilities, labels_file)
+    tf.saved_model.save(classifier, paths["classification"], signatures={
+        "serving_default": classifier.__call__, "serving_bytes": classifier.serve_bytes})
   feature_vector = _FeatureVector(features, spec.normalization)
   tf.saved_model.save(feature_vector, paths["feature-vector"], signatures={"serving_default": feature_vector.__call__})
   return paths
+
+
+def _check_tflite_mode(mode):
+  if mode not in TFLITE_MODES:
+    raise ExportError(f"Unknown TFLite mode {mode!r}; expected one of {TFLITE_MODES}.")
 
 
 def export_tflite(classification_dir, output_path, image_size, mode="float32"):
@@ -107,8 +132,7 @@ def export_tflite(classification_dir, output_path, image_size, mode="float32"):
     image_size: the input side (TFLite models take one fixed size).
     mode: "float32", or "dynamic-int8" (weights stored as int8, about 4x smaller).
   """
-  if mode not in TFLITE_MODES:
-    raise ExportError(f"Unknown TFLite mode {mode!r}; expected one of {TFLITE_MODES}.")
+  _check_tflite_mode(mode)
   module = tf.saved_model.load(classification_dir)
 
   # The saved signature takes any size; TFLite wants static shapes, so pin them in a wrapper.
@@ -122,3 +146,55 @@ def export_tflite(classification_dir, output_path, image_size, mode="float32"):
   with tf.io.gfile.GFile(output_path, "wb") as f:
     f.write(converter.convert())
   return output_path
+
+
+def export_official(checkpoint, model_name, export_dir, use_ema=True, image_size=None, tflite=None,
+                    overwrite=False):
+  """Exports an official automl checkpoint (its class count read from it) in the TF-Hub layout.
+
+  Returns:
+    (LoadReport, {flavour: path}), with "tflite" among the paths when `tflite` names a mode.
+  """
+  from effnetv2_tf.model import create_model, get_model_spec
+  from effnetv2_tf.predict import imagenet_labels_for
+  from effnetv2_tf.weights.official import load_official_checkpoint, official_num_classes
+  spec = get_model_spec(model_name)
+  if tflite is not None:
+    _check_tflite_mode(tflite)  # before the slow part
+  num_classes = official_num_classes(checkpoint, model_name)
+  if num_classes is None:
+    raise ExportError(f"{checkpoint} has no {model_name} classifier (head/dense) to export.")
+  keras.mixed_precision.set_global_policy("float32")
+  model = create_model(model_name, num_classes=num_classes, classifier_activation=None)
+  report = load_official_checkpoint(model, checkpoint, use_ema=use_ema)
+  image_size = image_size or spec.eval_size
+  paths = export_saved_models(model, spec, export_dir, image_size=image_size, overwrite=overwrite,
+                              labels=imagenet_labels_for(num_classes))
+  if tflite:
+    paths["tflite"] = export_tflite(paths["classification"], os.path.join(export_dir, "classification.tflite"),
+                                    image_size, tflite)
+  return report, paths
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description="Export an official automl checkpoint as TF-Hub style SavedModels.")
+  parser.add_argument("export_dir", help="where EXPORT_DIR/classification and EXPORT_DIR/feature-vector go")
+  parser.add_argument("--official", required=True, help="the unpacked official tarball (folder or checkpoint prefix)")
+  parser.add_argument("--model", required=True, help="its model, e.g. efficientnetv2-s (also for -21k, -21k-ft1k)")
+  parser.add_argument("--raw", action="store_true", help="the raw weights instead of the EMA shadows")
+  parser.add_argument("--image_size", type=int, help="serving_bytes crop size (default: the model's eval size)")
+  parser.add_argument("--tflite", choices=TFLITE_MODES, help="also write classification.tflite")
+  parser.add_argument("--overwrite", action="store_true", help="replace a non-empty export_dir")
+  args = parser.parse_args(argv)
+  try:
+    report, paths = export_official(args.official, args.model, args.export_dir, use_ema=not args.raw,
+                                    image_size=args.image_size, tflite=args.tflite, overwrite=args.overwrite)
+  except ValueError as error:  # a bad checkpoint or model name, an export dir in use
+    parser.exit(2, f"error: {error}\n")
+  print(report)
+  for flavour, path in paths.items():
+    print(f"{flavour}: {path}")
+
+
+if __name__ == "__main__":
+  sys.exit(main())

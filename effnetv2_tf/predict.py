@@ -2,8 +2,9 @@
 
   python -m effnetv2_tf.predict EXPORT_DIR/classification photo.jpg photos/ --labels imagenet1k --top_k 5
 
---labels is imagenet1k or imagenet21k (shipped, see effnetv2_tf/labels/README.md) or a file with one class
-name per line (the converter's labels.txt; `synset<TAB>names` lines work too). A file that does not decode
+By default the class names are the export's own (its assets/labels.txt), else ImageNet-1k's; --labels is
+imagenet1k or imagenet21k (shipped, see effnetv2_tf/labels/README.md) or a file with one class name per
+line (the converter's labels.txt; `synset<TAB>names` lines work too). A file that does not decode
 is reported and the rest are still predicted.
 """
 
@@ -25,6 +26,12 @@ def load_labels(name_or_path):
   if not path.is_file():
     raise FileNotFoundError(f"No label file {path}: use imagenet1k, imagenet21k or a file with one name per line.")
   return [line.split("\t", 1)[-1].strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def imagenet_labels_for(num_classes):
+  """The shipped ImageNet class names for a 1k or 21k classifier, else None."""
+  name = {1000: "imagenet1k", 21_843: "imagenet21k"}.get(num_classes)
+  return load_labels(name) if name else None
 
 
 def image_files(paths):
@@ -61,6 +68,11 @@ def predict(classification_dir, files, top_k=5):
           yield file, f"cannot decode ({error.message.splitlines()[0][:120]})"
 
 
+def _exported_labels(classification_dir):
+  path = pathlib.Path(classification_dir) / "assets" / "labels.txt"
+  return str(path) if path.is_file() else None
+
+
 def _name(labels, index):
   return labels[index] if index < len(labels) else f"class {index}"
 
@@ -69,11 +81,12 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("model", help="an exported classification SavedModel (EXPORT_DIR/classification)")
   parser.add_argument("images", nargs="+", help="image files or folders")
-  parser.add_argument("--labels", default="imagenet1k", help="imagenet1k, imagenet21k or a label file")
+  parser.add_argument("--labels", help="imagenet1k, imagenet21k or a label file (default: the export's own "
+                      "assets/labels.txt, else imagenet1k)")
   parser.add_argument("--top_k", type=int, default=5)
   args = parser.parse_args(argv)
   try:
-    labels = load_labels(args.labels)
+    labels = load_labels(args.labels or _exported_labels(args.model) or "imagenet1k")
     files = image_files(args.images)
   except FileNotFoundError as error:
     parser.exit(2, f"error: {error}\n")

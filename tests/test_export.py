@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from effnetv2_tf.export import FLAVOURS, ExportError, export_saved_models
 from effnetv2_tf.model import create_model, get_model_spec
-from tests.helpers import run_without_package, unit_images
+from tests.helpers import ROOT, run_without_package, unit_images
 
 SPEC = get_model_spec("efficientnetv2-s")  # center_128 normalization, eval size 384
 
@@ -145,3 +145,54 @@ def test_tflite_agrees_with_keras_on_real_photos(exported, tmp_path, mode):
   else:  # int8 weights: close, and the same top-1 on nearly every photo
     assert np.corrcoef(np.ravel(ours), np.ravel(theirs))[0, 1] > 0.99 and agree >= 0.8 * len(files)
   assert (tmp_path / "m.tflite").stat().st_size > 10_000
+
+
+def test_one_command_exports_an_official_checkpoint_that_runs_without_the_package(tmp_path):
+  """An official-layout checkpoint (official names, 11 classes) -> SavedModels equal to the loaded Keras model."""
+  from effnetv2_tf.weights.official import load_official_checkpoint
+  from tests.helpers import randomize, write_official_checkpoint
+  source = create_model("efficientnetv2-b0", num_classes=11, classifier_activation=None)
+  randomize(source, 7)
+  write_official_checkpoint(tmp_path / "efficientnetv2-b0" / "model", source, ema_model=source)
+  done = subprocess.run([sys.executable, "-m", "effnetv2_tf.export", "--official", str(tmp_path / "efficientnetv2-b0"),
+                         "--model", "efficientnetv2-b0", str(tmp_path / "export")], capture_output=True, text=True,
+                        timeout=600)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert "from EMA shadows" in done.stdout and "classification: " in done.stdout
+  assert not (tmp_path / "export" / "classification" / "assets" / "labels.txt").exists()  # 11 classes: no names
+
+  keras_model = create_model("efficientnetv2-b0", num_classes=11, classifier_activation=None)
+  load_official_checkpoint(keras_model, str(tmp_path / "efficientnetv2-b0"))
+  out = run_without_package({"logits": (tmp_path / "export" / "classification", "serving_default", "images", (2, 96)),
+                             "features": (tmp_path / "export" / "feature-vector", "serving_default", "images", (2, 96))})
+  x = unit_images(2, 96)
+  normalized = (x - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])  # B0: ImageNet mean/std
+  expected = keras_model(normalized.astype("float32"), training=False).numpy()
+  logits = next(iter(out["logits"].values()))
+  assert logits.shape == (2, 11) and np.abs(expected).max() > 0.1
+  np.testing.assert_allclose(logits, expected, atol=1e-5, rtol=1e-5)
+  assert next(iter(out["features"].values())).shape == (2, 1280)
+
+
+def test_an_imagenet_export_carries_its_class_names_and_predict_uses_them(exported, tmp_path):
+  from effnetv2_tf.predict import imagenet_labels_for, load_labels
+  model, _, _ = exported
+  names = ["daisy", "dandelion", "rose", "sunflower"]
+  paths = export_saved_models(model, SPEC, str(tmp_path / "named"), image_size=64, labels=names)
+  assert load_labels(f"{paths['classification']}/assets/labels.txt") == names
+  photo = next((ROOT / "effnetv2_tf" / "demo_data" / "val" / "rose").glob("*.jpg"))
+  done = subprocess.run([sys.executable, "-m", "effnetv2_tf.predict", paths["classification"], str(photo)],
+                        capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert any(f"{name} (" in done.stdout for name in names)
+  assert imagenet_labels_for(1000)[0].startswith("tench") and len(imagenet_labels_for(21_843)) == 21_842
+  assert imagenet_labels_for(11) is None
+
+
+def test_export_command_errors_are_one_line(tmp_path):
+  (tmp_path / "empty").mkdir()
+  done = subprocess.run([sys.executable, "-m", "effnetv2_tf.export", "--official", str(tmp_path / "empty"),
+                         "--model", "efficientnetv2-b0", str(tmp_path / "export")], capture_output=True, text=True,
+                        timeout=300)
+  assert done.returncode == 2 and "Traceback" not in done.stderr
+  assert done.stderr.strip().splitlines()[-1].startswith("error: ") and "is not a TF checkpoint" in done.stderr

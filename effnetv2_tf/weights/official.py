@@ -84,6 +84,15 @@ def _closest_unused_name(name, shapes, used):
   return matches[0] if matches else None
 
 
+def official_num_classes(checkpoint, model_name):
+  """The class count of an official checkpoint's classifier (1000, or 21843 for the -21k ones); None without one."""
+  shapes = tf.train.load_checkpoint(_resolve_path(checkpoint)).get_variable_to_shape_map()
+  for name in _candidates(model_name, "predictions/bias"):
+    if name in shapes:
+      return shapes[name][0]
+  return None
+
+
 def _candidates(model_name, path):
   names = [official_variable_name(model_name, path)]
   if path.startswith("predictions/"):
