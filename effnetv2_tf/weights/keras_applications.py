@@ -2,7 +2,8 @@
 
 keras.applications names layers block{stage}{letter}_{role} (block4a_se_reduce, ...), stem_conv, top_conv
 and predictions. Our blocks expose the same roles as attributes, so one rule covers every variant.
-Build the keras.applications model with include_preprocessing=False (V2): ours takes normalized input.
+Ours takes normalized input: build a V2 keras.applications model with include_preprocessing=False; a V1
+one always normalizes inside (Rescaling + Normalization layers), and those layers are not copied.
 """
 
 import string
@@ -72,7 +73,9 @@ def copy_from_keras_applications(model, keras_model, spec=None):
       raise ValueError(f"Shape mismatch for {layer.path} <- {keras_name}: ours {ours}, theirs {theirs}.")
     assignments.append((layer, keras_name, values))
   used = {keras_name for _, keras_name, _ in assignments}
-  unused = [layer.name for layer in keras_model.layers if layer.weights and layer.name not in used]
+  # keras' V1 models normalize their input with a Normalization layer; ours take normalized input.
+  unused = [layer.name for layer in keras_model.layers if layer.weights and layer.name not in used
+            and not isinstance(layer, keras.layers.Normalization)]
   if unused:
     raise ValueError(f"{keras_model.name} has layers {model.name} lacks ({', '.join(unused[:5])}, ...): "
                      "it is another variant. Nothing was copied.")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from effnetv2_tf.model import create_model
-from effnetv2_tf.weights.keras_applications import copy_from_keras_applications
+from effnetv2_tf.weights.keras_applications import KERAS_CONSTRUCTORS, copy_from_keras_applications
 
 
 def _randomize_batch_norm(model, rng):
@@ -66,3 +66,26 @@ def test_a_keras_applications_weights_file_loads_from_disk(tmp_path):
   normalized = (x / 255 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
   np.testing.assert_allclose(ours(normalized.astype("float32"), training=False), reference(x, training=False),
                              atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(KERAS_CONSTRUCTORS))
+def test_every_keras_applications_variant_copies_to_identical_outputs(name):
+  """V2 B0-L and V1 B0-B7 at 64 px (even sizes all the way down, where keras' explicit V1 padding equals
+  TF 'same'), with random batch-norm statistics and a 10-class classifier."""
+  rng = np.random.default_rng(len(name))
+  constructor = getattr(keras.applications, KERAS_CONSTRUCTORS[name])
+  v2 = name.startswith("efficientnetv2")
+  reference = constructor(weights=None, classes=10, classifier_activation=None, input_shape=(64, 64, 3),
+                          **({"include_preprocessing": False} if v2 else {}))
+  _randomize_batch_norm(reference, rng)
+  ours = create_model(name, num_classes=10, classifier_activation=None)
+  copy_from_keras_applications(ours, reference)
+  x = rng.uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+  if v2:
+    normalized = x
+  else:  # V1 keeps its input normalization inside: feed ours what that part of the keras model makes of x
+    normalization = next(layer for layer in reference.layers if isinstance(layer, keras.layers.Normalization))
+    normalized = keras.Model(reference.input, normalization.output)(x)
+  expected = reference(x, training=False).numpy()
+  assert np.abs(expected).max() > 0.1
+  np.testing.assert_allclose(ours(normalized, training=False), expected, atol=2e-4, rtol=1e-4)
