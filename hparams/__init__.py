@@ -19,6 +19,7 @@ SETS = {
     **{f"imagenet-{v}": (lambda v=v: imagenet.imagenet(f"efficientnetv2-{v}")) for v in _V2},
     **{f"imagenet21k-{v}": (lambda v=v: imagenet.imagenet21k(f"efficientnetv2-{v}")) for v in ("s", "m", "l", "xl")},
     **{f"{d}-ft": (lambda d=d: finetune.finetune(d)) for d in finetune.DATASETS},
+    **{f"photos-ft-{v}": (lambda v=v: finetune.photos(f"efficientnetv2-{v}")) for v in _V2},
 }
 
 
@@ -103,6 +104,11 @@ def resolve(config):
   """A copy of `config` with every None model default filled in from the model's spec."""
   config = ml_collections.ConfigDict(config.to_dict())
   spec = get_model_spec(config.model.name)
+  unset = [key for key, value in (("model.num_classes", config.model.num_classes),
+                                  ("data.num_train_examples", config.data.num_train_examples)) if value is None]
+  if unset:
+    raise ValueError(f"Set {' and '.join(unset)} for your data, e.g. --hparam_str=\"model.num_classes=5,"
+                     "data.num_train_examples=3000\" (effnetv2_tf.data.convert prints both).")
 
   def fill(node, key, value):
     if node[key] is None:

@@ -1,6 +1,10 @@
 """The official fine-tuning recipes (ImageNet, CIFAR-10/100, Flowers, Cars): batch 512, 15 epochs and at
 least 10,000 steps, constant lr 0.0005 per 256 after 1 warm-up epoch, EMA 0.9996, no stages, flip and
-cutout only, and train size = the model's eval size."""
+cutout only, and train size = the model's eval size.
+
+photos-ft-*: the same recipe for a folder of your own photos converted by effnetv2_tf.data.convert
+(train-*, val-*), without the 10,000-step floor (sized for thousands of images, not ImageNet) and at batch
+64 (one GPU or the CPU)."""
 
 from hparams import base
 
@@ -17,16 +21,32 @@ DATASETS = {
 
 def finetune(dataset, model_name="efficientnetv2-s"):
   tfds_name, train_split, eval_split, num_classes, num_train = DATASETS[dataset]
-  config = base.get_config()
-  config.model.name = model_name
+  config = _recipe(model_name)
   config.model.num_classes = num_classes
-  config.model.dropout_rate = 1e-6
   config.data.source = "tfds"
   config.data.tfds_name = tfds_name
   config.data.train_split = train_split
   config.data.eval_split = eval_split
   config.data.label_offset = 0
   config.data.num_train_examples = num_train
+  return config
+
+
+def photos(model_name):
+  config = _recipe(model_name)
+  config.model.num_classes = None  # yours: the converter prints both counts
+  config.data.num_train_examples = None
+  config.data.train_files = "train-*"
+  config.data.eval_files = "val-*"
+  config.train.batch_size = 64
+  config.train.min_steps = 0
+  return config
+
+
+def _recipe(model_name):
+  config = base.get_config()
+  config.model.name = model_name
+  config.model.dropout_rate = 1e-6
   config.data.augment = "none"  # the 'ft' recipe: flip (always on) and cutout
   config.train.batch_size = 512
   config.train.epochs = 15.0
@@ -37,3 +57,4 @@ def finetune(dataset, model_name="efficientnetv2-s"):
   config.train.ema_decay = 0.9996
   config.train.stages = 0
   return config
+

@@ -1,0 +1,46 @@
+"""The README's commands, run as written there (with the files they name made beside them)."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+from effnetv2_tf.model import create_model
+from tests.helpers import ROOT, randomize, write_official_checkpoint
+
+
+def readme_commands(first_line):
+  """The shell commands of the README code block that starts with `first_line`, continuations joined."""
+  blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+  block = next(b for b in blocks if b.startswith(first_line + "\n"))
+  lines = block.replace("\\\n", " ").splitlines()
+  return [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def run_as_written(commands, cwd):
+  """Runs each command with bash in `cwd`, `python` being this interpreter and `main.py` the project's."""
+  (cwd / "main.py").symlink_to(ROOT / "main.py")
+  env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
+  outputs = []
+  for command in commands:
+    done = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, (command, done.stderr[-3000:])
+    outputs.append(done.stdout)
+  return outputs
+
+
+def test_fine_tuning_an_official_checkpoint_on_your_own_photos(tmp_path):
+  commands = readme_commands("# fine-tune an official checkpoint on your own photos")
+  assert len(commands) == 2 and "train.ft_init_ckpt=efficientnetv2-b0/" in commands[1]
+  (tmp_path / "my_photos").symlink_to(ROOT / "effnetv2_tf" / "demo_data")
+  official = create_model("efficientnetv2-b0", classifier_activation=None)  # official names, 1000 classes
+  randomize(official, 3)
+  write_official_checkpoint(tmp_path / "efficientnetv2-b0" / "model", official, ema_model=official)
+
+  converted, trained = run_as_written(commands, tmp_path)
+  assert "5 classes" in converted and "train: 300 images" in converted
+  loaded = f"{len(official.weights) - 2} variables loaded ({len(official.weights) - 2} from EMA shadows, 0 raw)"
+  assert loaded in trained and "classifier left as initialised" in trained
+  final = json.loads((tmp_path / "runs" / "my-b0" / "eval.jsonl").read_text().splitlines()[-1])
+  assert final["examples"] == 100 and final["step"] == 70  # 15 epochs of 300 photos at batch 64
