@@ -173,19 +173,21 @@ def main(argv=None):
   parser.add_argument("checkpoint", help="checkpoint prefix or folder (the unpacked official tarball)")
   parser.add_argument("output", help="where to write the weights (.weights.h5)")
   parser.add_argument("--model", required=True, help="model name, e.g. efficientnetv2-s")
-  parser.add_argument("--num_classes", type=int, default=1000, help="1000, or 21843 for the -21k checkpoints")
+  parser.add_argument("--num_classes", type=int, help="the classifier's classes (default: the checkpoint's, "
+                      "1000 or 21843 for the -21k ones)")
   parser.add_argument("--raw", action="store_true", help="load the raw weights instead of the EMA shadows")
   args = parser.parse_args(argv)
   if not args.output.endswith(".weights.h5"):
     parser.exit(2, "error: the output name must end with .weights.h5\n")
   try:
-    model = create_model(args.model, num_classes=args.num_classes, classifier_activation=None)
+    num_classes = args.num_classes or official_num_classes(args.checkpoint, args.model) or 1000
+    model = create_model(args.model, num_classes=num_classes, classifier_activation=None)
     report = load_official_checkpoint(model, args.checkpoint, use_ema=not args.raw)
   except (ValueError, CheckpointError) as error:
     parser.exit(2, f"error: {error}\n")
   model.save_weights(args.output)
   print(report)
-  print(f"wrote {args.output} (load with create_model({args.model!r}, num_classes={args.num_classes})"
+  print(f"wrote {args.output} (load with create_model({args.model!r}, num_classes={num_classes})"
         ".load_weights(...))")
 
 
