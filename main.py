@@ -103,12 +103,11 @@ def _export(trainer, config, export_dir):
   """Exports the latest checkpoint's EMA weights in float32, whatever precision trained them."""
   import keras
   from effnetv2_tf.export import export_saved_models, export_tflite
-  from effnetv2_tf.model import create_model
+  from effnetv2_tf.model import model_from_config
   if not trainer.restore():
     raise FileNotFoundError(f"No checkpoint in {trainer.checkpoint_dir} to export.")
   keras.mixed_precision.set_global_policy("float32")
-  model = create_model(config.model.name, num_classes=config.model.num_classes, classifier_activation=None,
-                       width=config.model.width, depth=config.model.depth)
+  model = model_from_config(config.model, synchronized_bn=False)
   with trainer.ema.averaged_weights():
     model.set_weights(trainer.model.get_weights())
   paths = export_saved_models(model, trainer.spec, export_dir, image_size=config.eval.image_size,

@@ -113,3 +113,16 @@ def create_backbone(model="efficientnetv2-s", input_shape=(None, None, 3), **kwa
   """A model whose outputs are the feature_endpoints dict (for detection / segmentation heads)."""
   base = create_model(model, include_top=False, input_shape=input_shape, **kwargs)
   return keras.Model(base.input, feature_endpoints(base), name=base.name)
+
+
+MODEL_CONFIG_KEYS = ("width", "depth", "dropout_rate", "survival_prob", "bn_momentum", "bn_epsilon", "synchronized_bn")
+
+
+def model_from_config(model_config, **overrides):
+  """The logits classifier a config's `model` section describes (a ConfigDict, or the dict of a run's
+  config.yaml): name and num_classes, plus every key of MODEL_CONFIG_KEYS it sets. The one place where a
+  config becomes a model, so that training, export and warm starts build the same one."""
+  kwargs = {key: model_config[key] for key in MODEL_CONFIG_KEYS if model_config.get(key) is not None}
+  kwargs.update(overrides)
+  return create_model(model_config["name"], num_classes=model_config["num_classes"], classifier_activation=None,
+                      **kwargs)

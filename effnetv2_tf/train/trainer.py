@@ -16,12 +16,10 @@ import yaml
 
 from effnetv2_tf.data.pipeline import RecordCounts, build_dataset
 from effnetv2_tf.data.sources import TFDSSource, TFRecordSource
-from effnetv2_tf.model import create_model, get_model_spec
-from effnetv2_tf.train import history, losses
-from effnetv2_tf.train.ema import ExponentialMovingAverage, averaged_variables
-from effnetv2_tf.train.lr_schedule import WarmupDecay
-from effnetv2_tf.train.optimizer import create_optimizer
+from effnetv2_tf.model import get_model_spec
+from effnetv2_tf.train import history
 from effnetv2_tf.train.schedule import ProgressiveSchedule
+from effnetv2_tf.train.state import TrainState, compute_dtype
 from effnetv2_tf.weights.warm_start import warm_start
 
 CONFIG_FILE = "config.yaml"
@@ -53,6 +51,18 @@ def data_sources(config, data_dir):
           TFRecordSource(os.path.join(data_dir, data.eval_files), data.label_offset))
 
 
+def run_plan(config):
+  """(steps per epoch, the ProgressiveSchedule) of a resolved config."""
+  train = config.train
+  steps_per_epoch = config.data.num_train_examples / train.batch_size
+  total_steps = max(int(train.epochs * steps_per_epoch), train.min_steps, 1)
+  schedule = ProgressiveSchedule(
+      total_steps, train.stages, (train.base_image_size, train.image_size),
+      (train.randaug_min, train.randaug_max), (0.0, train.mixup_max), (0.0, train.cutmix_max),
+      (config.model.dropout_min, config.model.dropout_rate), train.progressive_rule)
+  return steps_per_epoch, schedule
+
+
 class Trainer:
   """Trains and evaluates one resolved config (hparams.resolve) in `model_dir` (local or gs://) on `runtime`."""
 
@@ -69,48 +79,21 @@ class Trainer:
     keras.utils.set_random_seed(config.train.seed)
     policy = runtime.mixed_precision_policy(config.runtime.mixed_precision)
     keras.mixed_precision.set_global_policy(policy)
-    self.compute_dtype = tf.bfloat16 if policy == "mixed_bfloat16" else (
-        tf.float16 if policy == "mixed_float16" else tf.float32)
+    self.compute_dtype = compute_dtype(policy)
     self.jit_compile = runtime.jit_compile(config.runtime.jit_compile)
 
-    train = config.train
-    self.global_batch = train.batch_size
-    steps_per_epoch = config.data.num_train_examples / self.global_batch
-    self.total_steps = max(int(train.epochs * steps_per_epoch), train.min_steps, 1)
-    self.schedule = ProgressiveSchedule(
-        self.total_steps, train.stages, (train.base_image_size, train.image_size),
-        (train.randaug_min, train.randaug_max), (0.0, train.mixup_max), (0.0, train.cutmix_max),
-        (config.model.dropout_min, config.model.dropout_rate), train.progressive_rule)
+    self.global_batch = config.train.batch_size
+    steps_per_epoch, self.schedule = run_plan(config)
+    self.total_steps = self.schedule.total_steps
     self.spec = get_model_spec(config.model.name)
     self.counts = RecordCounts()
 
-    with self.strategy.scope():
-      self.model = create_model(
-          config.model.name, num_classes=config.model.num_classes, classifier_activation=None,
-          dropout_rate=config.model.dropout_rate, survival_prob=config.model.survival_prob,
-          width=config.model.width, depth=config.model.depth, bn_momentum=config.model.bn_momentum,
-          bn_epsilon=config.model.bn_epsilon, synchronized_bn=config.model.synchronized_bn)
-      self.learning_rate = WarmupDecay(
-          train.lr_base * self.global_batch / 256, self.total_steps,
-          int(train.warmup_epochs * steps_per_epoch), train.lr_schedule,
-          max(train.lr_decay_epochs * steps_per_epoch, 1.0), train.lr_decay_factor, train.lr_min)
-      optimizer = create_optimizer(train.optimizer, self.learning_rate)
-      if policy == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-      self.optimizer = optimizer
-      # Slots must exist before the first strategy.run (lazy creation there fails).
-      self.optimizer.build(self.model.trainable_variables)
-      self.ema = ExponentialMovingAverage(averaged_variables(self.model), train.ema_decay)
-    self.decayed = losses.decayed_variables(self.model.trainable_variables)
-    # Dropout / stochastic-depth RNG states are not part of the model's checkpoint; without them a
-    # resumed run would draw other masks than an uninterrupted one.
-    rng_states = [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
-    self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, ema=self.ema,
-                                          rng_states=rng_states)
+    self.state = TrainState(config, self.strategy, self.jit_compile, self.total_steps, steps_per_epoch)
+    self.model, self.optimizer, self.ema = self.state.model, self.state.optimizer, self.state.ema
+    self.learning_rate = self.state.learning_rate
     self.rows = history.read(self.model_dir)
     self.evals = history.read(self.model_dir, EVAL_FILE)
     self._eval_step = tf.function(self._eval_logits_step)
-    self._train_loop, self._train_loop_key = None, None
 
   # ---- set-up helpers -------------------------------------------------------------------------------
 
@@ -137,7 +120,7 @@ class Trainer:
 
   @property
   def step(self):
-    return int(self.optimizer.iterations.numpy())
+    return self.state.step
 
   def _dataset(self, stage=None, skip_steps=0):
     """The distributed dataset of a training stage (its first `skip_steps` steps skipped), or of
@@ -168,60 +151,6 @@ class Trainer:
     reuse_trace = stage is not None and not self.jit_compile
     return self.strategy.distribute_datasets_from_function(shape_free_dataset_fn if reuse_trace else dataset_fn)
 
-  # ---- the step -----------------------------------------------------------------------------------------
-
-  def _train_step(self, images, labels):
-    train = self.config.train
-    variables = self.model.trainable_variables
-    with tf.GradientTape() as tape:
-      logits = tf.cast(self.model(images, training=True), tf.float32)
-      per_example = losses.classification_loss(labels, logits, train.label_smoothing, train.loss_type)
-      loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch)
-      # Each replica adds its share so that the all-reduced gradient holds the decay once.
-      decay = losses.weight_decay_loss(self.decayed, train.weight_decay) / self.strategy.num_replicas_in_sync
-      total = loss + decay
-      loss_scaled = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
-      if loss_scaled:
-        total = self.optimizer.scale_loss(total)
-    gradients = tape.gradient(total, variables)
-    if train.gradient_clip > 0:
-      # Loss-scaled gradients are unscaled only inside apply_gradients: clip at the scaled threshold.
-      limit = train.gradient_clip * (tf.cast(self.optimizer.dynamic_scale, tf.float32) if loss_scaled else 1.0)
-      gradients = [tf.clip_by_norm(g, limit) for g in gradients]
-      gradients, _ = tf.clip_by_global_norm(gradients, limit)
-    step_before = tf.identity(self.optimizer.iterations)
-    self.optimizer.apply_gradients(zip(gradients, variables))
-    self.ema.update(step_before)
-    correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(labels, -1)), tf.float32))
-    return loss, correct
-
-  def _train_loop_for(self, stage):
-    """The traced loop for a stage: reused while the dropout rate (read at trace time) and, under XLA,
-    the image size stay the same."""
-    key = (stage.dropout_rate, stage.image_size if self.jit_compile else None)
-    if self._train_loop_key != key:
-      self.model.get_layer("top_dropout").rate = stage.dropout_rate
-      self._train_loop = self._make_train_loop()
-      self._train_loop_key = key
-    return self._train_loop
-
-  def _make_train_loop(self):
-    """A tf.function running `num_steps` distributed steps."""
-    step_fn = tf.function(self._train_step, jit_compile=self.jit_compile)
-
-    @tf.function
-    def train_loop(iterator, num_steps):
-      loss_sum = tf.constant(0.0)
-      correct_sum = tf.constant(0.0)
-      for _ in tf.range(num_steps):
-        loss, correct = self.strategy.run(step_fn, args=next(iterator))
-        loss_sum += self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
-        correct_sum += self.strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None)
-      steps = tf.cast(num_steps, tf.float32)
-      return loss_sum / steps, correct_sum / (steps * self.global_batch)
-
-    return train_loop
-
   # ---- checkpoints ------------------------------------------------------------------------------------
 
   def _manager(self):
@@ -229,7 +158,7 @@ class Trainer:
     directory = self.checkpoint_dir
     if not self.is_chief:  # other workers write to a scratch folder (MultiWorkerMirrored needs every save)
       directory = os.path.join(self.model_dir, "workers", str(self.strategy.cluster_resolver.task_id))
-    return tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=runtime.keep_checkpoints,
+    return tf.train.CheckpointManager(self.state.checkpoint, directory, max_to_keep=runtime.keep_checkpoints,
                                       keep_checkpoint_every_n_hours=runtime.keep_checkpoint_every_hours)
 
   def restore(self, path=None):
@@ -239,7 +168,7 @@ class Trainer:
     if not path:
       return 0
     try:
-      self.checkpoint.read(path).assert_existing_objects_matched().expect_partial()
+      self.state.checkpoint.read(path).assert_existing_objects_matched().expect_partial()
     except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
       raise CheckpointMismatchError(f"Checkpoint {path} does not fit this model: {str(error)[:300]}") from None
     return self.step
@@ -300,7 +229,7 @@ class Trainer:
         continue
       # A resumed stage continues its data exactly where the checkpoint was taken.
       iterator = iter(self._dataset(stage, skip_steps=self.step - stage.start_step))
-      train_loop = self._train_loop_for(stage)
+      train_loop = self.state.train_loop(stage.dropout_rate, stage.image_size)
       print(f"stage {stage.index + 1}/{len(self.schedule.stages)}: {stage.image_size} px, dropout "
             f"{stage.dropout_rate:.3f}, RandAugment {stage.randaug_magnitude:.2f}, mixup {stage.mixup_alpha:.3f}, "
             f"cutmix {stage.cutmix_alpha:.3f}, steps {self.step}-{stage.end_step}", flush=True)

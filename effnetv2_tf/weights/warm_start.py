@@ -9,7 +9,7 @@ import os
 import tensorflow as tf
 import yaml
 
-from effnetv2_tf.model import create_model
+from effnetv2_tf.model import model_from_config
 from effnetv2_tf.train.ema import ExponentialMovingAverage, averaged_variables
 from effnetv2_tf.weights.official import CheckpointError, load_official_checkpoint
 
@@ -35,8 +35,7 @@ def _copy_from_our_run(model, prefix, source_config, use_ema):
   if source_config["name"] != model.name:
     raise CheckpointError(f"{prefix} is a {source_config['name']} checkpoint; fine-tuning {model.name} needs the "
                           "same model.")
-  source = create_model(source_config["name"], num_classes=source_config["num_classes"], classifier_activation=None,
-                        width=source_config["width"], depth=source_config["depth"])
+  source = model_from_config(source_config, synchronized_bn=False)
   ema = ExponentialMovingAverage(averaged_variables(source), decay=0.0)
   tf.train.Checkpoint(model=source, ema=ema).read(prefix).expect_partial()
   skipped, assignments = [], []

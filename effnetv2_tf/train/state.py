@@ -1,0 +1,114 @@
+"""What a run trains and saves, and the compiled step that changes it.
+
+TrainState builds, inside the strategy's scope, the model (model_from_config), the optimizer with its
+warm-up + decay schedule, the EMA of the weights, and the tf.train.Checkpoint holding them with the dropout /
+stochastic-depth RNG states. `train_loop` is the traced function running steps_per_loop distributed steps; it
+needs no data of its own, so the doctor can time it on a synthetic batch.
+"""
+
+import keras
+import tensorflow as tf
+
+from effnetv2_tf.model import model_from_config
+from effnetv2_tf.train import losses
+from effnetv2_tf.train.ema import ExponentialMovingAverage, averaged_variables
+from effnetv2_tf.train.lr_schedule import WarmupDecay
+from effnetv2_tf.train.optimizer import create_optimizer
+
+
+def compute_dtype(policy):
+  return {"mixed_bfloat16": tf.bfloat16, "mixed_float16": tf.float16}.get(policy, tf.float32)
+
+
+class TrainState:
+  """Model, optimizer, EMA and checkpoint of one resolved config, and its train loop.
+
+  Args:
+    config: the resolved config (hparams.resolve).
+    strategy: the tf.distribute strategy; everything is built in its scope.
+    jit_compile: compile each step with XLA.
+    total_steps: steps of the whole run (the lr schedule's length).
+    steps_per_epoch: examples per epoch / global batch (warm-up and decay are in epochs).
+  The Keras mixed-precision policy must be set before.
+  """
+
+  def __init__(self, config, strategy, jit_compile, total_steps, steps_per_epoch):
+    self.config = config
+    self.strategy = strategy
+    self.jit_compile = jit_compile
+    self.global_batch = config.train.batch_size
+    train = config.train
+    with strategy.scope():
+      self.model = model_from_config(config.model)
+      self.learning_rate = WarmupDecay(
+          train.lr_base * self.global_batch / 256, total_steps, int(train.warmup_epochs * steps_per_epoch),
+          train.lr_schedule, max(train.lr_decay_epochs * steps_per_epoch, 1.0), train.lr_decay_factor, train.lr_min)
+      optimizer = create_optimizer(train.optimizer, self.learning_rate)
+      if keras.mixed_precision.global_policy().name == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+      self.optimizer = optimizer
+      # Slots must exist before the first strategy.run (lazy creation there fails).
+      self.optimizer.build(self.model.trainable_variables)
+      self.ema = ExponentialMovingAverage(averaged_variables(self.model), train.ema_decay)
+    self.decayed = losses.decayed_variables(self.model.trainable_variables)
+    # Dropout / stochastic-depth RNG states are not part of the model's checkpoint; without them a
+    # resumed run would draw other masks than an uninterrupted one.
+    rng_states = [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
+    self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, ema=self.ema,
+                                          rng_states=rng_states)
+    self._train_loop, self._train_loop_key = None, None
+
+  @property
+  def step(self):
+    return int(self.optimizer.iterations.numpy())
+
+  def _train_step(self, images, labels):
+    train = self.config.train
+    variables = self.model.trainable_variables
+    with tf.GradientTape() as tape:
+      logits = tf.cast(self.model(images, training=True), tf.float32)
+      per_example = losses.classification_loss(labels, logits, train.label_smoothing, train.loss_type)
+      loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch)
+      # Each replica adds its share so that the all-reduced gradient holds the decay once.
+      decay = losses.weight_decay_loss(self.decayed, train.weight_decay) / self.strategy.num_replicas_in_sync
+      total = loss + decay
+      loss_scaled = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
+      if loss_scaled:
+        total = self.optimizer.scale_loss(total)
+    gradients = tape.gradient(total, variables)
+    if train.gradient_clip > 0:
+      # Loss-scaled gradients are unscaled only inside apply_gradients: clip at the scaled threshold.
+      limit = train.gradient_clip * (tf.cast(self.optimizer.dynamic_scale, tf.float32) if loss_scaled else 1.0)
+      gradients = [tf.clip_by_norm(g, limit) for g in gradients]
+      gradients, _ = tf.clip_by_global_norm(gradients, limit)
+    step_before = tf.identity(self.optimizer.iterations)
+    self.optimizer.apply_gradients(zip(gradients, variables))
+    self.ema.update(step_before)
+    correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(labels, -1)), tf.float32))
+    return loss, correct
+
+  def train_loop(self, dropout_rate, image_size):
+    """The traced loop for a stage, `loop(iterator, num_steps) -> (mean loss, top-1)`: reused while the
+    dropout rate (read at trace time) and, under XLA, the image size stay the same."""
+    key = (dropout_rate, image_size if self.jit_compile else None)
+    if self._train_loop_key != key:
+      self.model.get_layer("top_dropout").rate = dropout_rate
+      self._train_loop = self._make_train_loop()
+      self._train_loop_key = key
+    return self._train_loop
+
+  def _make_train_loop(self):
+    step_fn = tf.function(self._train_step, jit_compile=self.jit_compile)
+
+    @tf.function
+    def train_loop(iterator, num_steps):
+      loss_sum = tf.constant(0.0)
+      correct_sum = tf.constant(0.0)
+      for _ in tf.range(num_steps):
+        loss, correct = self.strategy.run(step_fn, args=next(iterator))
+        loss_sum += self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+        correct_sum += self.strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None)
+      steps = tf.cast(num_steps, tf.float32)
+      return loss_sum / steps, correct_sum / (steps * self.global_batch)
+
+    return train_loop
