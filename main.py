@@ -37,6 +37,8 @@ flags.DEFINE_integer("eval_wait", 0, "With --mode=eval: seconds to wait for each
 flags.DEFINE_string("export_dir", None, "With --mode=export: where EXPORT_DIR/classification and "
                     "EXPORT_DIR/feature-vector go (default MODEL_DIR/export).")
 flags.DEFINE_bool("overwrite", False, "With --mode=export: replace a non-empty export directory.")
+flags.DEFINE_bool("doctor", False, "Check this machine for the run the other flags describe (TF build, libtpu, "
+                  "TPU, data, model_dir, one compiled train step) and exit: 0 ready, 1 a problem found.")
 flags.DEFINE_enum("tflite", None, ["float32", "dynamic-int8"], "With --mode=export: also write "
                   "EXPORT_DIR/classification.tflite at the eval size.")
 FLAGS = flags.FLAGS
@@ -54,20 +56,43 @@ def _demo_records(model_dir):
   return str(records)
 
 
-def _run():
-  import hparams
-  import tensorflow as tf
-  from effnetv2_tf.train.trainer import CHECKPOINT_DIR, Trainer
-  from tpu.strategy import resolve_runtime
+def _prepare_tensorflow(tpu):
+  """The TPU runtime's variables (read once, when TensorFlow loads) and a clear line when TF is missing."""
+  from tpu import doctor, pjrt
+  report = doctor.Report(write=lambda line: None)
+  if not doctor.check_stack(report):  # also sets TPU_LOAD_LIBRARY=0 for the TPU build on a machine without TPUs
+    raise ValueError("TensorFlow cannot be imported as installed: run python main.py --doctor for the fix.")
+  for line in pjrt.prepare_environment(tpu):
+    print(line, flush=True)
 
-  config = hparams.resolve(hparams.override(hparams.get_config(FLAGS.hparams), FLAGS.hparam_str))
+
+def _config():
+  import hparams
+  return hparams.resolve(hparams.override(hparams.get_config(FLAGS.hparams), FLAGS.hparam_str))
+
+
+def _run():
+  use_tpu = FLAGS.use_tpu or bool(FLAGS.tpu)
+  tpu = FLAGS.tpu or ("local" if use_tpu else None)
+  strategy = "tpu" if use_tpu and FLAGS.strategy == "auto" else FLAGS.strategy
   model_dir = FLAGS.model_dir or os.path.join("runs", FLAGS.hparams)
   data_dir = FLAGS.data_dir
+  if FLAGS.doctor:
+    from tpu import doctor
+    with tempfile.TemporaryDirectory() as scratch:  # the doctor leaves nothing behind, demo records included
+      if data_dir is None and FLAGS.hparams == "demo":
+        data_dir = scratch
+      sys.exit(doctor.run(_config, data_dir, model_dir, strategy, tpu, FLAGS.zone, FLAGS.project,
+                          prepare_data=_demo_records if FLAGS.hparams == "demo" and not FLAGS.data_dir else None))
+  _prepare_tensorflow(tpu)  # before anything imports TensorFlow
+  config = _config()
+  from effnetv2_tf.train.trainer import CHECKPOINT_DIR, Trainer
+  from tpu.strategy import resolve_runtime
+  import tensorflow as tf
+
   if data_dir is None and FLAGS.hparams == "demo":
     data_dir = _demo_records(model_dir)
-  use_tpu = FLAGS.use_tpu or bool(FLAGS.tpu)
-  strategy = "tpu" if use_tpu and FLAGS.strategy == "auto" else FLAGS.strategy
-  runtime = resolve_runtime(strategy, FLAGS.tpu or ("local" if use_tpu else None), FLAGS.zone, FLAGS.project)
+  runtime = resolve_runtime(strategy, tpu, FLAGS.zone, FLAGS.project)
   trainer = Trainer(config, model_dir, data_dir, runtime)
   print(f"{config.model.name} ({trainer.model.count_params():,} parameters) on {runtime.platform}, "
         f"{runtime.strategy.num_replicas_in_sync} replica(s), model_dir {model_dir}")
@@ -122,11 +147,10 @@ def _export(trainer, config, export_dir):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  from effnetv2_tf.train.trainer import CheckpointMismatchError
-  from tpu.strategy import TPUUnreachableError
+  from tpu.pjrt import TPUSetupError  # TensorFlow itself loads only after the TPU set-up, in _run
   try:
     _run()  # ValueError covers bad hparams, checkpoints of another model and export dirs in use
-  except (ValueError, FileNotFoundError, TPUUnreachableError, CheckpointMismatchError, FloatingPointError) as error:
+  except (ValueError, FileNotFoundError, TPUSetupError, FloatingPointError) as error:
     print(f"error: {error}", file=sys.stderr)
     sys.exit(2)
 

@@ -1,5 +1,10 @@
 from setuptools import find_packages, setup
 
+# TensorFlow is not a plain requirement: its CPU/GPU build (`tensorflow`) and its TPU build (`tensorflow-tpu`)
+# ship the same import package, and requiring one would pull it over the other on a TPU VM. Each install
+# route names its build as an extra: [cpu] (the README's set-up), [gpu] or [tpu].
+TF_VERSIONS = ">=2.20,<2.22"  # 2.20: the newest TPU build; 2.21: CPU and GPU
+
 setup(
     name="effnetv2_tf",
     version="0.1.0",
@@ -12,7 +17,6 @@ setup(
     package_data={"effnetv2_tf": ["demo_data/README.md", "demo_data/*/*/*.jpg", "labels/*.txt", "labels/README.md"]},
     py_modules=["main"],
     install_requires=[
-        "tensorflow>=2.21,<2.22",
         "keras>=3.10,<4",
         "tensorflow-datasets>=4.9",
         "ml-collections>=1.0",
@@ -22,7 +26,12 @@ setup(
         "pyyaml>=6",
     ],
     extras_require={
+        "cpu": [f"tensorflow{TF_VERSIONS}"],
+        "gpu": [f"tensorflow[and-cuda]{TF_VERSIONS}"],
+        # tensorflow-tpu 2.20 asks for libtpu~=0.0.14, which admits releases that no longer carry TF's TPU
+        # ops (0.0.52 aborts `import tensorflow`): pin the one it was built with.
+        "tpu": ["tensorflow-tpu==2.20.*", "libtpu==0.0.14"],
+        "tpu-remote": ["cloud-tpu-client>=0.10"],  # only to reach a TPU by name from another VM
         "test": ["pytest>=8", "pillow>=10"],
-        "tpu": ["cloud-tpu-client>=0.10"],
     },
 )

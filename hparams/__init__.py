@@ -90,6 +90,8 @@ def override(config, hparam_str):
       raise ValueError(f"Unknown hparam {key!r}. Valid keys: {', '.join(_valid_keys(config))}.")
     value = _parse_value(text)
     current = node[leaf]
+    if isinstance(current, str) and isinstance(value, bool):  # "auto"-or-bool keys stay strings: "true"/"false"
+      value = str(value).lower()
     if current is not None and value is not None and isinstance(value, str) != isinstance(current, str):
       raise ValueError(f"hparam {key!r} takes a {type(current).__name__} (now {current!r}), got {text.strip()!r}.")
     try:

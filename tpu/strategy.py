@@ -14,17 +14,17 @@ import os
 
 import tensorflow as tf
 
+from tpu import pjrt
+from tpu.pjrt import TPUUnreachableError
+
 STRATEGIES = ("auto", "tpu", "multi_worker", "mirrored", "default")
-
-
-class TPUUnreachableError(RuntimeError):
-  """No TPU answered at the given name or address."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Runtime:
   strategy: tf.distribute.Strategy
   platform: str  # "tpu", "gpu" or "cpu"
+  topology: object = None  # the TPU's tf.tpu.experimental.Topology
 
   def mixed_precision_policy(self, setting="auto"):
     """The Keras dtype policy: "auto" picks bfloat16 on TPU, float16 on GPU, float32 on CPU."""
@@ -36,26 +36,31 @@ class Runtime:
     return policies[setting]
 
   def jit_compile(self, setting="auto"):
-    """XLA: "auto" compiles on TPU and GPU, not on the CPU."""
-    if setting == "auto":
-      return self.platform in ("tpu", "gpu")
-    if not isinstance(setting, bool):
-      raise ValueError(f"jit_compile must be auto, True or False, got {setting!r}.")
-    return setting
+    """XLA: "auto" compiles on TPU and GPU, not on the CPU; "true"/"false" (or a bool) force it."""
+    choices = {"auto": self.platform in ("tpu", "gpu"), "true": True, "false": False}
+    key = str(setting).lower()
+    if key not in choices:
+      raise ValueError(f"runtime.jit_compile must be auto, true or false, got {setting!r}.")
+    return choices[key]
 
 
 def _connect_tpu(tpu, zone, project):
+  """TPUStrategy and topology; a grpc address must accept a connection first (TF would wait forever)."""
   try:
+    if pjrt.is_grpc_address(tpu):
+      pjrt.check_reachable(tpu)
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu, zone=zone, project=project)
     if tpu not in (None, "", "local"):
       tf.config.experimental_connect_to_cluster(resolver)
-    tf.tpu.experimental.initialize_tpu_system(resolver)
+    topology = tf.tpu.experimental.initialize_tpu_system(resolver)
+  except pjrt.TPUSetupError as error:
+    raise TPUUnreachableError(str(error)) from None
   except (ValueError, tf.errors.NotFoundError, tf.errors.UnavailableError, RuntimeError) as error:
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     raise TPUUnreachableError(
         f"No TPU reachable at tpu={tpu!r} (zone={zone!r}, project={project!r}): {first_line}. On a TPU VM use "
         "--tpu=local; elsewhere pass the TPU's name with --zone and --project.") from None
-  return tf.distribute.TPUStrategy(resolver)
+  return tf.distribute.TPUStrategy(resolver), topology
 
 
 def resolve_runtime(strategy="auto", tpu=None, zone=None, project=None):
@@ -78,7 +83,8 @@ def resolve_runtime(strategy="auto", tpu=None, zone=None, project=None):
     strategy = ("tpu" if tpu else "multi_worker" if len(workers) > 1 else "mirrored" if len(gpus) > 1
                 else "default")
   if strategy == "tpu":
-    return Runtime(_connect_tpu(tpu or "local", zone, project), "tpu")
+    strategy, topology = _connect_tpu(tpu or "local", zone, project)
+    return Runtime(strategy, "tpu", topology)
   platform = "gpu" if gpus else "cpu"
   if strategy == "multi_worker":
     return Runtime(tf.distribute.MultiWorkerMirroredStrategy(), platform)

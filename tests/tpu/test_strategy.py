@@ -21,3 +21,23 @@ def test_default_and_bad_strategy(monkeypatch):
   assert runtime.platform == "cpu" and runtime.strategy.num_replicas_in_sync == 1
   with pytest.raises(ValueError, match="Unknown strategy 'gpus'"):
     resolve_runtime("gpus")
+
+
+@pytest.mark.parametrize("text, platform, expected", [("true", "cpu", True), ("false", "tpu", False),
+                                                      ("auto", "cpu", False), ("auto", "gpu", True),
+                                                      ("True", "cpu", True)])
+def test_jit_compile_takes_true_false_auto_from_hparam_str(text, platform, expected):
+  import hparams
+  config = hparams.override(hparams.get_config("demo"), f"runtime.jit_compile={text}")
+  assert Runtime(tf.distribute.get_strategy(), platform).jit_compile(config.runtime.jit_compile) is expected
+  with pytest.raises(ValueError, match="runtime.jit_compile must be auto, true or false, got 'maybe'"):
+    Runtime(tf.distribute.get_strategy(), platform).jit_compile("maybe")
+
+
+def test_jit_compile_from_a_written_config_yaml(tmp_path):
+  import yaml
+  import hparams
+  config = hparams.override(hparams.get_config("demo"), "runtime.jit_compile=true")
+  (tmp_path / "config.yaml").write_text(yaml.safe_dump(config.to_dict()))
+  saved = yaml.safe_load((tmp_path / "config.yaml").read_text())["runtime"]["jit_compile"]
+  assert Runtime(tf.distribute.get_strategy(), "cpu").jit_compile(saved) is True

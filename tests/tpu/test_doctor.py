@@ -1,0 +1,74 @@
+"""python main.py --doctor: the preflight on this CPU machine, its problem lines and exit codes."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT
+from tpu import doctor
+
+
+def _doctor(*flags, cwd=None):
+  return subprocess.run([sys.executable, str(ROOT / "main.py"), "--doctor", *flags], capture_output=True, text=True,
+                        timeout=600, cwd=cwd)
+
+
+def test_the_demo_is_ready_and_its_compiled_step_is_timed(tmp_path):
+  done = _doctor(f"--model_dir={tmp_path / 'run'}")
+  assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+  out = done.stdout
+  assert "tensorflow: tensorflow 2.2" in out and "1 CPU" in out and "cpu; no TPU" in out
+  assert "precision: float32" in out and "xla: off" in out
+  assert "train: 4 file(s) matching train-*, 75 records" in out and "writable; starts a new run" in out
+  step = next(line for line in out.splitlines() if "train step:" in line)
+  assert "efficientnetv2-b0 at 76 px, batch 16 (the run's batch 32 is timed at 16 on the CPU): compile" in step and "img/s" in step and "peak host memory" in step
+  assert out.strip().endswith("ready: no problems found")
+  assert not (tmp_path / "run").exists()  # the doctor writes nothing
+
+
+def test_efficientnetv2_s_compiles_at_its_first_stage_size(demo_records, tmp_path):
+  # The paper's rule starts at the base size, 128 px (the official rule's first V2-S stage is 171 px).
+  done = _doctor("--hparams=imagenet-s", f"--data_dir={demo_records}", f"--model_dir={tmp_path}",
+                 "--hparam_str=data.eval_files=val-*,model.num_classes=5,train.progressive_rule=paper")
+  assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+  assert "efficientnetv2-s at 128 px, batch 16 (the run's batch 4096 is timed at 16 on the CPU)" in done.stdout
+
+
+def test_bad_data_and_model_dirs_are_one_line_each_and_exit_1(tmp_path):
+  (tmp_path / "a_file").write_text("not a folder")
+  done = _doctor(f"--data_dir={tmp_path / 'missing'}", f"--model_dir={tmp_path / 'a_file' / 'run'}")
+  assert done.returncode == 1, done.stdout + done.stderr[-2000:]
+  problems = [line for line in done.stdout.splitlines() if "PROBLEM" in line]
+  assert len(problems) == 2 and all("; fix: " in line for line in problems)
+  assert "is not a readable folder" in problems[0] and "is a file, not a folder" in problems[1]
+  assert done.stdout.strip().endswith("2 problem(s)")
+
+
+def test_bad_hparams_are_exit_2(tmp_path):
+  done = _doctor("--hparam_str=train.batch_size=x", f"--model_dir={tmp_path}")
+  assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: hparam 'train.batch_size'")
+
+
+@pytest.mark.parametrize("installed, libtpu, expect", [
+    ({}, None, "PROBLEM not installed"),
+    ({"tensorflow": "2.21.0", "tensorflow-tpu": "2.20.0"}, "0.0.14", "tensorflow and tensorflow-tpu share one"),
+    ({"tensorflow-tpu": "2.20.0"}, "0.0.52", "PROBLEM 0.0.52 with tensorflow-tpu"),
+    ({"tensorflow": "2.19.0"}, None, "2.19.0 is not a supported version"),
+])
+def test_stack_problems_are_found_before_tensorflow_is_imported(monkeypatch, installed, libtpu, expect):
+  versions = {**installed, "libtpu": libtpu}
+  monkeypatch.setattr(doctor, "_version", versions.get)
+  lines = []
+  importable = doctor.check_stack(doctor.Report(lines.append), environ={})
+  assert any(expect in line for line in lines), lines
+  assert importable == (expect not in ("PROBLEM not installed", "PROBLEM 0.0.52 with tensorflow-tpu"))
+
+
+def test_the_tpu_build_on_a_machine_without_tpus_runs_on_the_cpu(monkeypatch):
+  monkeypatch.setattr(doctor, "_version", {"tensorflow-tpu": "2.20.0", "libtpu": "0.0.14"}.get)
+  monkeypatch.setattr(doctor.pjrt, "has_tpu_devices", lambda: False)
+  environ, lines = {}, []
+  report = doctor.Report(lines.append)
+  assert doctor.check_stack(report, environ) and report.problems == 0
+  assert environ == {"TPU_LOAD_LIBRARY": "0"}

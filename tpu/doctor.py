@@ -1,0 +1,243 @@
+"""A preflight before a long run: `python main.py --doctor` with the flags the run will use.
+
+It reports the TensorFlow build and libtpu, the TPU runtime variables, the devices (and the TPU topology when
+one answers), the platform's mixed precision and XLA choices, whether --data_dir holds the expected files
+(with a record count sample) and --model_dir is writable, and it compiles and times one train step of the
+chosen hparams at the first stage's image size on a synthetic batch. Each problem is one line with its fix;
+the exit status is 1 when something would fail. It writes nothing but a probe file it removes.
+"""
+
+import importlib.metadata
+import os
+import resource
+import time
+
+from tpu import pjrt
+
+SUPPORTED_TF = ("2.20.", "2.21.")
+TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-tpu", "tensorflow-intel", "tf-nightly",
+                    "tf-nightly-tpu")
+LIBTPU_FOR_TF_TPU = "0.0.14"  # the one tensorflow-tpu 2.20 was built with (see setup.py)
+CPU_STEP_BATCH = 16  # the CPU times a small batch, not a TPU-sized one
+
+
+class Report:
+  """Lines of `label: text`; problems carry their fix and decide the exit status."""
+
+  def __init__(self, write=print):
+    self.write = write
+    self.problems = 0
+
+  def info(self, label, text):
+    self.write(f"{label:>12}: {text}")
+
+  def problem(self, label, text, fix):
+    self.problems += 1
+    self.write(f"{label:>12}: PROBLEM {text}; fix: {fix}")
+
+
+def _version(distribution):
+  try:
+    return importlib.metadata.version(distribution)
+  except importlib.metadata.PackageNotFoundError:
+    return None
+
+
+def check_stack(report, environ=os.environ):
+  """The installed TensorFlow build(s) and libtpu, read without importing TensorFlow (a bad libtpu aborts
+  the import). Returns whether TensorFlow can be imported."""
+  installed = {name: _version(name) for name in TF_DISTRIBUTIONS if _version(name)}
+  if not installed:
+    report.problem("tensorflow", "not installed", "pip install -e \".[cpu]\" (or .[gpu]; .[tpu] on a TPU VM)")
+    return False
+  report.info("tensorflow", ", ".join(f"{name} {version}" for name, version in installed.items()))
+  if len(installed) > 1:
+    report.problem("tensorflow", f"{' and '.join(installed)} share one import package (the last installed wins)",
+                   f"pip uninstall -y {' '.join(installed)}, then install one route (tpu/README.md)")
+  for name, version in installed.items():
+    if not version.startswith(SUPPORTED_TF):
+      report.problem("tensorflow", f"{name} {version} is not a supported version (2.20, 2.21)",
+                     "pip install -e \".[cpu]\" (or .[gpu], .[tpu])")
+  libtpu = _version("libtpu")
+  report.info("libtpu", f"{libtpu} at {pjrt.libtpu_path()}" if libtpu else "not installed")
+  if "tensorflow-tpu" in installed:
+    if libtpu != LIBTPU_FOR_TF_TPU:
+      report.problem("libtpu", f"{libtpu or 'none'} with tensorflow-tpu (other releases abort or hang at import)",
+                     f"pip install libtpu=={LIBTPU_FOR_TF_TPU}")
+      return False
+    if not pjrt.has_tpu_devices() and environ.get("TPU_LOAD_LIBRARY") != "0":
+      report.info("libtpu", "no TPU chips on this machine: TPU_LOAD_LIBRARY=0 (runs the TPU build on the CPU)")
+      environ["TPU_LOAD_LIBRARY"] = "0"
+  return True
+
+
+def check_runtime(report, tpu, environ=os.environ):
+  """Prepares the TPU runtime variables for `tpu` (as main.py does) and lists those set."""
+  try:
+    for line in pjrt.prepare_environment(tpu, environ):
+      report.info("tpu", line)
+  except pjrt.TPUSetupError as error:
+    report.problem("tpu", str(error).split(":")[0], str(error).split(": ", 1)[-1])
+    return False
+  variables = {name: environ[name] for name in pjrt.PJRT_VARIABLES if name in environ}
+  report.info("runtime env", ", ".join(f"{k}={v}" for k, v in variables.items()) or "none set")
+  return True
+
+
+def check_devices(report, strategy_name, tpu, zone, project):
+  """Imports TensorFlow, lists the devices, connects the strategy; returns the Runtime or None."""
+  started = time.perf_counter()
+  import tensorflow as tf
+  from tpu.strategy import TPUUnreachableError, resolve_runtime
+  report.info("import", f"tensorflow {tf.__version__} in {time.perf_counter() - started:.1f} s")
+  devices = {}
+  for device in tf.config.list_logical_devices():
+    devices[device.device_type] = devices.get(device.device_type, 0) + 1
+  report.info("devices", ", ".join(f"{count} {kind}" for kind, count in devices.items()))
+  try:
+    runtime = resolve_runtime(strategy_name, tpu, zone, project)
+  except (TPUUnreachableError, ValueError, RuntimeError) as error:
+    report.problem("strategy", str(error).split(". ")[0], "see tpu/README.md (--tpu=local on a TPU VM)")
+    return None
+  text = f"{type(runtime.strategy).__name__.strip('_')}, {runtime.strategy.num_replicas_in_sync} replica(s), {runtime.platform}"
+  if runtime.topology is not None:
+    topology = runtime.topology
+    text += (f"; TPU topology: mesh {list(topology.mesh_shape)}, {topology.num_tasks} host(s), "
+             f"{topology.num_tpus_per_task} chip(s) per host")
+  elif runtime.platform != "tpu":
+    text += "; no TPU"
+  report.info("strategy", text)
+  return runtime
+
+
+def check_choices(report, runtime, config):
+  policy = runtime.mixed_precision_policy(config.runtime.mixed_precision)
+  jit = runtime.jit_compile(config.runtime.jit_compile)
+  report.info("precision", f"{policy} (runtime.mixed_precision={config.runtime.mixed_precision})")
+  report.info("xla", f"{'on' if jit else 'off'} (runtime.jit_compile={config.runtime.jit_compile})")
+  return policy, jit
+
+
+def check_data(report, config, data_dir):
+  """The train and eval files exist and hold records (the first train file's count as a sample)."""
+  import tensorflow as tf
+  from effnetv2_tf.data.sources import TFRecordSource
+  from effnetv2_tf.train.trainer import data_sources
+  try:
+    sources = data_sources(config, data_dir)
+  except (ValueError, FileNotFoundError) as error:
+    report.problem("data", str(error).split(":")[0], "pass --data_dir=FOLDER of TFRecords (or data.source=tfds)")
+    return
+  if not isinstance(sources[0], TFRecordSource):
+    report.info("data", f"TFDS {config.data.tfds_name} in {data_dir} (read when training starts)")
+    return
+  if not tf.io.gfile.isdir(data_dir):
+    report.problem("data", f"{data_dir} is not a readable folder", "check the path (and gs:// credentials)")
+    return
+  for split, source in zip(("train", "eval"), sources):
+    try:
+      files = source.files()
+    except (FileNotFoundError, tf.errors.OpError):
+      report.problem("data", f"no {split} files match {source.file_pattern}",
+                     f"convert your photos (python -m effnetv2_tf.data.convert) or set data.{split}_files")
+      continue
+    count = sum(1 for _ in tf.data.TFRecordDataset(files[0]).take(100_000))
+    report.info("data", f"{split}: {len(files)} file(s) matching {os.path.basename(source.file_pattern)}, "
+                f"{count:,} records in {os.path.basename(files[0])}")
+
+
+def check_model_dir(report, model_dir):
+  """model_dir (or, when it does not exist yet, the folder it would be made in) takes a file."""
+  import tensorflow as tf
+  from effnetv2_tf.train.trainer import CHECKPOINT_DIR
+  target = model_dir
+  if "://" not in model_dir:
+    while not os.path.exists(target):
+      target = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(target):
+      report.problem("model_dir", f"{target} is a file, not a folder", "choose another --model_dir")
+      return
+  probe = os.path.join(target, f".doctor-probe-{os.getpid()}")
+  try:
+    with tf.io.gfile.GFile(probe, "w") as f:
+      f.write("probe")
+    tf.io.gfile.remove(probe)
+  except (tf.errors.OpError, OSError) as error:
+    report.problem("model_dir", f"cannot write in {target} ({type(error).__name__})",
+                   "choose a writable --model_dir (gs://: the VM's service account needs write access)")
+    return
+  latest = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR)) if tf.io.gfile.exists(
+      model_dir) else None
+  report.info("model_dir", f"{model_dir} writable; " + (f"resumes from {os.path.basename(latest)}" if latest
+                                                         else "starts a new run"))
+
+
+def time_train_step(report, config, runtime, policy, jit):
+  """Compiles and times the run's train loop at the first stage's size on a synthetic batch."""
+  import keras
+  import tensorflow as tf
+  from effnetv2_tf.train.state import TrainState, compute_dtype
+  from effnetv2_tf.train.trainer import run_plan
+  steps_per_epoch, schedule = run_plan(config)
+  stage = schedule.stages[0]
+  batch = config.train.batch_size
+  note = ""
+  if runtime.platform == "cpu" and batch > CPU_STEP_BATCH:
+    batch, note = CPU_STEP_BATCH, f" (the run's batch {config.train.batch_size} is timed at {CPU_STEP_BATCH} on the CPU)"
+  config = config.copy_and_resolve_references()
+  config.train.batch_size = batch
+  keras.mixed_precision.set_global_policy(policy)
+  state = TrainState(config, runtime.strategy, jit, schedule.total_steps, steps_per_epoch)
+  rng = tf.random.Generator.from_seed(0)
+  images = tf.cast(rng.normal((batch, stage.image_size, stage.image_size, 3)), compute_dtype(policy))
+  labels = tf.one_hot(rng.uniform((batch,), 0, config.model.num_classes, tf.int32), config.model.num_classes)
+  dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
+  iterator = iter(runtime.strategy.experimental_distribute_dataset(dataset))
+  loop = state.train_loop(stage.dropout_rate, stage.image_size)
+  started = time.perf_counter()
+  float(loop(iterator, tf.constant(1))[0])
+  first = time.perf_counter() - started
+  steps = 3
+  started = time.perf_counter()
+  loss = float(loop(iterator, tf.constant(steps))[0])
+  step_seconds = (time.perf_counter() - started) / steps
+  memory = _peak_memory(runtime)
+  report.info("train step", f"{config.model.name} at {stage.image_size} px, batch {batch}{note}: compile "
+              f"{max(first - step_seconds, 0.0):.1f} s, step {step_seconds:.3f} s, {batch / step_seconds:,.1f} img/s, "
+              f"{memory}")
+  if loss != loss:  # NaN
+    report.problem("train step", "the loss is NaN on a synthetic batch", "check runtime.mixed_precision and lr")
+
+
+def _peak_memory(runtime):
+  import tensorflow as tf
+  if runtime.platform in ("tpu", "gpu"):
+    device = f"{runtime.platform.upper()}:0"
+    try:
+      return f"peak {device} memory {tf.config.experimental.get_memory_info(device)['peak'] / 2**30:.2f} GiB"
+    except (ValueError, tf.errors.OpError):
+      return f"peak {device} memory not reported"
+  return f"peak host memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
+
+
+def run(make_config, data_dir, model_dir, strategy="auto", tpu=None, zone=None, project=None, prepare_data=None,
+        write=print):
+  """Runs every check (the later ones only where the earlier ones allow); returns the exit status.
+
+  Args:
+    make_config: returns the resolved config; called once the stack checks allow importing TensorFlow.
+    prepare_data: called with data_dir before the data check (the demo converts its photos there).
+  """
+  report = Report(write)
+  if check_stack(report) and check_runtime(report, tpu):
+    runtime = check_devices(report, strategy, tpu, zone, project)
+    if runtime is not None:
+      config = make_config()
+      if prepare_data is not None:
+        data_dir = prepare_data(data_dir)
+      policy, jit = check_choices(report, runtime, config)
+      check_data(report, config, data_dir)
+      check_model_dir(report, model_dir)
+      time_train_step(report, config, runtime, policy, jit)
+  write(f"{report.problems} problem(s)" if report.problems else "ready: no problems found")
+  return 1 if report.problems else 0
