@@ -147,9 +147,13 @@ def _export(trainer, config, export_dir):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  from effnetv2_tf.train.preemption import PREEMPTED_EXIT_STATUS, Preempted
   from tpu.pjrt import TPUSetupError  # TensorFlow itself loads only after the TPU set-up, in _run
   try:
     _run()  # ValueError covers bad hparams, checkpoints of another model and export dirs in use
+  except Preempted as stopped:
+    print(stopped, file=sys.stderr)
+    sys.exit(PREEMPTED_EXIT_STATUS)
   except (ValueError, FileNotFoundError, TPUSetupError, FloatingPointError) as error:
     print(f"error: {error}", file=sys.stderr)
     sys.exit(2)

@@ -18,6 +18,7 @@ from effnetv2_tf.data.pipeline import RecordCounts, build_dataset
 from effnetv2_tf.data.sources import TFDSSource, TFRecordSource
 from effnetv2_tf.model import get_model_spec
 from effnetv2_tf.train import history
+from effnetv2_tf.train.preemption import Preempted, StopSignals
 from effnetv2_tf.train.schedule import ProgressiveSchedule
 from effnetv2_tf.train.state import TrainState, compute_dtype
 from effnetv2_tf.weights.warm_start import warm_start
@@ -224,50 +225,60 @@ class Trainer:
     writer = self._summary_writer()
     runtime = self.config.runtime
     manager = self._manager()
-    for stage in self.schedule.stages:
-      if self.step >= stage.end_step:
-        continue
-      # A resumed stage continues its data exactly where the checkpoint was taken.
-      iterator = iter(self._dataset(stage, skip_steps=self.step - stage.start_step))
-      train_loop = self.state.train_loop(stage.dropout_rate, stage.image_size)
-      print(f"stage {stage.index + 1}/{len(self.schedule.stages)}: {stage.image_size} px, dropout "
-            f"{stage.dropout_rate:.3f}, RandAugment {stage.randaug_magnitude:.2f}, mixup {stage.mixup_alpha:.3f}, "
-            f"cutmix {stage.cutmix_alpha:.3f}, steps {self.step}-{stage.end_step}", flush=True)
-      progress = keras.utils.Progbar(stage.end_step - stage.start_step,
-                                     stateful_metrics=["loss", "top1", "img/s", "lr"])
-      progress.update(self.step - stage.start_step)
-      stage_started = time.perf_counter()
-      while self.step < stage.end_step:
-        next_save = (self.step // runtime.checkpoint_steps + 1) * runtime.checkpoint_steps
-        num_steps = min(runtime.steps_per_loop, stage.end_step - self.step, next_save - self.step)
-        started = time.perf_counter()
-        loss, top1 = train_loop(iterator, tf.constant(num_steps))
-        loss, top1 = float(loss), float(top1)
-        seconds = time.perf_counter() - started
-        if not math.isfinite(loss):
-          raise FloatingPointError(f"Loss became {loss} at step {self.step}: lower train.lr_base or enable "
-                                   "train.gradient_clip; the last good checkpoint is kept.")
-        row = {"step": self.step, "stage": stage.index, "image_size": stage.image_size, "loss": loss,
-               "train_top1": top1, "lr": float(self.learning_rate(self.step)),
-               "images_per_second": num_steps * self.global_batch / seconds,
-               "dropout": stage.dropout_rate, "randaug": stage.randaug_magnitude, "mixup": stage.mixup_alpha,
-               "cutmix": stage.cutmix_alpha, "records_skipped": self.counts.skipped}
-        progress.update(self.step - stage.start_step, [("loss", loss), ("top1", top1),
-                                                       ("img/s", row["images_per_second"]), ("lr", row["lr"])])
-        if self.is_chief:
-          self.rows.append(row)
-          history.write(self.model_dir, self.rows)
-          with writer.as_default(step=self.step):
-            for key, value in row.items():
-              if key != "step":
-                tf.summary.scalar(key, value)
-        if self.step % runtime.checkpoint_steps == 0 or self.step == stage.end_step:
-          manager.save(checkpoint_number=self.step)
-      print(f"stage {stage.index + 1} done in {time.perf_counter() - stage_started:.1f} s"
-            f" (records skipped so far: {self.counts.skipped})", flush=True)
-      if eval_between_stages:
-        self._log_eval(self.evaluate(), writer)
+    with StopSignals() as stop:  # SIGTERM / SIGINT: save at the end of the current host loop, then stop
+      for stage in self.schedule.stages:
+        if self.step >= stage.end_step:
+          continue
+        # A resumed stage continues its data exactly where the checkpoint was taken.
+        iterator = iter(self._dataset(stage, skip_steps=self.step - stage.start_step))
+        train_loop = self.state.train_loop(stage.dropout_rate, stage.image_size)
+        print(f"stage {stage.index + 1}/{len(self.schedule.stages)}: {stage.image_size} px, dropout "
+              f"{stage.dropout_rate:.3f}, RandAugment {stage.randaug_magnitude:.2f}, mixup {stage.mixup_alpha:.3f}, "
+              f"cutmix {stage.cutmix_alpha:.3f}, steps {self.step}-{stage.end_step}", flush=True)
+        progress = keras.utils.Progbar(stage.end_step - stage.start_step,
+                                       stateful_metrics=["loss", "top1", "img/s", "lr"])
+        progress.update(self.step - stage.start_step)
+        stage_started = time.perf_counter()
+        while self.step < stage.end_step:
+          next_save = (self.step // runtime.checkpoint_steps + 1) * runtime.checkpoint_steps
+          num_steps = min(runtime.steps_per_loop, stage.end_step - self.step, next_save - self.step)
+          started = time.perf_counter()
+          loss, top1 = train_loop(iterator, tf.constant(num_steps))
+          loss, top1 = float(loss), float(top1)
+          seconds = time.perf_counter() - started
+          if not math.isfinite(loss):
+            raise FloatingPointError(f"Loss became {loss} at step {self.step}: lower train.lr_base or enable "
+                                     "train.gradient_clip; the last good checkpoint is kept.")
+          row = {"step": self.step, "stage": stage.index, "image_size": stage.image_size, "loss": loss,
+                 "train_top1": top1, "lr": float(self.learning_rate(self.step)),
+                 "images_per_second": num_steps * self.global_batch / seconds,
+                 "dropout": stage.dropout_rate, "randaug": stage.randaug_magnitude, "mixup": stage.mixup_alpha,
+                 "cutmix": stage.cutmix_alpha, "records_skipped": self.counts.skipped}
+          progress.update(self.step - stage.start_step, [("loss", loss), ("top1", top1),
+                                                         ("img/s", row["images_per_second"]), ("lr", row["lr"])])
+          if self.is_chief:
+            self.rows.append(row)
+            history.write(self.model_dir, self.rows)
+            with writer.as_default(step=self.step):
+              for key, value in row.items():
+                if key != "step":
+                  tf.summary.scalar(key, value)
+          if stop.received or self.step % runtime.checkpoint_steps == 0 or self.step == stage.end_step:
+            manager.save(checkpoint_number=self.step)
+          if stop.received:
+            self._stop(stop.received, writer)
+        print(f"stage {stage.index + 1} done in {time.perf_counter() - stage_started:.1f} s"
+              f" (records skipped so far: {self.counts.skipped})", flush=True)
+        if eval_between_stages:
+          self._log_eval(self.evaluate(), writer)
+        if stop.received:  # during the eval: the stage's end is saved already
+          self._stop(stop.received, writer)
     return self.evals
+
+  def _stop(self, signal_name, writer):
+    if writer is not None:
+      writer.flush()
+    raise Preempted(signal_name, self.step)
 
   def _summary_writer(self):
     return tf.summary.create_file_writer(os.path.join(self.model_dir, "train")) if self.is_chief else None

@@ -77,34 +77,71 @@ def _final_weights(model_dir):
   return names, [reader.get_tensor(n) for n in names]
 
 
-def test_resume_after_sigkill_in_stage_two_equals_an_uninterrupted_run(demo_records, tmp_path):
-  """24 steps in 3 stages (dropout and stochastic depth on): kill inside stage 2, rerun, compare."""
-  subprocess.run(_main(tmp_path / "whole", demo_records), check=True, capture_output=True, timeout=300, cwd=ROOT)
+@pytest.fixture(scope="module")
+def uninterrupted(demo_records, tmp_path_factory):
+  """The final weights of MAIN_TINY run without interruption: 24 steps in 3 stages, dropout and stochastic
+  depth on."""
+  model_dir = tmp_path_factory.mktemp("whole")
+  subprocess.run(_main(model_dir, demo_records), check=True, capture_output=True, timeout=300, cwd=ROOT)
+  return _final_weights(model_dir)
 
-  interrupted = tmp_path / "interrupted"
-  process = subprocess.Popen(_main(interrupted, demo_records), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             cwd=ROOT)
-  killed_at = None
+
+def _signal_in_stage_two(model_dir, data_dir, signals, hparam_str=MAIN_TINY):
+  """Starts a run, sends `signals` once it is inside stage 2 (steps 8-16); returns (process, step signalled)."""
+  process = subprocess.Popen(_main(model_dir, data_dir, hparam_str), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, cwd=ROOT)
   deadline = time.time() + 240
   while time.time() < deadline and process.poll() is None:
-    steps = [json.loads(l)["step"] for l in (interrupted / "history.jsonl").read_text().splitlines()] if (
-        interrupted / "history.jsonl").exists() else []
-    if steps and steps[-1] >= 11:  # stage 2 covers steps 8-16
-      process.send_signal(signal.SIGKILL)
-      killed_at = steps[-1]
-      break
+    steps = [json.loads(l)["step"] for l in (model_dir / "history.jsonl").read_text().splitlines()] if (
+        model_dir / "history.jsonl").exists() else []
+    if steps and steps[-1] >= 11:
+      for signum in signals:
+        process.send_signal(signum)
+      process.wait(timeout=120)
+      assert steps[-1] < 16, "the run ended stage 2 before it could be signalled"
+      return process, steps[-1]
     time.sleep(0.02)
-  process.wait()
-  assert killed_at is not None and killed_at < 16, "the run ended before it could be killed in stage 2"
-  resumed = subprocess.run(_main(interrupted, demo_records), check=True, capture_output=True, text=True,
+  process.kill()
+  raise AssertionError("the run never reached stage 2")
+
+
+def _assert_resumes_to(uninterrupted, model_dir, data_dir, hparam_str=MAIN_TINY):
+  resumed = subprocess.run(_main(model_dir, data_dir, hparam_str), check=True, capture_output=True, text=True,
                            timeout=300, cwd=ROOT)
   assert "stage 2/3" in resumed.stdout and "stage 1/3" not in resumed.stdout  # continued, not restarted
-
-  names, whole = _final_weights(tmp_path / "whole")
-  resumed_names, again = _final_weights(interrupted)
+  names, whole = uninterrupted
+  resumed_names, again = _final_weights(model_dir)
   assert names == resumed_names and len(names) > 100
   for name, a, b in zip(names, whole, again):
     np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_resume_after_sigkill_in_stage_two_equals_an_uninterrupted_run(uninterrupted, demo_records, tmp_path):
+  _signal_in_stage_two(tmp_path, demo_records, [signal.SIGKILL])
+  _assert_resumes_to(uninterrupted, tmp_path, demo_records)
+
+
+def test_sigterm_saves_at_its_step_exits_75_and_resumes_to_an_uninterrupted_run(uninterrupted, demo_records,
+                                                                                 tmp_path):
+  """No periodic checkpoint inside stage 2 (every 100 steps): the one there is the signal's. A second
+  signal during the save changes nothing."""
+  hparam_str = MAIN_TINY + ",runtime.checkpoint_steps=100"
+  process, signalled = _signal_in_stage_two(tmp_path, demo_records, [signal.SIGTERM, signal.SIGTERM], hparam_str)
+  stderr = process.stderr.read()
+  assert process.returncode == 75, stderr[-3000:]
+  stopped = int(stderr.strip().splitlines()[-1].split("at step ")[1].split(":")[0])
+  assert stderr.strip().splitlines()[-1] == (f"stopped by SIGTERM at step {stopped}: checkpoint saved; rerun the "
+                                             "same command to resume")
+  assert 11 <= signalled <= stopped < 16
+  assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith(f"ckpt-{stopped}")
+  assert json.loads((tmp_path / "history.jsonl").read_text().splitlines()[-1])["step"] == stopped
+  _assert_resumes_to(uninterrupted, tmp_path, demo_records, hparam_str)
+
+
+def test_sigint_stops_the_same_way(demo_records, tmp_path):
+  process, _ = _signal_in_stage_two(tmp_path, demo_records, [signal.SIGINT])
+  stderr = process.stderr.read()
+  assert process.returncode == 75 and "stopped by SIGINT at step " in stderr and "Traceback" not in stderr
 
 
 def test_paper_rule_changes_dropout_per_stage_keeping_optimizer_and_ema_state(demo_records, tmp_path):
