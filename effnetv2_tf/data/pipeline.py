@@ -46,7 +46,7 @@ def _check_label(num_classes):
 def build_dataset(source, *, is_training, image_size, batch_size, num_classes, normalization, augment=None,
                   randaug_magnitude=0.0, randaug_layers=2, mixup_alpha=0.0, cutmix_alpha=0.0,
                   input_context=None, seed=None, dtype=tf.float32, shuffle_buffer=16_384, cache=False,
-                  counts=None, crop_area_min=0.05, skip_steps=0):
+                  counts=None, crop_area_min=0.05, skip_steps=0, pad_eval=False):
   """Builds the batched dataset for one stage (training) or for evaluation.
 
   Args:
@@ -69,9 +69,13 @@ def build_dataset(source, *, is_training, image_size, batch_size, num_classes, n
     crop_area_min: smallest random crop as a fraction of the image (official 0.05).
     skip_steps: training steps of this dataset already done (resume): their examples are skipped before
       decoding, and the rest comes out exactly as in an uninterrupted run.
+    pad_eval: eval only: every batch full (static shapes for XLA and TPUs) with a third element, the example
+      weights, 1 for real examples and 0 for padding; after the last real example the padding goes on
+      forever, so a distributed eval stops at its first step without a real example on any replica.
 
   Returns:
-    tf.data.Dataset of (images [B, S, S, 3] dtype, labels [B, num_classes] float32).
+    tf.data.Dataset of (images [B, S, S, 3] dtype, labels [B, num_classes] float32), plus weights [B]
+    float32 with pad_eval.
   """
   per_replica = input_context.get_per_replica_batch_size(batch_size) if input_context else batch_size
   # Each step takes one batch per replica; a pipeline feeds num_replicas / num_pipelines replicas.
@@ -103,7 +107,11 @@ def build_dataset(source, *, is_training, image_size, batch_size, num_classes, n
   dataset = dataset.filter(_decodable(counts)).enumerate().skip(skip_batches * per_replica)
   dataset = dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
   dataset = dataset.map(_check_label(num_classes))
-  dataset = dataset.batch(per_replica, drop_remainder=is_training)
+  if pad_eval and not is_training:
+    padding = (tf.zeros((image_size, image_size, 3), dtype), tf.zeros((num_classes,)), tf.constant(0.0))
+    dataset = dataset.map(lambda image, label: (image, label, tf.constant(1.0))).concatenate(
+        tf.data.Dataset.from_tensors(padding).repeat())
+  dataset = dataset.batch(per_replica, drop_remainder=is_training or pad_eval)
   if is_training and (mixup_alpha > 0 or cutmix_alpha > 0):
     mix_seed = tf.constant([stream_seed, 1_000_003], tf.int64)
     dataset = dataset.enumerate(start=skip_batches).map(

@@ -94,7 +94,7 @@ class Trainer:
     self.learning_rate = self.state.learning_rate
     self.rows = history.read(self.model_dir)
     self.evals = history.read(self.model_dir, EVAL_FILE)
-    self._eval_step = tf.function(self._eval_logits_step)
+    self._eval_step = self._make_eval_step()
 
   # ---- set-up helpers -------------------------------------------------------------------------------
 
@@ -134,7 +134,7 @@ class Trainer:
                 "input_context": input_context, "dtype": self.compute_dtype, "counts": self.counts}
       if stage is None:
         return build_dataset(self.eval_source, is_training=False, image_size=config.eval.image_size,
-                             batch_size=config.eval.batch_size, **common)
+                             batch_size=config.eval.batch_size, pad_eval=True, **common)
       return build_dataset(self.train_source, is_training=True, image_size=stage.image_size,
                            batch_size=self.global_batch, augment=augment,
                            randaug_magnitude=stage.randaug_magnitude, randaug_layers=config.data.randaug_layers,
@@ -176,23 +176,40 @@ class Trainer:
 
   # ---- eval -------------------------------------------------------------------------------------------
 
-  def _eval_logits_step(self, images, labels):
+  def _eval_counts(self, images, labels, weights):
+    """(top-1 hits, top-5 hits, examples) of one replica's batch; padding has weight 0."""
     logits = tf.cast(self.model(images, training=False), tf.float32)
     targets = tf.argmax(labels, -1)
-    top1 = tf.reduce_sum(tf.cast(tf.math.in_top_k(targets, logits, 1), tf.float32))
-    top5 = tf.reduce_sum(tf.cast(tf.math.in_top_k(targets, logits, min(5, logits.shape[-1])), tf.float32))
-    return top1, top5, tf.cast(tf.shape(labels)[0], tf.float32)
+    top1 = tf.reduce_sum(weights * tf.cast(tf.math.in_top_k(targets, logits, 1), tf.float32))
+    in_top5 = tf.math.in_top_k(targets, logits, min(5, logits.shape[-1]))
+    top5 = tf.reduce_sum(weights * tf.cast(in_top5, tf.float32))
+    return top1, top5, tf.reduce_sum(weights)
+
+  def _make_eval_step(self):
+    """One distributed eval step, compiled like the train step; returns the three sums over replicas."""
+    counts = tf.function(self._eval_counts, jit_compile=self.jit_compile)
+
+    @tf.function
+    def eval_step(iterator):
+      results = self.strategy.run(counts, args=next(iterator))
+      return [self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for value in results]
+
+    return eval_step
 
   def evaluate(self, use_ema=True):
-    """Top-1 / top-5 on the eval split at the eval size, with the EMA weights by default."""
-    dataset = self._dataset(stage=None)
+    """Top-1 / top-5 on the eval split at the eval size, with the EMA weights by default. Every example
+    counts exactly once: batches are full and padded (static shapes), the padding weighs nothing."""
+    iterator = iter(self._dataset(stage=None))
     totals = [0.0, 0.0, 0.0]
 
     def run():
-      for images, labels in dataset:
-        results = self.strategy.run(self._eval_step, args=(images, labels))
-        for i, value in enumerate(results):
-          totals[i] += float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None))
+      while True:
+        top1, top5, examples = (float(value) for value in self._eval_step(iterator))
+        if examples == 0:  # only padding left on every replica
+          break
+        totals[0] += top1
+        totals[1] += top5
+        totals[2] += examples
 
     if use_ema:
       with self.ema.averaged_weights():
