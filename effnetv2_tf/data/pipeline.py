@@ -10,6 +10,7 @@ error naming the file.
 import tensorflow as tf
 
 from effnetv2_tf.data import mixing, preprocessing
+from effnetv2_tf.data.sources import TFRecordSource
 
 
 class RecordCounts:
@@ -41,6 +42,43 @@ def _check_label(num_classes):
         "). Check num_classes and the label offset (ImageNet-layout records are 1-based)."])]):
       return tf.identity(image), tf.one_hot(label, num_classes)
   return check
+
+
+def _epoch_seed(seed, epoch):
+  return seed * 1_000_003 + epoch  # any injective map of (seed, epoch) to one int64
+
+
+def _training_examples(source, input_context, seed, shuffle_buffer, cache, counts, skip_examples):
+  """(index, example) pairs of decodable training examples, epoch after epoch, with the first
+  `skip_examples` left out. Each epoch's order is a function of (seed, epoch) alone, so a resume starts
+  at its epoch without reading the epochs before it: only the epoch's length is counted (one pass over the
+  records, without decoding), and at most one epoch's records are read and thrown away."""
+  # Sources that list files shuffle them per epoch (a tensor seed); TFDS keeps its file order, and the
+  # shuffle buffer mixes the examples.
+  shuffles_files = isinstance(source, TFRecordSource) and not cache
+  if shuffles_files:
+    source.files()  # a pattern matching nothing fails here, in one line, not inside the epoch function
+  fixed = None if shuffles_files else source.examples(input_context)
+  if cache:
+    fixed = fixed.cache()
+
+  def epoch(number):
+    # The order must not depend on TF's global seed (and TF's seed helper cannot take a tensor seed when the
+    # global seed is 0): this function's own graph gets none.
+    tf.compat.v1.get_default_graph().seed = None
+    epoch_seed = _epoch_seed(seed, number)
+    examples = source.examples(input_context, seed=epoch_seed, shuffle=True) if shuffles_files else fixed
+    return examples.shuffle(shuffle_buffer, seed=epoch_seed).filter(_decodable(counts))
+
+  first_epoch, length = 0, 0
+  if skip_examples:
+    length = int(source.examples(input_context).filter(_decodable(RecordCounts())).reduce(
+        tf.constant(0, tf.int64), lambda count, _: count + 1))
+    if length == 0:
+      raise ValueError(f"No record of {source} holds an image that decodes: check the data.")
+    first_epoch, skip_examples = divmod(skip_examples, length)
+  dataset = tf.data.Dataset.range(first_epoch, tf.int64.max).flat_map(epoch)
+  return dataset.enumerate(start=first_epoch * length).skip(skip_examples)
 
 
 def build_dataset(source, *, is_training, image_size, batch_size, num_classes, normalization, augment=None,
@@ -87,11 +125,12 @@ def build_dataset(source, *, is_training, image_size, batch_size, num_classes, n
   stream_seed = (0 if seed is None else seed) * 7919 + pipeline_id
   counts = counts or RecordCounts()
 
-  dataset = source.examples(input_context, seed=seed, shuffle=is_training)
-  if cache:
-    dataset = dataset.cache()
+  skip_examples = skip_batches * per_replica
   if is_training:
-    dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    dataset = _training_examples(source, input_context, 0 if seed is None else seed, shuffle_buffer, cache, counts,
+                                 skip_examples)
+  else:
+    dataset = source.examples(input_context).filter(_decodable(counts)).enumerate()
 
   def preprocess(index, example):
     image, label, origin = example
@@ -103,8 +142,6 @@ def build_dataset(source, *, is_training, image_size, batch_size, num_classes, n
       image = preprocessing.preprocess_for_eval(image, image_size, normalization, dtype)
     return image, label, origin
 
-  # enumerate before skip: an element's augmentation seed is its index, the same after a resume.
-  dataset = dataset.filter(_decodable(counts)).enumerate().skip(skip_batches * per_replica)
   dataset = dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
   dataset = dataset.map(_check_label(num_classes))
   if pad_eval and not is_training:

@@ -45,6 +45,30 @@ def test_skip_steps_resumes_the_exact_stream(demo_records):
     np.testing.assert_array_equal(labels, again_labels)
 
 
+def test_a_resume_epochs_into_a_stage_starts_at_its_epoch_and_continues_exactly(demo_records):
+  """227 steps of 4 = 3 whole epochs of the 300 demo images + 8: those epochs are not read, only counted."""
+  def batches(skip_steps, count):
+    dataset = build_dataset(_source(demo_records), is_training=True, image_size=32, batch_size=4,
+                            augment="randaug", randaug_magnitude=9.0, mixup_alpha=0.4, seed=3,
+                            skip_steps=skip_steps, **COMMON)
+    return [(images.numpy(), labels.numpy()) for images, labels in dataset.take(count)]
+  whole = batches(0, 240)
+  resumed = batches(227, 13)
+  for (images, labels), (again, again_labels) in zip(whole[227:], resumed):
+    np.testing.assert_array_equal(images, again)
+    np.testing.assert_array_equal(labels, again_labels)
+  first_epoch, second_epoch = np.argmax(np.concatenate([l for _, l in whole[:75]]), -1), np.argmax(
+      np.concatenate([l for _, l in whole[75:150]]), -1)
+  assert not np.array_equal(first_epoch, second_epoch)  # each epoch has its own order
+
+
+def test_resuming_data_in_which_nothing_decodes_is_an_error_not_a_hang(tmp_path):
+  _write_records(tmp_path / "bad.tfrecord", [(b"not an image at all", label) for label in (1, 2, 3)])
+  with pytest.raises(ValueError, match="holds an image that decodes"):
+    build_dataset(TFRecordSource(str(tmp_path / "*.tfrecord")), is_training=True, image_size=32, batch_size=2,
+                  skip_steps=1, seed=0, **COMMON)
+
+
 def test_eval_is_one_pass_over_every_record(flower_records):
   dataset = build_dataset(_source(flower_records, "val"), is_training=False, image_size=32, batch_size=3,
                           **COMMON)

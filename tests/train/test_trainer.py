@@ -171,7 +171,7 @@ def test_bad_input_gives_one_clear_line(demo_records, tmp_path):
       (_main(tmp_path / "a", demo_records, "train.batchsize=8"), "error: Unknown hparam 'train.batchsize'"),
       (_main(tmp_path / "b", tmp_path / "empty"), "error: No TFRecord files match"),
       (_main(tmp_path / "c", demo_records, MAIN_TINY, "--use_tpu", "--tpu=local"),
-       "error: No TPU reachable at tpu='local'"),
+       "error: --tpu=local, but this machine has no TPU chips"),
   ]
   for command, message in cases:
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
