@@ -52,6 +52,16 @@ def data_sources(config, data_dir):
           TFRecordSource(os.path.join(data_dir, data.eval_files), data.label_offset))
 
 
+def _compile_seconds(loop_seconds):
+  """What the first host loop of a stage took beyond its steps at the later loops' pace: the trace (and the
+  XLA compile) of the step, or about 0 when the stage reuses the previous stage's trace."""
+  (first_steps, first), later = loop_seconds[0], loop_seconds[1:]
+  if not later:
+    return first
+  pace = sum(seconds for _, seconds in later) / sum(steps for steps, _ in later)
+  return max(first - first_steps * pace, 0.0)
+
+
 def run_plan(config):
   """(steps per epoch, the ProgressiveSchedule) of a resolved config."""
   train = config.train
@@ -256,6 +266,7 @@ class Trainer:
                                        stateful_metrics=["loss", "top1", "img/s", "lr"])
         progress.update(self.step - stage.start_step)
         stage_started = time.perf_counter()
+        loop_seconds = []  # (steps, seconds) per host loop: the first one also traces (and compiles) the step
         while self.step < stage.end_step:
           next_save = (self.step // runtime.checkpoint_steps + 1) * runtime.checkpoint_steps
           num_steps = min(runtime.steps_per_loop, stage.end_step - self.step, next_save - self.step)
@@ -263,6 +274,7 @@ class Trainer:
           loss, top1 = train_loop(iterator, tf.constant(num_steps))
           loss, top1 = float(loss), float(top1)
           seconds = time.perf_counter() - started
+          loop_seconds.append((num_steps, seconds))
           if not math.isfinite(loss):
             raise FloatingPointError(f"Loss became {loss} at step {self.step}: lower train.lr_base or enable "
                                      "train.gradient_clip; the last good checkpoint is kept.")
@@ -284,8 +296,13 @@ class Trainer:
             manager.save(checkpoint_number=self.step)
           if stop.received:
             self._stop(stop.received, writer)
-        print(f"stage {stage.index + 1} done in {time.perf_counter() - stage_started:.1f} s"
-              f" (records skipped so far: {self.counts.skipped})", flush=True)
+        compile_seconds = _compile_seconds(loop_seconds)
+        print(f"stage {stage.index + 1} done in {time.perf_counter() - stage_started:.1f} s, of which "
+              f"{compile_seconds:.1f} s tracing{' and XLA compiling' if self.jit_compile else ''} the step "
+              f"(records skipped so far: {self.counts.skipped})", flush=True)
+        if self.is_chief:
+          with writer.as_default(step=self.step):
+            tf.summary.scalar("stage_compile_seconds", compile_seconds)
         if eval_between_stages:
           self._log_eval(self.evaluate(), writer)
         if stop.received:  # during the eval: the stage's end is saved already

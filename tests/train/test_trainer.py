@@ -206,3 +206,16 @@ def test_gradient_clipping_means_the_same_under_loss_scaling(demo_records, tmp_p
   moved_plain = np.abs(np.subtract(plain["kernels"], untrained["kernels"])).sum()
   moved_scaled = np.abs(np.subtract(scaled["kernels"], untrained["kernels"])).sum()
   assert moved_plain > 0 and 0.5 < moved_scaled / moved_plain < 2.0
+
+
+def test_each_stage_reports_what_tracing_its_step_cost(demo_records, tmp_path):
+  """Without XLA the first stage traces the step and the second reuses it (same dropout); the stage lines
+  say so. (Under XLA each stage's size compiles anew; the same line then says "tracing and XLA compiling".)"""
+  hparam_str = MAIN_TINY + ",train.stages=2,data.num_train_examples=64,model.dropout_rate=0.2"
+  done = subprocess.run(_main(tmp_path, demo_records, hparam_str), capture_output=True, text=True, timeout=600,
+                        cwd=ROOT)
+  assert done.returncode == 0, done.stderr[-3000:]
+  lines = [line for line in done.stdout.splitlines() if " done in " in line]
+  seconds = [float(line.split("of which ")[1].split(" s tracing the step")[0]) for line in lines]
+  totals = [float(line.split(" done in ")[1].split(" s,")[0]) for line in lines]
+  assert len(lines) == 2 and 1.0 < seconds[0] <= totals[0] and seconds[1] < seconds[0] / 2, lines
