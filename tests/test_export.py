@@ -163,8 +163,9 @@ def test_one_command_exports_an_official_checkpoint_that_runs_without_the_packag
 
   keras_model = create_model("efficientnetv2-b0", num_classes=11, classifier_activation=None)
   load_official_checkpoint(keras_model, str(tmp_path / "efficientnetv2-b0"))
-  out = run_without_package({"logits": (tmp_path / "export" / "classification", "serving_default", "images", (2, 96)),
-                             "features": (tmp_path / "export" / "feature-vector", "serving_default", "images", (2, 96))})
+  export = tmp_path / "export"
+  out = run_without_package({"logits": (export / "classification", "serving_default", "images", (2, 96)),
+                             "features": (export / "feature-vector", "serving_default", "images", (2, 96))})
   x = unit_images(2, 96)
   normalized = (x - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])  # B0: ImageNet mean/std
   expected = keras_model(normalized.astype("float32"), training=False).numpy()

@@ -99,7 +99,8 @@ def check_devices(report, strategy_name, tpu, zone, project):
   except (TPUUnreachableError, ValueError, RuntimeError) as error:
     report.problem("strategy", str(error).split(". ")[0], "see tpu/README.md (--tpu=local on a TPU VM)")
     return None
-  text = f"{type(runtime.strategy).__name__.strip('_')}, {runtime.strategy.num_replicas_in_sync} replica(s), {runtime.platform}"
+  strategy_name = type(runtime.strategy).__name__.strip("_")
+  text = f"{strategy_name}, {runtime.strategy.num_replicas_in_sync} replica(s), {runtime.platform}"
   if runtime.topology is not None:
     topology = runtime.topology
     text += (f"; TPU topology: mesh {list(topology.mesh_shape)}, {topology.num_tasks} host(s), "
@@ -183,7 +184,8 @@ def time_train_step(report, config, runtime, policy, jit):
   batch = config.train.batch_size
   note = ""
   if runtime.platform == "cpu" and batch > CPU_STEP_BATCH:
-    batch, note = CPU_STEP_BATCH, f" (the run's batch {config.train.batch_size} is timed at {CPU_STEP_BATCH} on the CPU)"
+    batch = CPU_STEP_BATCH
+    note = f" (the run's batch {config.train.batch_size} is timed at {CPU_STEP_BATCH} on the CPU)"
   config = config.copy_and_resolve_references()
   config.train.batch_size = batch
   keras.mixed_precision.set_global_policy(policy)

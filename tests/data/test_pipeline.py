@@ -32,34 +32,27 @@ def test_seeded_training_batches_are_reproducible(flower_records):
     np.testing.assert_array_equal(a, b)
 
 
-def test_skip_steps_resumes_the_exact_stream(demo_records):
-  def batches(skip_steps, count):
-    dataset = build_dataset(_source(demo_records), is_training=True, image_size=32, batch_size=4,
-                            augment="randaug", randaug_magnitude=9.0, mixup_alpha=0.4, seed=3,
-                            skip_steps=skip_steps, **COMMON)
-    return [(images.numpy(), labels.numpy()) for images, labels in dataset.take(count)]
-  whole = batches(0, 80)  # past one epoch of the 300 demo images: the reshuffled order is covered too
-  resumed = batches(73, 7)
-  for (images, labels), (again, again_labels) in zip(whole[73:], resumed):
+def _stage_batches(records, skip_steps, count):
+  dataset = build_dataset(_source(records), is_training=True, image_size=32, batch_size=4, augment="randaug",
+                          randaug_magnitude=9.0, mixup_alpha=0.4, seed=3, skip_steps=skip_steps, **COMMON)
+  return [(images.numpy(), labels.numpy()) for images, labels in dataset.take(count)]
+
+
+# Batches of 4 over the 300 demo images (75 a epoch): a resume inside the first epoch, one that crosses into the
+# second, and one 3 whole epochs + 8 in (those epochs are counted, not read).
+@pytest.mark.parametrize("skip_steps, total", [(40, 45), (73, 80), (227, 240)])
+def test_skip_steps_resumes_the_exact_stream(demo_records, skip_steps, total):
+  whole = _stage_batches(demo_records, 0, total)
+  resumed = _stage_batches(demo_records, skip_steps, total - skip_steps)
+  assert len(resumed) == total - skip_steps
+  for (images, labels), (again, again_labels) in zip(whole[skip_steps:], resumed):
     np.testing.assert_array_equal(images, again)
     np.testing.assert_array_equal(labels, again_labels)
 
 
-def test_a_resume_epochs_into_a_stage_starts_at_its_epoch_and_continues_exactly(demo_records):
-  """227 steps of 4 = 3 whole epochs of the 300 demo images + 8: those epochs are not read, only counted."""
-  def batches(skip_steps, count):
-    dataset = build_dataset(_source(demo_records), is_training=True, image_size=32, batch_size=4,
-                            augment="randaug", randaug_magnitude=9.0, mixup_alpha=0.4, seed=3,
-                            skip_steps=skip_steps, **COMMON)
-    return [(images.numpy(), labels.numpy()) for images, labels in dataset.take(count)]
-  whole = batches(0, 240)
-  resumed = batches(227, 13)
-  for (images, labels), (again, again_labels) in zip(whole[227:], resumed):
-    np.testing.assert_array_equal(images, again)
-    np.testing.assert_array_equal(labels, again_labels)
-  first_epoch, second_epoch = np.argmax(np.concatenate([l for _, l in whole[:75]]), -1), np.argmax(
-      np.concatenate([l for _, l in whole[75:150]]), -1)
-  assert not np.array_equal(first_epoch, second_epoch)  # each epoch has its own order
+def test_each_epoch_has_its_own_order(demo_records):
+  labels = [np.argmax(labels, -1) for _, labels in _stage_batches(demo_records, 0, 150)]
+  assert not np.array_equal(np.concatenate(labels[:75]), np.concatenate(labels[75:]))
 
 
 def test_resuming_data_in_which_nothing_decodes_is_an_error_not_a_hang(tmp_path):
