@@ -76,8 +76,8 @@ def check_runtime(report, tpu, environ=os.environ):
   try:
     for line in pjrt.prepare_environment(tpu, environ):
       report.info("tpu", line)
-  except pjrt.TPUSetupError as error:
-    report.problem("tpu", str(error).split(":")[0], str(error).split(": ", 1)[-1])
+  except pjrt.TPUSetupError as error:  # its message says what to do
+    report.problem("tpu", str(error), "tpu/README.md")
     return False
   variables = {name: environ[name] for name in pjrt.PJRT_VARIABLES if name in environ}
   report.info("runtime env", ", ".join(f"{k}={v}" for k, v in variables.items()) or "none set")

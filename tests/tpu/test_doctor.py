@@ -73,3 +73,10 @@ def test_the_tpu_build_on_a_machine_without_tpus_runs_on_the_cpu(monkeypatch):
   report = doctor.Report(lines.append)
   assert doctor.check_stack(report, environ) and report.problems == 0
   assert environ == {"TPU_LOAD_LIBRARY": "0"}
+
+
+def test_an_unreachable_tpu_address_is_a_problem_line_not_a_hang():
+  done = subprocess.run([sys.executable, str(ROOT / "main.py"), "--doctor", "--tpu=grpc://127.0.0.1:9"],
+                        capture_output=True, text=True, timeout=120)
+  assert done.returncode == 1, done.stdout + done.stderr[-2000:]
+  assert "tpu: PROBLEM No TPU reachable at grpc://127.0.0.1:9" in done.stdout
