@@ -5,9 +5,12 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_demo_learns_the_shipped_photos(tmp_path):
   done = subprocess.run([sys.executable, str(ROOT / "main.py"), f"--model_dir={tmp_path}"], capture_output=True,
                         text=True, timeout=900, cwd=tmp_path)

@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from effnetv2_tf.model import create_model
 from tests.helpers import ROOT, randomize, write_official_checkpoint
 
@@ -30,6 +32,7 @@ def run_as_written(commands, cwd):
   return outputs
 
 
+@pytest.mark.slow
 def test_fine_tuning_an_official_checkpoint_on_your_own_photos(tmp_path):
   commands = readme_commands("# fine-tune an official checkpoint on your own photos")
   assert len(commands) == 2 and "train.ft_init_ckpt=efficientnetv2-b0/" in commands[1]

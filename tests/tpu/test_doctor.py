@@ -28,6 +28,7 @@ def test_the_demo_is_ready_and_its_compiled_step_is_timed(tmp_path):
   assert not (tmp_path / "run").exists()  # the doctor writes nothing
 
 
+@pytest.mark.slow
 def test_efficientnetv2_s_compiles_at_its_first_stage_size(demo_records, tmp_path):
   # The paper's rule starts at the base size, 128 px (the official rule's first V2-S stage is 171 px).
   done = _doctor("--hparams=imagenet-s", f"--data_dir={demo_records}", f"--model_dir={tmp_path}",

@@ -26,6 +26,7 @@ def test_official_checkpoint_with_another_class_count_gets_a_new_classifier(tmp_
   np.testing.assert_array_equal(target.get_layer("head").get_weights()[0], source.get_layer("head").get_weights()[0])
 
 
+@pytest.mark.slow
 def test_fine_tuning_from_our_run_to_three_classes_beats_chance(demo_records, tmp_path):
   """Train on 5 classes, fine-tune on a 3-class folder of real photos with a new head."""
   common = ("model.width=0.5,model.depth=0.5,train.batch_size=32,train.base_image_size=64,train.image_size=80,"
