@@ -1,6 +1,7 @@
 """Helpers shared by the tests: official-layout checkpoints written from the official names, and a runner
 that loads SavedModels in a Python process that cannot import this package."""
 
+import importlib.metadata
 import json
 import pathlib
 import subprocess
@@ -13,6 +14,19 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 OFFICIAL_VARIABLES = pathlib.Path(__file__).resolve().parent / "official_variables"
 OFFICIAL_MODELS = sorted(path.stem for path in OFFICIAL_VARIABLES.glob("*.txt"))
 EMA_SUFFIX = "/ExponentialMovingAverage"
+
+
+def _installed(distribution):
+  try:
+    return bool(importlib.metadata.version(distribution))
+  except importlib.metadata.PackageNotFoundError:
+    return False
+
+
+# The TPU build (CI's second stack, run on the CPU) links no XLA CPU backend: jit_compile there fails with
+# "could not find registered transfer manager for platform Host". XLA on the CPU is tested on the CPU build.
+TPU_BUILD = _installed("tensorflow-tpu")
+NO_XLA_ON_THIS_CPU = "the TPU build of TensorFlow has no XLA CPU backend (XLA is tested on the CPU build)"
 
 
 def official_variables(model_name):

@@ -4,6 +4,7 @@ on one replica or two."""
 import pytest
 import tensorflow as tf
 
+from tests.helpers import NO_XLA_ON_THIS_CPU, TPU_BUILD
 from tests.train.test_trainer import _run
 
 
@@ -31,7 +32,10 @@ EVAL = "model.num_classes=10,eval.batch_size=64,eval.image_size=32,data.eval_fil
 
 # XLA cannot reach a second *logical* CPU device's variables (TF's known issue "tf.Variable on a different
 # device"; the train step fails the same way there), so XLA is tested on one replica and 2 replicas without it.
-@pytest.mark.parametrize("strategy, jit", [("default", "false"), ("default", "true"), ("mirrored", "false")])
+@pytest.mark.parametrize("strategy, jit", [
+    ("default", "false"),
+    pytest.param("default", "true", marks=pytest.mark.skipif(TPU_BUILD, reason=NO_XLA_ON_THIS_CPU)),
+    ("mirrored", "false")])
 def test_1000_examples_at_batch_64_count_1000_and_equal_the_unpadded_accuracy(thousand_records, tmp_path, strategy,
                                                                                jit):
   result = _run(tmp_path, thousand_records, "--evaluate_only", f"--strategy={strategy}", "--logical_cpus=2",
