@@ -292,10 +292,11 @@ class Trainer:
               for key, value in row.items():
                 if key != "step":
                   tf.summary.scalar(key, value)
-          if stop.received or self.step % runtime.checkpoint_steps == 0 or self.step == stage.end_step:
+          stopping = stop.received  # read once: a signal arriving after this is handled after the next loop
+          if stopping or self.step % runtime.checkpoint_steps == 0 or self.step == stage.end_step:
             manager.save(checkpoint_number=self.step)
-          if stop.received:
-            self._stop(stop.received, writer)
+          if stopping:
+            self._stop(stopping, writer)
         compile_seconds = _compile_seconds(loop_seconds)
         print(f"stage {stage.index + 1} done in {time.perf_counter() - stage_started:.1f} s, of which "
               f"{compile_seconds:.1f} s tracing{' and XLA compiling' if self.jit_compile else ''} the step "

@@ -94,7 +94,7 @@ def _signal_in_stage_two(model_dir, data_dir, signals, hparam_str=MAIN_TINY):
   while time.time() < deadline and process.poll() is None:
     steps = [json.loads(l)["step"] for l in (model_dir / "history.jsonl").read_text().splitlines()] if (
         model_dir / "history.jsonl").exists() else []
-    if steps and steps[-1] >= 11:
+    if steps and steps[-1] >= 9:  # early in stage 2, so that a loaded machine still stops inside it
       for signum in signals:
         process.send_signal(signum)
       process.wait(timeout=120)
@@ -132,7 +132,7 @@ def test_sigterm_saves_at_its_step_exits_75_and_resumes_to_an_uninterrupted_run(
   stopped = int(stderr.strip().splitlines()[-1].split("at step ")[1].split(":")[0])
   assert stderr.strip().splitlines()[-1] == (f"stopped by SIGTERM at step {stopped}: checkpoint saved; rerun the "
                                              "same command to resume")
-  assert 11 <= signalled <= stopped < 16
+  assert 9 <= signalled <= stopped < 16
   assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith(f"ckpt-{stopped}")
   assert json.loads((tmp_path / "history.jsonl").read_text().splitlines()[-1])["step"] == stopped
   _assert_resumes_to(uninterrupted, tmp_path, demo_records, hparam_str)
