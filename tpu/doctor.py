@@ -46,7 +46,7 @@ def _version(distribution):
 def check_stack(report, environ=os.environ):
   """The installed TensorFlow build(s) and libtpu, read without importing TensorFlow (a bad libtpu aborts
   the import). Returns whether TensorFlow can be imported."""
-  installed = {name: _version(name) for name in TF_DISTRIBUTIONS if _version(name)}
+  installed = {name: version for name in TF_DISTRIBUTIONS if (version := _version(name))}
   if not installed:
     report.problem("tensorflow", "not installed", "pip install -e \".[cpu]\" (or .[gpu]; .[tpu] on a TPU VM)")
     return False
