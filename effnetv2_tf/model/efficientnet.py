@@ -7,6 +7,7 @@ import keras
 from effnetv2_tf.model import initializers, specs
 from effnetv2_tf.model.conv_bn_act import ConvBNAct
 from effnetv2_tf.model.mbconv import FusedMBConv, MBConv
+from effnetv2_tf.model.scheduled_dropout import ScheduledDropout
 
 
 def block_configs(spec):
@@ -46,7 +47,8 @@ def create_model(model="efficientnetv2-s", include_top=True, num_classes=1000, i
     pooling: without the top, None returns the head's feature map, "avg" or "max" a pooled vector.
     classifier_activation: activation of the classifier; None returns logits.
     dropout_rate: dropout before the classifier; defaults to the model's official rate. The layer
-      (`top_dropout`) is there even at rate 0, so a training schedule can change its rate.
+      (`top_dropout`) is there even at rate 0, so a training schedule can change its rate
+      (set_dropout_rate).
     survival_prob: stochastic-depth survival probability of the last block; block i of N keeps
       1 - (1 - survival_prob) * i / N. 1.0 disables stochastic depth.
     width, depth: override the spec's width/depth coefficients (tiny variants for tests and demos).
@@ -80,7 +82,7 @@ def create_model(model="efficientnetv2-s", include_top=True, num_classes=1000, i
 
   if include_top:
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    x = keras.layers.Dropout(dropout_rate, name="top_dropout")(x)
+    x = ScheduledDropout(dropout_rate, name="top_dropout")(x)
     x = keras.layers.Dense(num_classes, activation=classifier_activation,
                            kernel_initializer=initializers.dense_kernel_initializer(), name="predictions")(x)
   elif pooling == "avg":
@@ -113,6 +115,12 @@ def create_backbone(model="efficientnetv2-s", input_shape=(None, None, 3), **kwa
   """A model whose outputs are the feature_endpoints dict (for detection / segmentation heads)."""
   base = create_model(model, include_top=False, input_shape=input_shape, **kwargs)
   return keras.Model(base.input, feature_endpoints(base), name=base.name)
+
+
+def set_dropout_rate(model, rate):
+  """Sets the classifier's dropout rate of a model made by create_model (whatever rate it was built with);
+  a step traced before keeps the old rate."""
+  model.get_layer("top_dropout").rate = rate
 
 
 MODEL_CONFIG_KEYS = ("width", "depth", "dropout_rate", "survival_prob", "bn_momentum", "bn_epsilon", "synchronized_bn")

@@ -9,7 +9,7 @@ needs no data of its own, so the doctor can time it on a synthetic batch.
 import keras
 import tensorflow as tf
 
-from effnetv2_tf.model import model_from_config
+from effnetv2_tf.model import model_from_config, set_dropout_rate
 from effnetv2_tf.train import losses
 from effnetv2_tf.train.ema import ExponentialMovingAverage, averaged_variables
 from effnetv2_tf.train.lr_schedule import WarmupDecay
@@ -92,7 +92,7 @@ class TrainState:
     dropout rate (read at trace time) and, under XLA, the image size stay the same."""
     key = (dropout_rate, image_size if self.jit_compile else None)
     if self._train_loop_key != key:
-      self.model.get_layer("top_dropout").rate = dropout_rate
+      set_dropout_rate(self.model, dropout_rate)
       self._train_loop = self._make_train_loop()
       self._train_loop_key = key
     return self._train_loop

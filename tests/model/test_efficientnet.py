@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from effnetv2_tf.model import create_backbone, create_model, feature_endpoints
+from effnetv2_tf.model import create_backbone, create_model, feature_endpoints, set_dropout_rate
 from effnetv2_tf.model.specs import round_filters
 
 # Official counts at 1000 classes (trainable, total incl. BN moving statistics), from the automl
@@ -95,6 +95,16 @@ def test_config_round_trip_and_keras_save_load(tmp_path):
   loaded = keras.models.load_model(tmp_path / "tiny.keras")
   np.testing.assert_array_equal(loaded(x, training=False), expected)
   assert [v.path for v in loaded.weights] == [v.path for v in model.weights]
+
+
+def test_a_model_built_without_dropout_takes_a_scheduled_rate():
+  model = create_model(**TINY, num_classes=3, dropout_rate=0.0, survival_prob=1.0, classifier_activation=None)
+  x = np.random.default_rng(4).normal(size=(64, 32, 32, 3)).astype("float32")
+  np.testing.assert_allclose(model(x, training=True), model(x, training=True))  # nothing random at rate 0
+  set_dropout_rate(model, 0.5)
+  assert model.get_layer("top_dropout").rate == 0.5
+  assert not np.allclose(model(x, training=True), model(x, training=True))
+  np.testing.assert_allclose(model(x, training=False), model(x, training=False))
 
 
 def test_wrong_channel_count_says_so():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from effnetv2_tf.model import ConvBNAct, FusedMBConv, MBConv, SqueezeExcite, StochasticDepth
+from effnetv2_tf.model import ConvBNAct, FusedMBConv, MBConv, ScheduledDropout, SqueezeExcite, StochasticDepth
 
 RNG = np.random.default_rng(0)
 
@@ -27,6 +27,7 @@ def _roundtrip(layer, x):
     FusedMBConv(8, 16, 3, 2, 4, name="blocks_1"),
     SqueezeExcite(2, name="se"),
     StochasticDepth(0.8, seed=3),
+    ScheduledDropout(0.3, seed=5),
 ], ids=lambda layer: type(layer).__name__)
 def test_get_config_round_trip(layer):
   _roundtrip(layer, RNG.normal(size=(2, 9, 9, 8)).astype("float32"))
@@ -90,3 +91,16 @@ def test_block_in_training_drops_whole_residual_branches():
 def test_stochastic_depth_rejects_bad_probability():
   with pytest.raises(ValueError, match="survival_prob must be in"):
     StochasticDepth(0.0)
+
+
+def test_scheduled_dropout_built_at_zero_drops_at_a_rate_set_later():
+  layer = ScheduledDropout(0.0)
+  x = np.ones((2000, 50), "float32")
+  np.testing.assert_array_equal(layer(x, training=True), x)
+  layer.rate = 0.6
+  dropped = np.asarray(layer(x, training=True))
+  assert abs((dropped == 0).mean() - 0.6) < 0.01
+  np.testing.assert_allclose(dropped[dropped != 0], 1 / 0.4, rtol=1e-6)  # kept values rescaled
+  np.testing.assert_array_equal(layer(x, training=False), x)
+  with pytest.raises(ValueError, match=r"dropout rate must be in \[0, 1\), got 1.0"):
+    layer.rate = 1.0
