@@ -19,7 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TF's C++ info lines would 
 
 flags.DEFINE_enum("mode", "train_and_eval", ["train", "eval", "train_and_eval", "export"],
                   "train; eval the latest checkpoint (with --eval_wait, each new one); train with an eval "
-                  "after every stage; or export the latest checkpoint's EMA weights as SavedModels.")
+                  "after every stage; or export the latest checkpoint's EMA weights as SavedModels. eval and "
+                  "export read the run's config.yaml and write nothing into the run.")
 flags.DEFINE_string("model_dir", None, "Where checkpoints, logs, config.yaml and the plot go (default "
                     "runs/<hparams>).")
 flags.DEFINE_string("data_dir", None, "TFRecord folder (or TFDS data_dir). The demo converts its shipped "
@@ -36,7 +37,7 @@ flags.DEFINE_integer("eval_wait", 0, "With --mode=eval: seconds to wait for each
                      "evaluate the latest one and exit).")
 flags.DEFINE_string("export_dir", None, "With --mode=export: where EXPORT_DIR/classification and "
                     "EXPORT_DIR/feature-vector go (default MODEL_DIR/export).")
-flags.DEFINE_bool("overwrite", False, "With --mode=export: replace a non-empty export directory.")
+flags.DEFINE_bool("overwrite", False, "With --mode=export: replace a previous export (never anything else).")
 flags.DEFINE_bool("doctor", False, "Check this machine for the run the other flags describe (TF build, libtpu, "
                   "TPU, data, model_dir, one compiled train step) and exit: 0 ready, 1 a problem found.")
 flags.DEFINE_enum("tflite", None, ["float32", "dynamic-int8"], "With --mode=export: also write "
@@ -44,13 +45,14 @@ flags.DEFINE_enum("tflite", None, ["float32", "dynamic-int8"], "With --mode=expo
 FLAGS = flags.FLAGS
 
 DEMO_DATA = pathlib.Path(__file__).resolve().parent / "effnetv2_tf" / "demo_data"
+DEMO_RECORDS = "demo_records"  # the demo's photos as TFRecords, inside its (local) model_dir
 
 
 def _demo_records(model_dir):
   """The shipped demo photos as TFRecords, converted once (into the model dir when it is local)."""
   from effnetv2_tf.data.convert import convert
   local = "://" not in model_dir
-  records = pathlib.Path(model_dir if local else tempfile.gettempdir()) / "demo_records"
+  records = pathlib.Path(model_dir if local else tempfile.gettempdir()) / DEMO_RECORDS
   if not list(records.glob("train-*")):
     convert(DEMO_DATA, records, shards=4)
   return str(records)
@@ -71,73 +73,124 @@ def _config():
   return hparams.resolve(hparams.override(hparams.get_config(FLAGS.hparams), FLAGS.hparam_str))
 
 
+def _run_config(run_dir):
+  """The config a run recorded (its config.yaml), with --hparam_str applied to this invocation only;
+  overrides that would change the model the run trained are refused."""
+  import hparams
+  import ml_collections
+  from effnetv2_tf.run_dir import model_identity
+  saved = run_dir.read_config()
+  if saved is None:
+    raise FileNotFoundError(f"{run_dir} holds no training run (no config.yaml): point --model_dir at the "
+                            "folder a training run wrote.")
+  config = hparams.resolve(hparams.override(ml_collections.ConfigDict(saved), FLAGS.hparam_str))
+  changed = {key: value for key, value in model_identity(config).items() if model_identity(saved)[key] != value}
+  if changed:
+    raise ValueError(f"--hparam_str changes the model the run trained ({', '.join(f'model.{k}' for k in changed)}): "
+                     f"--mode={FLAGS.mode} uses the run's own model; drop those overrides.")
+  return config
+
+
+def _describe(config):
+  model = config.model
+  scaled = ", ".join(f"{key} {model[key]}" for key in ("width", "depth") if model.get(key) is not None)
+  return f"{model.name}{f' ({scaled})' if scaled else ''}"
+
+
 def _run():
   use_tpu = FLAGS.use_tpu or bool(FLAGS.tpu)
   tpu = FLAGS.tpu or ("local" if use_tpu else None)
   strategy = "tpu" if use_tpu and FLAGS.strategy == "auto" else FLAGS.strategy
   model_dir = FLAGS.model_dir or os.path.join("runs", FLAGS.hparams)
-  data_dir = FLAGS.data_dir
   if FLAGS.doctor:
     from tpu import doctor
+    data_dir = FLAGS.data_dir
     with tempfile.TemporaryDirectory() as scratch:  # the doctor leaves nothing behind, demo records included
       if data_dir is None and FLAGS.hparams == "demo":
         data_dir = scratch
       sys.exit(doctor.run(_config, data_dir, model_dir, strategy, tpu, FLAGS.zone, FLAGS.project,
                           prepare_data=_demo_records if FLAGS.hparams == "demo" and not FLAGS.data_dir else None))
   _prepare_tensorflow(tpu)  # before anything imports TensorFlow
-  config = _config()
-  from effnetv2_tf.train.trainer import CHECKPOINT_DIR, Trainer
+  from effnetv2_tf.run_dir import RunDir
+  run_dir = RunDir(model_dir)
+  if FLAGS.mode == "export":  # needs only the run's config and checkpoint: no data, no strategy
+    _export(run_dir, FLAGS.export_dir or run_dir.default_export)
+    return
   from tpu.strategy import resolve_runtime
-  import tensorflow as tf
-
-  if data_dir is None and FLAGS.hparams == "demo":
-    data_dir = _demo_records(model_dir)
   runtime = resolve_runtime(strategy, tpu, FLAGS.zone, FLAGS.project)
-  trainer = Trainer(config, model_dir, data_dir, runtime)
-  print(f"{config.model.name} ({trainer.model.count_params():,} parameters) on {runtime.platform}, "
-        f"{runtime.strategy.num_replicas_in_sync} replica(s), model_dir {model_dir}")
-
-  if FLAGS.mode == "export":
-    _export(trainer, config, FLAGS.export_dir or os.path.join(model_dir, "export"))
-    return
-
   if FLAGS.mode == "eval":
-    directory = os.path.join(model_dir, CHECKPOINT_DIR)
-    checkpoints = (tf.train.checkpoints_iterator(directory, timeout=FLAGS.eval_wait) if FLAGS.eval_wait
-                   else [tf.train.latest_checkpoint(directory)])
-    for checkpoint in checkpoints:
-      if checkpoint is None:
-        raise FileNotFoundError(f"No checkpoint in {directory} to evaluate.")
-      trainer.restore(checkpoint)
-      result = trainer.evaluate()
-      print(f"step {result['step']}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} (EMA weights)")
-      if trainer.step >= trainer.total_steps:
-        break
-    return
+    _evaluate(run_dir, runtime)
+  else:
+    _train(run_dir, runtime)
 
+
+def _train(run_dir, runtime):
+  from effnetv2_tf.train.trainer import Trainer
+  config = _config()
+  data_dir = FLAGS.data_dir
+  if data_dir is None and FLAGS.hparams == "demo":
+    data_dir = _demo_records(run_dir.path)
+  trainer = Trainer(config, run_dir.path, data_dir, runtime)
+  print(f"{_describe(config)} ({trainer.state.model.count_params():,} parameters) on {runtime.platform}, "
+        f"{runtime.strategy.num_replicas_in_sync} replica(s), model_dir {run_dir}")
   print(trainer.stage_table())
   started = time.perf_counter()
   trainer.train(eval_between_stages=FLAGS.mode == "train_and_eval")
   result = trainer.finish()
   print(f"done in {time.perf_counter() - started:.0f} s: top-1 {result['top1']:.4f} on {result['examples']} "
         f"held-out images (chance {1 / config.model.num_classes:.2f}); checkpoints, TensorBoard logs and "
-        f"training.png in {model_dir}")
+        f"training.png in {run_dir}")
 
 
-def _export(trainer, config, export_dir):
-  """Exports the latest checkpoint's EMA weights in float32, whatever precision trained them."""
+def _evaluate(run_dir, runtime):
+  """Evaluates the run's latest checkpoint (with --eval_wait, each new one until the last step); writes
+  nothing into the run."""
+  import tensorflow as tf
+  from effnetv2_tf.model import get_model_spec
+  from effnetv2_tf.train.evaluation import Evaluator
+  from effnetv2_tf.train.trainer import build_state, eval_source, prepare_process, run_plan
+  config = _run_config(run_dir)
+  data_dir = FLAGS.data_dir
+  if data_dir is None and tf.io.gfile.exists(os.path.join(run_dir.path, DEMO_RECORDS)):
+    data_dir = os.path.join(run_dir.path, DEMO_RECORDS)  # a demo run evaluates on its own photos
+  source = eval_source(config, data_dir)
+  compute_dtype, jit_compile = prepare_process(config, runtime)
+  state = build_state(config, runtime.strategy, jit_compile)
+  evaluator = Evaluator(config, source, runtime.strategy, state.model, state.ema,
+                        get_model_spec(config.model.name).normalization, compute_dtype, jit_compile)
+  total_steps = run_plan(config)[1].total_steps
+  checkpoints = (tf.train.checkpoints_iterator(run_dir.checkpoints, timeout=FLAGS.eval_wait) if FLAGS.eval_wait
+                 else [run_dir.latest_checkpoint()])
+  for checkpoint in checkpoints:
+    if checkpoint is None:
+      raise FileNotFoundError(f"No checkpoint in {run_dir.checkpoints} to evaluate.")
+    result = evaluator.evaluate(state.restore(checkpoint))
+    print(f"step {result['step']}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} on "
+          f"{result['examples']} images (EMA weights)")
+    if result["step"] >= total_steps:
+      break
+
+
+def _export(run_dir, export_dir):
+  """Exports the run's latest checkpoint (EMA weights, float32 whatever precision trained them) as the
+  run's config.yaml describes the model, with the run's class names (or ImageNet's for 1k / 21k classes)."""
   import keras
   from effnetv2_tf.export import export_saved_models, export_tflite
-  from effnetv2_tf.model import model_from_config
-  if not trainer.restore():
-    raise FileNotFoundError(f"No checkpoint in {trainer.checkpoint_dir} to export.")
+  from effnetv2_tf.model import get_model_spec
+  from effnetv2_tf.predict import imagenet_labels_for
+  from effnetv2_tf.train.warm_start import load_run_model
+  config = _run_config(run_dir)
+  checkpoint = run_dir.latest_checkpoint()
+  if not checkpoint:
+    raise FileNotFoundError(f"No checkpoint in {run_dir.checkpoints} to export.")
   keras.mixed_precision.set_global_policy("float32")
-  model = model_from_config(config.model, synchronized_bn=False)
-  with trainer.ema.averaged_weights():
-    model.set_weights(trainer.model.get_weights())
-  paths = export_saved_models(model, trainer.spec, export_dir, image_size=config.eval.image_size,
-                              overwrite=FLAGS.overwrite)
-  print(f"exported step {trainer.step} (EMA weights): {paths['classification']}, {paths['feature-vector']}")
+  model = load_run_model(checkpoint, config.model)
+  labels = run_dir.read_labels() or imagenet_labels_for(config.model.num_classes)
+  paths = export_saved_models(model, get_model_spec(config.model.name), export_dir,
+                              image_size=config.eval.image_size, overwrite=FLAGS.overwrite, labels=labels)
+  step = int(checkpoint.rsplit("-", 1)[1])  # the manager numbers checkpoints by step
+  print(f"exported step {step} of {_describe(config)} (EMA weights): {paths['classification']}, "
+        f"{paths['feature-vector']}")
   if FLAGS.tflite:
     tflite = export_tflite(paths["classification"], os.path.join(export_dir, "classification.tflite"),
                            config.eval.image_size, FLAGS.tflite)

@@ -31,7 +31,6 @@ sys.path.insert(0, str(ROOT))
 import hparams  # noqa: E402
 from benchmarks.report import report  # noqa: E402
 from effnetv2_tf.data.convert import convert  # noqa: E402
-from effnetv2_tf.train import history  # noqa: E402
 from effnetv2_tf.train.trainer import Trainer  # noqa: E402
 from tpu.strategy import resolve_runtime  # noqa: E402
 
@@ -62,12 +61,12 @@ def train_once(name, records, model_dir, num_train, sizes, epochs, stages, batch
   seconds = time.perf_counter() - started
   result = trainer.finish()
   raw = trainer.evaluate(use_ema=False)
-  rows = history.read(model_dir)
+  rows = trainer.log.rows
   overheads, speeds = [], []
   for stage in trainer.schedule.stages:  # first loop of a stage minus the same steps at its steady rate
     loops = [r for r in rows if r["stage"] == stage.index]
     steps = [r["step"] - (loops[i - 1]["step"] if i else stage.start_step) for i, r in enumerate(loops)]
-    durations = [n * trainer.global_batch / r["images_per_second"] for n, r in zip(steps, loops)]
+    durations = [n * batch / r["images_per_second"] for n, r in zip(steps, loops)]
     steady = statistics.median([d / n for d, n in zip(durations[1:], steps[1:])]) if len(loops) > 1 else 0.0
     overhead = durations[0] - steps[0] * steady
     overheads.append(round(100 * overhead / sum(durations), 1))

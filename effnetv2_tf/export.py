@@ -26,6 +26,8 @@ from effnetv2_tf.data import preprocessing
 FLAVOURS = ("classification", "feature-vector")
 LABELS_ASSET = "labels.txt"
 TFLITE_MODES = ("float32", "dynamic-int8")
+TFLITE_FILE = "classification.tflite"
+EXPORT_ENTRIES = (*FLAVOURS, TFLITE_FILE)  # what an export directory holds
 
 
 class ExportError(ValueError):
@@ -75,10 +77,23 @@ class _FeatureVector(tf.Module):
 
 
 def _prepare_dir(path, overwrite):
-  if tf.io.gfile.exists(path) and tf.io.gfile.listdir(path):
-    if not overwrite:
-      raise ExportError(f"Export directory {path} exists and is not empty: pass --overwrite (or another dir).")
-    tf.io.gfile.rmtree(path)
+  """Refuses a non-empty directory; with `overwrite`, clears it only when it holds nothing but a previous
+  export (so a run's checkpoints, or anything else, are never deleted)."""
+  if not (tf.io.gfile.exists(path) and tf.io.gfile.listdir(path)):
+    return
+  if not overwrite:
+    raise ExportError(f"Export directory {path} exists and is not empty: pass --overwrite (or another dir).")
+  entries = sorted(name.rstrip("/") for name in tf.io.gfile.listdir(path))
+  others = [name for name in entries if name not in EXPORT_ENTRIES]
+  if others:
+    raise ExportError(f"--overwrite replaces only a previous export, and {path} also holds {', '.join(others[:5])}"
+                      f"{' ...' if len(others) > 5 else ''}: choose another --export_dir.")
+  for name in entries:
+    entry = os.path.join(path, name)
+    if tf.io.gfile.isdir(entry):
+      tf.io.gfile.rmtree(entry)
+    else:
+      tf.io.gfile.remove(entry)
 
 
 def export_saved_models(model, spec, export_dir, image_size=None, top_k=5, probabilities=False, overwrite=False,
@@ -93,7 +108,7 @@ def export_saved_models(model, spec, export_dir, image_size=None, top_k=5, proba
     image_size: the serving_bytes input size; defaults to the spec's eval size.
     top_k: classes returned by serving_bytes.
     probabilities: the classification signature returns softmax instead of logits.
-    overwrite: replace a non-empty export_dir.
+    overwrite: replace a previous export in export_dir (nothing else is ever deleted).
     labels: class names by index, saved as classification/assets/labels.txt (predict reads them).
 
   Returns:
@@ -171,7 +186,7 @@ def export_official(checkpoint, model_name, export_dir, use_ema=True, image_size
   paths = export_saved_models(model, spec, export_dir, image_size=image_size, overwrite=overwrite,
                               labels=imagenet_labels_for(num_classes))
   if tflite:
-    paths["tflite"] = export_tflite(paths["classification"], os.path.join(export_dir, "classification.tflite"),
+    paths["tflite"] = export_tflite(paths["classification"], os.path.join(export_dir, TFLITE_FILE),
                                     image_size, tflite)
   return report, paths
 

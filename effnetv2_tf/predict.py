@@ -2,7 +2,7 @@
 
   python -m effnetv2_tf.predict EXPORT_DIR/classification photo.jpg photos/ --labels imagenet1k --top_k 5
 
-By default the class names are the export's own (its assets/labels.txt), else ImageNet-1k's; --labels is
+By default the class names are the export's own (its assets/labels.txt), else class numbers; --labels is
 imagenet1k or imagenet21k (shipped, see effnetv2_tf/labels/README.md) or a file with one class name per
 line (the converter's labels.txt; `synset<TAB>names` lines work too). A file that does not decode
 is reported and the rest are still predicted.
@@ -74,7 +74,7 @@ def _exported_labels(classification_dir):
 
 
 def _name(labels, index):
-  return labels[index] if index < len(labels) else f"class {index}"
+  return labels[index] if labels and index < len(labels) else f"class {index}"
 
 
 def main(argv=None):
@@ -82,11 +82,12 @@ def main(argv=None):
   parser.add_argument("model", help="an exported classification SavedModel (EXPORT_DIR/classification)")
   parser.add_argument("images", nargs="+", help="image files or folders")
   parser.add_argument("--labels", help="imagenet1k, imagenet21k or a label file (default: the export's own "
-                      "assets/labels.txt, else imagenet1k)")
+                      "assets/labels.txt, else class numbers)")
   parser.add_argument("--top_k", type=int, default=5)
   args = parser.parse_args(argv)
   try:
-    labels = load_labels(args.labels or _exported_labels(args.model) or "imagenet1k")
+    names = args.labels or _exported_labels(args.model)
+    labels = load_labels(names) if names else None
     files = image_files(args.images)
   except FileNotFoundError as error:
     parser.exit(2, f"error: {error}\n")

@@ -64,3 +64,13 @@ def demo_records(tmp_path_factory):
   out = tmp_path_factory.mktemp("demo_records")
   convert(pathlib.Path(__file__).resolve().parents[1] / "effnetv2_tf" / "demo_data", out, shards=4)
   return out
+
+
+@pytest.fixture(scope="session")
+def finished_run(demo_records, tmp_path_factory):
+  """The folder of a tiny run (helpers.TINY_RUN) that main.py trained to its end on the demo records."""
+  from tests.helpers import TINY_RUN, main_py
+  run = tmp_path_factory.mktemp("finished_run") / "run"
+  done = main_py("--mode=train", f"--model_dir={run}", f"--data_dir={demo_records}", f"--hparam_str={TINY_RUN}")
+  assert done.returncode == 0, done.stderr[-3000:]
+  return run

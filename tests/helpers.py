@@ -15,6 +15,12 @@ OFFICIAL_VARIABLES = pathlib.Path(__file__).resolve().parent / "official_variabl
 OFFICIAL_MODELS = sorted(path.stem for path in OFFICIAL_VARIABLES.glob("*.txt"))
 EMA_SUFFIX = "/ExponentialMovingAverage"
 
+# A run of 2 steps of 8 demo images at 32-40 px on a 0.25-width B0, for main.py in tests; bn_epsilon 0.5
+# (the official value is 1e-3) tells its model apart from one built without the run's config.
+TINY_RUN = ("model.width=0.25,model.depth=0.25,model.bn_epsilon=0.5,train.batch_size=8,train.base_image_size=32,"
+            "train.image_size=40,eval.image_size=40,eval.batch_size=10,data.num_train_examples=16,train.epochs=1.0,"
+            "train.stages=1")
+
 
 def _installed(distribution):
   try:
@@ -116,6 +122,40 @@ print("RESULT " + json.dumps(out))
 """
 
 
+# The trainer tests' run (tests/train/run_trainer.py): 6 steps of 8 images in 2 stages (32 -> 40 px) on a
+# 0.25-width B0; deterministic, no RNG in the model.
+TINY_TRAINER = ("model.width=0.25,model.depth=0.25,train.batch_size=8,train.base_image_size=32,train.image_size=40,"
+                "eval.image_size=40,eval.batch_size=10,data.num_train_examples=48,train.epochs=1.0,train.stages=2,"
+                "runtime.steps_per_loop=1,runtime.checkpoint_steps=2,runtime.deterministic=true,"
+                "model.dropout_rate=0.0,model.survival_prob=1.0,train.warmup_epochs=0.0")
+
+
+def result_of(stdout):
+  """The JSON a helper process printed on its `RESULT ` line."""
+  line = next(line for line in stdout.splitlines() if line.startswith("RESULT "))
+  return json.loads(line[len("RESULT "):])
+
+
+def trainer_command(model_dir, data_dir, *extra):
+  """The command line of tests/train/run_trainer.py (run it with cwd=ROOT)."""
+  return [sys.executable, "-m", "tests.train.run_trainer", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
+          *map(str, extra)]
+
+
+def run_trainer(model_dir, data_dir, *extra, env=None, timeout=300):
+  """Runs tests/train/run_trainer.py to its end; returns its RESULT."""
+  done = subprocess.run(trainer_command(model_dir, data_dir, *extra), capture_output=True, text=True,
+                        timeout=timeout, env=env, cwd=ROOT)
+  assert done.returncode == 0, done.stderr[-3000:]
+  return result_of(done.stdout)
+
+
+def main_py(*args, cwd=ROOT, timeout=300):
+  """Runs `python main.py ARGS` in `cwd`; returns the CompletedProcess (text output)."""
+  return subprocess.run([sys.executable, str(ROOT / "main.py"), *map(str, args)], cwd=cwd, capture_output=True,
+                        text=True, timeout=timeout)
+
+
 def unit_images(batch, size):
   """The images run_without_package feeds for a [batch, size, size, 3] shape."""
   return np.random.default_rng(batch).uniform(0, 1, (batch, size, size, 3)).astype("float32")
@@ -128,5 +168,5 @@ def run_without_package(calls):
   done = subprocess.run([sys.executable, "-c", _WITHOUT_PACKAGE, json.dumps(spec)], capture_output=True, text=True,
                         timeout=300)
   assert done.returncode == 0, done.stderr[-3000:]
-  result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[len("RESULT "):])
+  result = result_of(done.stdout)
   return {key: {name: np.array(value) for name, value in outputs.items()} for key, outputs in result.items()}

@@ -73,28 +73,6 @@ def test_a_non_empty_export_dir_is_refused(exported):
     export_saved_models(model, SPEC, str(export_dir))
 
 
-def test_main_evaluates_and_exports_the_latest_checkpoint_and_guards_the_directory(demo_records, tmp_path):
-  import pathlib
-  root = pathlib.Path(__file__).resolve().parents[1]
-  tiny = ("model.width=0.25,model.depth=0.25,train.batch_size=8,train.base_image_size=32,train.image_size=40,"
-          "eval.image_size=40,eval.batch_size=10,data.num_train_examples=16,train.epochs=1.0,train.stages=1")
-  command = [sys.executable, str(root / "main.py"), f"--model_dir={tmp_path / 'run'}", f"--data_dir={demo_records}",
-             f"--hparam_str={tiny}"]
-  subprocess.run(command + ["--mode=train"], check=True, capture_output=True, timeout=300)
-  evaluated = subprocess.run(command + ["--mode=eval"], capture_output=True, text=True, timeout=300)
-  assert evaluated.returncode == 0 and "step 2: top-1 " in evaluated.stdout, evaluated.stderr[-2000:]
-  export = [*command, "--mode=export", f"--export_dir={tmp_path / 'export'}"]
-  done = subprocess.run(export, capture_output=True, text=True, timeout=300)
-  assert done.returncode == 0, done.stderr[-2000:]
-  assert "exported step 2 (EMA weights)" in done.stdout
-  loaded = tf.saved_model.load(str(tmp_path / "export" / "classification"))
-  logits = list(loaded.signatures["serving_default"](images=tf.zeros((1, 40, 40, 3))).values())[0]
-  assert logits.shape == (1, 5)
-  again = subprocess.run(export, capture_output=True, text=True, timeout=300)
-  assert again.returncode == 2 and "exists and is not empty: pass --overwrite" in again.stderr
-  assert subprocess.run(export + ["--overwrite"], capture_output=True, timeout=300).returncode == 0
-
-
 def test_predict_names_the_top_classes_and_reports_a_corrupt_file(exported, tmp_path):
   import pathlib
   from effnetv2_tf.predict import load_labels

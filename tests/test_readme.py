@@ -47,3 +47,23 @@ def test_fine_tuning_an_official_checkpoint_on_your_own_photos(tmp_path):
   assert loaded in trained and "classifier left as initialised" in trained
   final = json.loads((tmp_path / "runs" / "my-b0" / "eval.jsonl").read_text().splitlines()[-1])
   assert final["examples"] == 100 and final["step"] == 70  # 15 epochs of 300 photos at batch 64
+
+
+def test_evaluating_exporting_and_predicting_with_a_finished_run(finished_run, demo_records, tmp_path):
+  import shutil
+  commands = readme_commands("# evaluate, export and predict with a finished run")
+  assert [command.split()[:3] for command in commands] == [
+      ["python", "main.py", "--mode=eval"], ["python", "main.py", "--mode=export"],
+      ["python", "-m", "effnetv2_tf.predict"]]
+  shutil.copytree(finished_run, tmp_path / "runs" / "mine")
+  (tmp_path / "my_records").symlink_to(demo_records)
+  (tmp_path / "my_photos").symlink_to(ROOT / "effnetv2_tf" / "demo_data")
+  evaluated, exported, predicted = run_as_written(commands, tmp_path)
+  assert "step 2: top-1 " in evaluated and "on 100 images" in evaluated
+  assert "exported step 2" in exported and (tmp_path / "export" / "mine" / "feature-vector").is_dir()
+  lines = predicted.strip().splitlines()
+  roses = sorted((ROOT / "effnetv2_tf" / "demo_data" / "val" / "rose").glob("*.jpg"))
+  assert len(lines) == len(roses) and all(line.count("(") == 3 for line in lines)
+  # The run's class names (the converter's labels.txt) travel with the export.
+  assert all(set(re.findall(r"(\w+) \(", line.split(": ", 1)[1])) <= {"daisy", "dandelion", "rose", "sunflower", "tulip"}
+             for line in lines)

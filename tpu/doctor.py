@@ -150,7 +150,7 @@ def check_data(report, config, data_dir):
 def check_model_dir(report, model_dir):
   """model_dir (or, when it does not exist yet, the folder it would be made in) takes a file."""
   import tensorflow as tf
-  from effnetv2_tf.train.trainer import CHECKPOINT_DIR
+  from effnetv2_tf.run_dir import RunDir
   target = model_dir
   if "://" not in model_dir:
     while not os.path.exists(target):
@@ -167,8 +167,7 @@ def check_model_dir(report, model_dir):
     report.problem("model_dir", f"cannot write in {target} ({type(error).__name__})",
                    "choose a writable --model_dir (gs://: the VM's service account needs write access)")
     return
-  latest = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR)) if tf.io.gfile.exists(
-      model_dir) else None
+  latest = RunDir(model_dir).latest_checkpoint() if tf.io.gfile.exists(model_dir) else None
   report.info("model_dir", f"{model_dir} writable; " + (f"resumes from {os.path.basename(latest)}" if latest
                                                          else "starts a new run"))
 

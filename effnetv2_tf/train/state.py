@@ -16,6 +16,10 @@ from effnetv2_tf.train.lr_schedule import WarmupDecay
 from effnetv2_tf.train.optimizer import create_optimizer
 
 
+class CheckpointMismatchError(ValueError):
+  """A checkpoint (or a run dir's checkpoints) belongs to another model."""
+
+
 def compute_dtype(policy):
   return {"mixed_bfloat16": tf.bfloat16, "mixed_float16": tf.float16}.get(policy, tf.float32)
 
@@ -61,6 +65,27 @@ class TrainState:
   @property
   def step(self):
     return int(self.optimizer.iterations.numpy())
+
+  def restore(self, path):
+    """Restores model, optimizer, EMA and RNG states from checkpoint `path` (nothing when None); returns
+    the step."""
+    if not path:
+      return self.step
+    try:
+      self.checkpoint.read(path).assert_existing_objects_matched().expect_partial()
+    except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
+      raise CheckpointMismatchError(f"Checkpoint {path} does not fit this model: {str(error)[:300]}") from None
+    return self.step
+
+  def checkpoint_manager(self, run_dir, is_chief=True):
+    """Saves into run_dir's checkpoints; the other MultiWorkerMirrored workers (which must save too) into
+    scratch folders of their own."""
+    runtime = self.config.runtime
+    directory = run_dir.checkpoints
+    if not is_chief:
+      directory = run_dir.worker_checkpoints(self.strategy.cluster_resolver.task_id)
+    return tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=runtime.keep_checkpoints,
+                                      keep_checkpoint_every_n_hours=runtime.keep_checkpoint_every_hours)
 
   def _train_step(self, images, labels):
     train = self.config.train

@@ -1,9 +1,9 @@
-"""The training loop: progressive stages on any tf.distribute strategy, with EMA, checkpoints and eval.
+"""The training job: progressive stages on any tf.distribute strategy, in a run directory.
 
-Sections: set-up (model, optimizer, EMA in the strategy's scope), data (one dataset per stage), the
-step (strategy.run inside a tf.function that runs steps_per_loop steps), checkpoints (exact resume at
-any step, data iterator included), eval (top-1/top-5 with the EMA weights) and logs (console progress
-bar, TensorBoard, history.jsonl and a PNG plot).
+The loop is the paper's Algorithm 1: for each stage, build its data (image size, augmentation and mixing
+strength), run the compiled step (dropout rate set), log, save. Its parts live beside it: TrainState
+(model, optimizer, EMA, checkpoint, the compiled step), Evaluator (top-1/top-5), RunLog (console,
+TensorBoard, JSONL, plot) and RunDir (the folder's file names).
 """
 
 import math
@@ -12,44 +12,78 @@ import time
 
 import keras
 import tensorflow as tf
-import yaml
 
 from effnetv2_tf.data.pipeline import RecordCounts, build_dataset
 from effnetv2_tf.data.sources import TFDSSource, TFRecordSource
 from effnetv2_tf.model import get_model_spec
-from effnetv2_tf.train import history
+from effnetv2_tf.run_dir import LABELS_FILE, RunDir, model_identity, read_labels
+from effnetv2_tf.train.evaluation import Evaluator
 from effnetv2_tf.train.preemption import Preempted, StopSignals
+from effnetv2_tf.train.run_log import RunLog
 from effnetv2_tf.train.schedule import ProgressiveSchedule
-from effnetv2_tf.train.state import TrainState, compute_dtype
-from effnetv2_tf.weights.warm_start import warm_start
-
-CONFIG_FILE = "config.yaml"
-CHECKPOINT_DIR = "checkpoints"
-EVAL_FILE = "eval.jsonl"
+from effnetv2_tf.train.state import CheckpointMismatchError, TrainState, compute_dtype
+from effnetv2_tf.train.warm_start import warm_start
 
 
-class CheckpointMismatchError(ValueError):
-  """model_dir holds the checkpoints of another model."""
+def train_source(config, data_dir):
+  return _source(config, data_dir, config.data.train_split, config.data.train_files)
 
 
-def _model_identity(config):
-  """What must match for a checkpoint to load: the architecture and the classifier."""
-  model = config["model"]
-  return {key: model[key] for key in ("name", "width", "depth", "num_classes")}
+def eval_source(config, data_dir):
+  return _source(config, data_dir, config.data.eval_split, config.data.eval_files)
 
 
-def data_sources(config, data_dir):
-  """(train source, eval source) of the config, reading from data_dir."""
+def _source(config, data_dir, tfds_split, file_pattern):
   data = config.data
   if data.source == "tfds":
-    return (TFDSSource(data.tfds_name, data.train_split, data_dir),
-            TFDSSource(data.tfds_name, data.eval_split, data_dir))
+    return TFDSSource(data.tfds_name, tfds_split, data_dir)
   if data.source != "tfrecord":
     raise ValueError(f"Unknown data.source {data.source!r}; expected tfrecord or tfds.")
   if not data_dir:
     raise FileNotFoundError("No --data_dir given: point it at a folder of TFRecords (or data.source=tfds).")
-  return (TFRecordSource(os.path.join(data_dir, data.train_files), data.label_offset),
-          TFRecordSource(os.path.join(data_dir, data.eval_files), data.label_offset))
+  source = TFRecordSource(os.path.join(data_dir, file_pattern), data.label_offset)
+  source.files()  # no matching file is an error now, not after the training stages
+  return source
+
+
+def class_names(config, data_dir):
+  """The class names of a TFRecord folder that has a labels.txt (our converter writes one), checked against
+  model.num_classes; None when the data names no classes."""
+  if config.data.source != "tfrecord" or not data_dir:
+    return None
+  path = os.path.join(data_dir, LABELS_FILE)
+  names = read_labels(path)
+  if names is not None and len(names) != config.model.num_classes:
+    raise ValueError(f"{path} names {len(names)} classes but model.num_classes is {config.model.num_classes}: "
+                     f"set --hparam_str=\"model.num_classes={len(names)}\" (or use the data the model is for).")
+  return names
+
+
+def check_same_model(run_dir, config):
+  """Refuses a run dir whose checkpoints belong to a model other than `config`'s."""
+  saved = run_dir.read_config()
+  if saved is None or not run_dir.latest_checkpoint():
+    return
+  if model_identity(saved) != model_identity(config):
+    raise CheckpointMismatchError(
+        f"{run_dir} holds checkpoints of {model_identity(saved)}, not {model_identity(config)}: use another "
+        "--model_dir (or the same model settings to resume).")
+
+
+def prepare_process(config, runtime):
+  """Seeds, determinism and the mixed-precision policy of a job; returns (compute dtype, jit_compile)."""
+  if config.runtime.deterministic:
+    tf.config.experimental.enable_op_determinism()
+  keras.utils.set_random_seed(config.train.seed)
+  policy = runtime.mixed_precision_policy(config.runtime.mixed_precision)
+  keras.mixed_precision.set_global_policy(policy)
+  return compute_dtype(policy), runtime.jit_compile(config.runtime.jit_compile)
+
+
+def is_chief(strategy):
+  resolver = getattr(strategy, "cluster_resolver", None)
+  return resolver is None or resolver.task_type in (None, "chief") or (
+      resolver.task_type == "worker" and resolver.task_id == 0)
 
 
 def _compile_seconds(loop_seconds):
@@ -74,163 +108,42 @@ def run_plan(config):
   return steps_per_epoch, schedule
 
 
+def build_state(config, strategy, jit_compile):
+  """The TrainState of a resolved config (its lr schedule sized by run_plan)."""
+  steps_per_epoch, schedule = run_plan(config)
+  return TrainState(config, strategy, jit_compile, schedule.total_steps, steps_per_epoch)
+
+
 class Trainer:
-  """Trains and evaluates one resolved config (hparams.resolve) in `model_dir` (local or gs://) on `runtime`."""
+  """Trains one resolved config (hparams.resolve) in `model_dir` (local or gs://) on `runtime`.
+
+  Building it reads the data's file list and the run dir but writes nothing; train() writes the config.
+  """
 
   def __init__(self, config, model_dir, data_dir, runtime):
     self.config = config
-    self.model_dir = str(model_dir)
-    self.checkpoint_dir = os.path.join(self.model_dir, CHECKPOINT_DIR)
+    self.run_dir = RunDir(model_dir)
     self.strategy = runtime.strategy
-    self.is_chief = self._is_chief()
-    self.train_source, self.eval_source = data_sources(config, data_dir)
-    self._check_model_dir()
-    if config.runtime.deterministic:
-      tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(config.train.seed)
-    policy = runtime.mixed_precision_policy(config.runtime.mixed_precision)
-    keras.mixed_precision.set_global_policy(policy)
-    self.compute_dtype = compute_dtype(policy)
-    self.jit_compile = runtime.jit_compile(config.runtime.jit_compile)
-
-    self.global_batch = config.train.batch_size
-    steps_per_epoch, self.schedule = run_plan(config)
-    self.total_steps = self.schedule.total_steps
+    self.is_chief = is_chief(self.strategy)
+    self.train_source = train_source(config, data_dir)
+    self.class_names = class_names(config, data_dir)
+    check_same_model(self.run_dir, config)
+    self.compute_dtype, self.jit_compile = prepare_process(config, runtime)
+    _, self.schedule = run_plan(config)
     self.spec = get_model_spec(config.model.name)
     self.counts = RecordCounts()
-
-    self.state = TrainState(config, self.strategy, self.jit_compile, self.total_steps, steps_per_epoch)
-    self.model, self.optimizer, self.ema = self.state.model, self.state.optimizer, self.state.ema
-    self.learning_rate = self.state.learning_rate
-    self.rows = history.read(self.model_dir)
-    self.evals = history.read(self.model_dir, EVAL_FILE)
-    self._eval_step = self._make_eval_step()
-
-  # ---- set-up helpers -------------------------------------------------------------------------------
-
-  def _is_chief(self):
-    resolver = getattr(self.strategy, "cluster_resolver", None)
-    return resolver is None or resolver.task_type in (None, "chief") or (
-        resolver.task_type == "worker" and resolver.task_id == 0)
-
-  def _check_model_dir(self):
-    """Refuses a model_dir whose checkpoints belong to another model; writes the resolved config."""
-    path = os.path.join(self.model_dir, CONFIG_FILE)
-    if tf.io.gfile.exists(path) and tf.train.latest_checkpoint(self.checkpoint_dir):
-      with tf.io.gfile.GFile(path) as f:
-        saved = _model_identity(yaml.safe_load(f.read()))
-      wanted = _model_identity(self.config.to_dict())
-      if saved != wanted:
-        raise CheckpointMismatchError(
-            f"{self.model_dir} holds checkpoints of {saved}, not {wanted}: use another --model_dir "
-            "(or the same model settings to resume).")
-    if self.is_chief:
-      tf.io.gfile.makedirs(self.model_dir)
-      with tf.io.gfile.GFile(path, "w") as f:
-        f.write(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+    self.state = build_state(config, self.strategy, self.jit_compile)
+    self.evaluator = Evaluator(config, eval_source(config, data_dir), self.strategy, self.state.model,
+                               self.state.ema, self.spec.normalization, self.compute_dtype, self.jit_compile,
+                               self.counts)
+    self.log = RunLog(self.run_dir, self.is_chief)
 
   @property
   def step(self):
     return self.state.step
 
-  def _dataset(self, stage=None, skip_steps=0):
-    """The distributed dataset of a training stage (its first `skip_steps` steps skipped), or of
-    evaluation when stage is None."""
-    config = self.config
-    augment = None if config.data.augment == "none" else config.data.augment
-
-    def dataset_fn(input_context):
-      common = {"num_classes": config.model.num_classes, "normalization": self.spec.normalization,
-                "input_context": input_context, "dtype": self.compute_dtype, "counts": self.counts}
-      if stage is None:
-        return build_dataset(self.eval_source, is_training=False, image_size=config.eval.image_size,
-                             batch_size=config.eval.batch_size, pad_eval=True, **common)
-      return build_dataset(self.train_source, is_training=True, image_size=stage.image_size,
-                           batch_size=self.global_batch, augment=augment,
-                           randaug_magnitude=stage.randaug_magnitude, randaug_layers=config.data.randaug_layers,
-                           mixup_alpha=stage.mixup_alpha, cutmix_alpha=stage.cutmix_alpha,
-                           seed=config.train.seed * 1000 + stage.index, shuffle_buffer=config.data.shuffle_buffer,
-                           cache=config.data.cache, crop_area_min=config.data.crop_area_min,
-                           skip_steps=skip_steps, **common)
-
-    def shape_free_dataset_fn(input_context):
-      # Without XLA one traced step serves every image size: forget the static sizes, so that a new
-      # stage does not retrace (about 15 s for a small model on 2 CPU cores).
-      return dataset_fn(input_context).map(
-          lambda images, labels: (tf.compat.v1.placeholder_with_default(images, (None, None, None, 3)), labels))
-
-    reuse_trace = stage is not None and not self.jit_compile
-    return self.strategy.distribute_datasets_from_function(shape_free_dataset_fn if reuse_trace else dataset_fn)
-
-  # ---- checkpoints ------------------------------------------------------------------------------------
-
-  def _manager(self):
-    runtime = self.config.runtime
-    directory = self.checkpoint_dir
-    if not self.is_chief:  # other workers write to a scratch folder (MultiWorkerMirrored needs every save)
-      directory = os.path.join(self.model_dir, "workers", str(self.strategy.cluster_resolver.task_id))
-    return tf.train.CheckpointManager(self.state.checkpoint, directory, max_to_keep=runtime.keep_checkpoints,
-                                      keep_checkpoint_every_n_hours=runtime.keep_checkpoint_every_hours)
-
-  def restore(self, path=None):
-    """Restores model, optimizer, EMA and RNG states from `path` (default: the latest checkpoint);
-    returns the restored step, or 0 when there is no checkpoint."""
-    path = path or tf.train.latest_checkpoint(self.checkpoint_dir)
-    if not path:
-      return 0
-    try:
-      self.state.checkpoint.read(path).assert_existing_objects_matched().expect_partial()
-    except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
-      raise CheckpointMismatchError(f"Checkpoint {path} does not fit this model: {str(error)[:300]}") from None
-    return self.step
-
-  # ---- eval -------------------------------------------------------------------------------------------
-
-  def _eval_counts(self, images, labels, weights):
-    """(top-1 hits, top-5 hits, examples) of one replica's batch; padding has weight 0."""
-    logits = tf.cast(self.model(images, training=False), tf.float32)
-    targets = tf.argmax(labels, -1)
-    top1 = tf.reduce_sum(weights * tf.cast(tf.math.in_top_k(targets, logits, 1), tf.float32))
-    in_top5 = tf.math.in_top_k(targets, logits, min(5, logits.shape[-1]))
-    top5 = tf.reduce_sum(weights * tf.cast(in_top5, tf.float32))
-    return top1, top5, tf.reduce_sum(weights)
-
-  def _make_eval_step(self):
-    """One distributed eval step, compiled like the train step; returns the three sums over replicas."""
-    counts = tf.function(self._eval_counts, jit_compile=self.jit_compile)
-
-    @tf.function
-    def eval_step(iterator):
-      results = self.strategy.run(counts, args=next(iterator))
-      return [self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for value in results]
-
-    return eval_step
-
   def evaluate(self, use_ema=True):
-    """Top-1 / top-5 on the eval split at the eval size, with the EMA weights by default. Every example
-    counts exactly once: batches are full and padded (static shapes), the padding weighs nothing."""
-    iterator = iter(self._dataset(stage=None))
-    totals = [0.0, 0.0, 0.0]
-
-    def run():
-      while True:
-        top1, top5, examples = (float(value) for value in self._eval_step(iterator))
-        if examples == 0:  # only padding left on every replica
-          break
-        totals[0] += top1
-        totals[1] += top5
-        totals[2] += examples
-
-    if use_ema:
-      with self.ema.averaged_weights():
-        run()
-    else:
-      run()
-    count = max(totals[2], 1.0)
-    return {"step": self.step, "top1": totals[0] / count, "top5": totals[1] / count, "examples": int(totals[2]),
-            "ema": use_ema}
-
-  # ---- the loop -----------------------------------------------------------------------------------------
+    return self.evaluator.evaluate(self.step, use_ema)
 
   def stage_table(self):
     lines = [f"{'stage':>5} {'steps':>13} {'size':>5} {'dropout':>8} {'randaug':>8} {'mixup':>6} {'cutmix':>6}"]
@@ -239,103 +152,101 @@ class Trainer:
                    f"{s.randaug_magnitude:>8.2f} {s.mixup_alpha:>6.3f} {s.cutmix_alpha:>6.3f}")
     return "\n".join(lines)
 
+  def _stage_data(self, stage):
+    """The distributed dataset of a stage, continuing exactly where a restored checkpoint was taken."""
+    config = self.config
+    augment = None if config.data.augment == "none" else config.data.augment
+    skip_steps = self.step - stage.start_step
+
+    def dataset_fn(input_context):
+      dataset = build_dataset(
+          self.train_source, is_training=True, image_size=stage.image_size, batch_size=config.train.batch_size,
+          num_classes=config.model.num_classes, normalization=self.spec.normalization, input_context=input_context,
+          dtype=self.compute_dtype, counts=self.counts, augment=augment, randaug_magnitude=stage.randaug_magnitude,
+          randaug_layers=config.data.randaug_layers, mixup_alpha=stage.mixup_alpha, cutmix_alpha=stage.cutmix_alpha,
+          seed=config.train.seed * 1000 + stage.index, shuffle_buffer=config.data.shuffle_buffer,
+          cache=config.data.cache, crop_area_min=config.data.crop_area_min,
+          skip_steps=skip_steps)
+      if self.jit_compile:
+        return dataset
+      # Without XLA one traced step serves every image size: forget the static sizes, so that a new
+      # stage does not retrace (about 15 s for a small model on 2 CPU cores).
+      return dataset.map(
+          lambda images, labels: (tf.compat.v1.placeholder_with_default(images, (None, None, None, 3)), labels))
+
+    return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+  def _start(self):
+    """Resumes from the latest checkpoint, or warm-starts a new run; records the config the run trains."""
+    step = self.state.restore(self.run_dir.latest_checkpoint())
+    if step == 0 and self.config.train.ft_init_ckpt:
+      train = self.config.train
+      print(f"fine-tuning from {warm_start(self.state.model, train.ft_init_ckpt, train.ft_init_ema)}", flush=True)
+      self.state.ema.reset()
+    self.log.resume_at(step)
+    if self.is_chief:
+      self.run_dir.write_config(self.config.to_dict())
+      if self.class_names:  # so that exports carry them
+        self.run_dir.write_labels(self.class_names)
+
   def train(self, eval_between_stages=False):
     """Runs every stage from the restored step to the end; returns the eval results made on the way."""
-    step = self.restore()
-    if step == 0 and self.config.train.ft_init_ckpt:
-      print(f"fine-tuning from {warm_start(self.model, self.config.train.ft_init_ckpt, self.config.train.ft_init_ema)}",
-            flush=True)
-      self.ema.reset()
-    # Rows logged after the restored checkpoint are about to be trained again.
-    self.rows = [row for row in self.rows if row["step"] <= step]
-    self.evals = [result for result in self.evals if result["step"] <= step]
-    writer = self._summary_writer()
+    self._start()
     runtime = self.config.runtime
-    manager = self._manager()
+    saver = self.state.checkpoint_manager(self.run_dir, self.is_chief)
     with StopSignals() as stop:  # SIGTERM / SIGINT: save at the end of the current host loop, then stop
       for stage in self.schedule.stages:
         if self.step >= stage.end_step:
           continue
-        # A resumed stage continues its data exactly where the checkpoint was taken.
-        iterator = iter(self._dataset(stage, skip_steps=self.step - stage.start_step))
+        data = iter(self._stage_data(stage))
         train_loop = self.state.train_loop(stage.dropout_rate, stage.image_size)
-        print(f"stage {stage.index + 1}/{len(self.schedule.stages)}: {stage.image_size} px, dropout "
-              f"{stage.dropout_rate:.3f}, RandAugment {stage.randaug_magnitude:.2f}, mixup {stage.mixup_alpha:.3f}, "
-              f"cutmix {stage.cutmix_alpha:.3f}, steps {self.step}-{stage.end_step}", flush=True)
-        progress = keras.utils.Progbar(stage.end_step - stage.start_step,
-                                       stateful_metrics=["loss", "top1", "img/s", "lr"])
-        progress.update(self.step - stage.start_step)
+        self.log.stage_started(stage, len(self.schedule.stages), self.step)
         stage_started = time.perf_counter()
         loop_seconds = []  # (steps, seconds) per host loop: the first one also traces (and compiles) the step
         while self.step < stage.end_step:
           next_save = (self.step // runtime.checkpoint_steps + 1) * runtime.checkpoint_steps
           num_steps = min(runtime.steps_per_loop, stage.end_step - self.step, next_save - self.step)
           started = time.perf_counter()
-          loss, top1 = train_loop(iterator, tf.constant(num_steps))
-          loss, top1 = float(loss), float(top1)
+          loss, top1 = (float(value) for value in train_loop(data, tf.constant(num_steps)))
           seconds = time.perf_counter() - started
           loop_seconds.append((num_steps, seconds))
           if not math.isfinite(loss):
             raise FloatingPointError(f"Loss became {loss} at step {self.step}: lower train.lr_base or enable "
                                      "train.gradient_clip; the last good checkpoint is kept.")
-          row = {"step": self.step, "stage": stage.index, "image_size": stage.image_size, "loss": loss,
-                 "train_top1": top1, "lr": float(self.learning_rate(self.step)),
-                 "images_per_second": num_steps * self.global_batch / seconds,
-                 "dropout": stage.dropout_rate, "randaug": stage.randaug_magnitude, "mixup": stage.mixup_alpha,
-                 "cutmix": stage.cutmix_alpha, "records_skipped": self.counts.skipped}
-          progress.update(self.step - stage.start_step, [("loss", loss), ("top1", top1),
-                                                         ("img/s", row["images_per_second"]), ("lr", row["lr"])])
-          if self.is_chief:
-            self.rows.append(row)
-            history.write(self.model_dir, self.rows)
-            with writer.as_default(step=self.step):
-              for key, value in row.items():
-                if key != "step":
-                  tf.summary.scalar(key, value)
+          self.log.host_loop(self._row(stage, loss, top1, num_steps, seconds), stage)
           stopping = stop.received  # read once: a signal arriving after this is handled after the next loop
           if stopping or self.step % runtime.checkpoint_steps == 0 or self.step == stage.end_step:
-            manager.save(checkpoint_number=self.step)
+            saver.save(checkpoint_number=self.step)
           if stopping:
-            self._stop(stopping, writer)
-        compile_seconds = _compile_seconds(loop_seconds)
-        print(f"stage {stage.index + 1} done in {time.perf_counter() - stage_started:.1f} s, of which "
-              f"{compile_seconds:.1f} s tracing{' and XLA compiling' if self.jit_compile else ''} the step "
-              f"(records skipped so far: {self.counts.skipped})", flush=True)
-        if self.is_chief:
-          with writer.as_default(step=self.step):
-            tf.summary.scalar("stage_compile_seconds", compile_seconds)
+            self._stop(stopping)
+        self.log.stage_finished(stage, self.step, time.perf_counter() - stage_started,
+                                _compile_seconds(loop_seconds), self.jit_compile, self.counts.skipped)
         if eval_between_stages:
-          self._log_eval(self.evaluate(), writer)
+          self.log.evaluation(self.evaluate())
         if stop.received:  # during the eval: the stage's end is saved already
-          self._stop(stop.received, writer)
-    return self.evals
+          self._stop(stop.received)
+    return self.log.evals
 
-  def _stop(self, signal_name, writer):
-    if writer is not None:
-      writer.flush()
+  def _row(self, stage, loss, top1, num_steps, seconds):
+    return {"step": self.step, "stage": stage.index, "image_size": stage.image_size, "loss": loss,
+            "train_top1": top1, "lr": float(self.state.learning_rate(self.step)),
+            "images_per_second": num_steps * self.config.train.batch_size / seconds,
+            "dropout": stage.dropout_rate, "randaug": stage.randaug_magnitude, "mixup": stage.mixup_alpha,
+            "cutmix": stage.cutmix_alpha, "records_skipped": self.counts.skipped}
+
+  def _stop(self, signal_name):
+    self.log.flush()
     raise Preempted(signal_name, self.step)
-
-  def _summary_writer(self):
-    return tf.summary.create_file_writer(os.path.join(self.model_dir, "train")) if self.is_chief else None
-
-  def _log_eval(self, result, writer):
-    self.evals.append(result)
-    print(f"eval at step {result['step']}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} "
-          f"({result['examples']} images, {'EMA' if result['ema'] else 'raw'} weights)", flush=True)
-    if self.is_chief:
-      history.write(self.model_dir, self.evals, EVAL_FILE)
-      with writer.as_default(step=result["step"]):
-        tf.summary.scalar("eval/top1", result["top1"])
-        tf.summary.scalar("eval/top5", result["top5"])
 
   def finish(self):
     """Final eval (unless the last stage's eval was at this step) and the PNG plot; returns the result."""
-    if self.evals and self.evals[-1]["step"] == self.step:
-      result = self.evals[-1]
+    evals = self.log.evals
+    if evals and evals[-1]["step"] == self.step:
+      result = evals[-1]
     else:
       result = self.evaluate()
-      self._log_eval(result, self._summary_writer())
-    if self.is_chief:
-      plot = history.plot(self.model_dir, self.schedule.stages, self.evals)
+      self.log.evaluation(result)
+    plot = self.log.plot(self.schedule.stages)
+    if plot:
       print(f"plot: {plot}", flush=True)
     return result

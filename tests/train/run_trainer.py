@@ -2,23 +2,14 @@
 
 Logical CPU devices (MirroredStrategy over 2 CPUs) and TF_CONFIG (MultiWorkerMirrored) must be set before
 TensorFlow starts, hence a separate process.
-  python tests/train/run_trainer.py --strategy=mirrored --logical_cpus=2 --model_dir=... --data_dir=...
+  python -m tests.train.run_trainer --strategy=mirrored --logical_cpus=2 --model_dir=... --data_dir=...
 """
 
 import argparse
 import json
 import os
-import pathlib
-import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-# 6 steps of 8 images in 2 stages (32 -> 40 px) on a 0.25-width B0; deterministic, no RNG in the model.
-TINY = ("model.width=0.25,model.depth=0.25,train.batch_size=8,train.base_image_size=32,train.image_size=40,"
-        "eval.image_size=40,eval.batch_size=10,data.num_train_examples=48,train.epochs=1.0,train.stages=2,"
-        "runtime.steps_per_loop=1,runtime.checkpoint_steps=2,runtime.deterministic=true,"
-        "model.dropout_rate=0.0,model.survival_prob=1.0,train.warmup_epochs=0.0")
 
 
 def main():
@@ -38,11 +29,13 @@ def main():
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.logical_cpus)
 
   import hparams
-  from effnetv2_tf.train import history
+  from tests.helpers import TINY_TRAINER
+  from effnetv2_tf.run_dir import RunDir
+  from effnetv2_tf.train.run_log import read_rows
   from effnetv2_tf.train.trainer import Trainer
   from tpu.strategy import resolve_runtime
 
-  overrides = ",".join(filter(None, [TINY, args.hparam_str]))
+  overrides = ",".join(filter(None, [TINY_TRAINER, args.hparam_str]))
   config = hparams.resolve(hparams.override(hparams.get_config("demo"), overrides))
   trainer = Trainer(config, args.model_dir, args.data_dir, resolve_runtime(args.strategy))
   if args.evaluate_only:
@@ -50,10 +43,11 @@ def main():
                                   "replicas": trainer.strategy.num_replicas_in_sync}))
     return
   trainer.train()
-  weights = [float(tf.reduce_sum(tf.cast(v, tf.float64))) for v in trainer.model.weights]
-  kernels = [float(tf.reduce_sum(tf.cast(v, tf.float64))) for v in trainer.model.weights if v.path.endswith("kernel")]
+  model = trainer.state.model
+  weights = [float(tf.reduce_sum(tf.cast(v, tf.float64))) for v in model.weights]
+  kernels = [float(tf.reduce_sum(tf.cast(v, tf.float64))) for v in model.weights if v.path.endswith("kernel")]
   print("RESULT " + json.dumps({"replicas": trainer.strategy.num_replicas_in_sync, "step": trainer.step,
-                                "losses": [row["loss"] for row in history.read(args.model_dir)],
+                                "losses": [row["loss"] for row in read_rows(RunDir(args.model_dir).history_file)],
                                 "weights": weights, "kernels": kernels}))
 
 
@@ -61,10 +55,10 @@ def _unpadded_eval(trainer, config):
   """Top-1 / top-5 of the raw weights on every eval example in one unpadded batch, eagerly."""
   import numpy as np
   from effnetv2_tf.data.pipeline import build_dataset
-  images, labels = next(iter(build_dataset(trainer.eval_source, is_training=False, image_size=config.eval.image_size,
+  images, labels = next(iter(build_dataset(trainer.evaluator.source, is_training=False, image_size=config.eval.image_size,
                                            batch_size=100_000, num_classes=config.model.num_classes,
                                            normalization=trainer.spec.normalization)))
-  logits = trainer.model(images, training=False).numpy()
+  logits = trainer.state.model(images, training=False).numpy()
   targets = np.argmax(labels.numpy(), -1)
   ranks = (logits > logits[np.arange(len(targets)), targets][:, None]).sum(-1)  # classes scoring higher
   return {"reference_examples": len(targets), "reference_top1": float(np.mean(ranks < 1)),

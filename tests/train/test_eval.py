@@ -4,8 +4,7 @@ on one replica or two."""
 import pytest
 import tensorflow as tf
 
-from tests.helpers import NO_XLA_ON_THIS_CPU, TPU_BUILD
-from tests.train.test_trainer import _run
+from tests.helpers import NO_XLA_ON_THIS_CPU, TPU_BUILD, run_trainer
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +37,7 @@ EVAL = "model.num_classes=10,eval.batch_size=64,eval.image_size=32,data.eval_fil
     ("mirrored", "false")])
 def test_1000_examples_at_batch_64_count_1000_and_equal_the_unpadded_accuracy(thousand_records, tmp_path, strategy,
                                                                                jit):
-  result = _run(tmp_path, thousand_records, "--evaluate_only", f"--strategy={strategy}", "--logical_cpus=2",
+  result = run_trainer(tmp_path, thousand_records, "--evaluate_only", f"--strategy={strategy}", "--logical_cpus=2",
                 f"--hparam_str={EVAL},runtime.jit_compile={jit}")
   assert result["replicas"] == (2 if strategy == "mirrored" else 1)
   assert result["examples"] == result["reference_examples"] == 1000  # 16 batches of 64: 24 padding slots

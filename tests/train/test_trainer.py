@@ -2,7 +2,6 @@
 
 import json
 import os
-import pathlib
 import signal
 import subprocess
 import sys
@@ -12,21 +11,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-RUNNER = pathlib.Path(__file__).with_name("run_trainer.py")
-
-
-def _run(model_dir, data_dir, *extra, env=None, timeout=300):
-  done = subprocess.run([sys.executable, str(RUNNER), f"--model_dir={model_dir}", f"--data_dir={data_dir}", *extra],
-                        capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
-  assert done.returncode == 0, done.stderr[-3000:]
-  line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
-  return json.loads(line[len("RESULT "):])
+from tests.helpers import ROOT, TINY_TRAINER, result_of, run_trainer, trainer_command
 
 
 def test_mirrored_over_two_cpus_gives_the_default_strategy_losses(demo_records, tmp_path):
-  single = _run(tmp_path / "single", demo_records)
-  mirrored = _run(tmp_path / "mirrored", demo_records, "--strategy=mirrored", "--logical_cpus=2")
+  single = run_trainer(tmp_path / "single", demo_records)
+  mirrored = run_trainer(tmp_path / "mirrored", demo_records, "--strategy=mirrored", "--logical_cpus=2")
   assert (single["replicas"], mirrored["replicas"]) == (1, 2)
   assert single["step"] == mirrored["step"] == 6 and len(single["losses"]) == 6
   # Synchronized batch norm and the global-batch loss make 2 replicas x 4 images equal 1 x 8 images.
@@ -48,13 +38,13 @@ def test_multi_worker_mirrored_with_two_local_processes(demo_records, tmp_path):
     env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
                                                    "task": {"type": "worker", "index": index}})}
     processes.append(subprocess.Popen(
-        [sys.executable, str(RUNNER), f"--model_dir={tmp_path / 'run'}", f"--data_dir={demo_records}",
-         "--strategy=multi_worker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT))
+        trainer_command(tmp_path / "run", demo_records, "--strategy=multi_worker"), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT))
   results = []
   for process in processes:
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0, err[-3000:]
-    results.append(json.loads(next(l for l in out.splitlines() if l.startswith("RESULT "))[len("RESULT "):]))
+    results.append(result_of(out))
   assert [r["replicas"] for r in results] == [2, 2] and [r["step"] for r in results] == [6, 6]
   np.testing.assert_allclose(results[0]["weights"], results[1]["weights"], rtol=1e-6)
   assert all(np.isfinite(results[0]["losses"]))
@@ -148,19 +138,18 @@ def test_paper_rule_changes_dropout_per_stage_keeping_optimizer_and_ema_state(de
   import hparams
   from effnetv2_tf.train.trainer import Trainer
   from tpu.strategy import resolve_runtime
-  sys.path.insert(0, str(RUNNER.parent))
-  from run_trainer import TINY
-  config = hparams.resolve(hparams.override(hparams.get_config("demo"), TINY + (
+  config = hparams.resolve(hparams.override(hparams.get_config("demo"), TINY_TRAINER + (
       ",train.progressive_rule=paper,model.dropout_min=0.0,model.dropout_rate=0.8,train.stages=3,"
       "data.num_train_examples=72,runtime.deterministic=false")))
   trainer = Trainer(config, tmp_path / "run", demo_records, resolve_runtime("default"))
   assert [round(s.dropout_rate, 2) for s in trainer.schedule.stages] == [0.0, 0.4, 0.8]
-  initial = [v.numpy().copy() for v in trainer.ema.shadows]
+  state = trainer.state
+  initial = [v.numpy().copy() for v in state.ema.shadows]
   trainer.train()
-  assert trainer.step == 9 and int(trainer.optimizer.iterations.numpy()) == 9  # one optimizer across stages
-  assert any(not np.array_equal(a, b.numpy()) for a, b in zip(initial, trainer.ema.shadows))
+  assert trainer.step == 9 and int(state.optimizer.iterations.numpy()) == 9  # one optimizer across stages
+  assert any(not np.array_equal(a, b.numpy()) for a, b in zip(initial, state.ema.shadows))
   # Measured on the model: the last stage's rate is what the dropout layer now drops.
-  dropout = trainer.model.get_layer("top_dropout")
+  dropout = state.model.get_layer("top_dropout")
   assert dropout.rate == pytest.approx(0.8)
   dropped = dropout(tf.ones((1000, 64)), training=True).numpy()
   assert abs((dropped == 0).mean() - 0.8) < 0.02
@@ -172,11 +161,14 @@ def test_bad_input_gives_one_clear_line(demo_records, tmp_path):
       (_main(tmp_path / "b", tmp_path / "empty"), "error: No TFRecord files match"),
       (_main(tmp_path / "c", demo_records, MAIN_TINY, "--use_tpu", "--tpu=local"),
        "error: --tpu=local, but this machine has no TPU chips"),
+      (_main(tmp_path / "d", demo_records, MAIN_TINY + ",model.num_classes=1000"),
+       'labels.txt names 5 classes but model.num_classes is 1000: set --hparam_str="model.num_classes=5"'),
   ]
   for command, message in cases:
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
+  assert not any((tmp_path / name).exists() for name in "abd")  # a refused run leaves no folder behind
 
 
 def test_checkpoint_of_another_model_is_refused(demo_records, tmp_path):
@@ -191,7 +183,7 @@ def test_checkpoint_of_another_model_is_refused(demo_records, tmp_path):
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
 def test_mixed_precision_trains_on_the_cpu(demo_records, tmp_path, precision):
   """bf16 (the TPU setting) and fp16 with loss scaling (the GPU setting) run the same loop here."""
-  result = _run(tmp_path / precision, demo_records, f"--hparam_str=runtime.mixed_precision={precision}")
+  result = run_trainer(tmp_path / precision, demo_records, f"--hparam_str=runtime.mixed_precision={precision}")
   assert result["step"] == 6 and all(np.isfinite(result["losses"]))
   assert all(np.isfinite(result["weights"]))
 
@@ -199,9 +191,9 @@ def test_mixed_precision_trains_on_the_cpu(demo_records, tmp_path, precision):
 def test_gradient_clipping_means_the_same_under_loss_scaling(demo_records, tmp_path):
   """float16 gradients are loss-scaled until apply_gradients; clipping must not shrink them by the scale."""
   clip = "train.gradient_clip=0.01,train.optimizer=momentum,train.lr_base=1.0"
-  plain = _run(tmp_path / "float32", demo_records, f"--hparam_str={clip}")
-  scaled = _run(tmp_path / "float16", demo_records, f"--hparam_str={clip},runtime.mixed_precision=float16")
-  untrained = _run(tmp_path / "untrained", demo_records, f"--hparam_str={clip},train.lr_base=0.0")
+  plain = run_trainer(tmp_path / "float32", demo_records, f"--hparam_str={clip}")
+  scaled = run_trainer(tmp_path / "float16", demo_records, f"--hparam_str={clip},runtime.mixed_precision=float16")
+  untrained = run_trainer(tmp_path / "untrained", demo_records, f"--hparam_str={clip},train.lr_base=0.0")
   # Kernels only: BN moving statistics also move without learning, and differ in float16 anyway.
   moved_plain = np.abs(np.subtract(plain["kernels"], untrained["kernels"])).sum()
   moved_scaled = np.abs(np.subtract(scaled["kernels"], untrained["kernels"])).sum()

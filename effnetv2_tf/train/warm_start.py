@@ -1,4 +1,5 @@
-"""Starts a model from a checkpoint for fine-tuning: an official automl checkpoint or one of our runs.
+"""Models from checkpoints: a run's trained model for export, and fine-tuning starts from an official automl
+checkpoint or one of our runs.
 
 The classifier is replaced (left as initialised) when the class count differs; everything else must fit.
 EMA weights are preferred in both kinds (the weights the source was evaluated with).
@@ -7,41 +8,48 @@ EMA weights are preferred in both kinds (the weights the source was evaluated wi
 import os
 
 import tensorflow as tf
-import yaml
 
 from effnetv2_tf.model import model_from_config
+from effnetv2_tf.run_dir import RunDir
 from effnetv2_tf.train.ema import ExponentialMovingAverage, averaged_variables
 from effnetv2_tf.weights.official import CheckpointError, load_official_checkpoint
 
-OUR_CONFIG = "config.yaml"
-
 
 def _our_run(path):
-  """(checkpoint prefix, model config) when `path` is one of our model dirs (or a checkpoint in one)."""
-  model_dir = path if tf.io.gfile.exists(os.path.join(path, OUR_CONFIG)) else os.path.dirname(
-      os.path.dirname(path.rstrip("/")))
-  config_path = os.path.join(model_dir, OUR_CONFIG)
-  if not tf.io.gfile.exists(config_path):
+  """(checkpoint prefix, model config) when `path` is one of our run dirs (or a checkpoint in one)."""
+  is_prefix = tf.io.gfile.exists(f"{path}.index")
+  run_dir = RunDir(os.path.dirname(os.path.dirname(path.rstrip("/"))) if is_prefix else path)
+  config = run_dir.read_config()
+  if config is None:
     return None
-  prefix = path if tf.io.gfile.exists(f"{path}.index") else tf.train.latest_checkpoint(
-      os.path.join(model_dir, "checkpoints"))
+  prefix = path if is_prefix else run_dir.latest_checkpoint()
   if not prefix:
-    raise CheckpointError(f"{model_dir} has no checkpoint to start from.")
-  with tf.io.gfile.GFile(config_path) as f:
-    return prefix, yaml.safe_load(f.read())["model"]
+    raise CheckpointError(f"{run_dir} has no checkpoint to start from.")
+  return prefix, config["model"]
+
+
+def load_run_model(prefix, model_config, use_ema=True):
+  """A fresh model (in the current precision policy) built from a run's `model_config` (its config.yaml's model section) holding the
+  weights of the run's checkpoint `prefix`: the EMA shadows by default, else the raw weights."""
+  model = model_from_config(model_config, synchronized_bn=False)
+  ema = ExponentialMovingAverage(averaged_variables(model), decay=0.0)
+  try:
+    tf.train.Checkpoint(model=model, ema=ema).read(prefix).assert_existing_objects_matched().expect_partial()
+  except (AssertionError, ValueError, tf.errors.OpError) as error:
+    raise CheckpointError(f"Checkpoint {prefix} does not fit {model.name} as its config.yaml describes it: "
+                          f"{str(error)[:300]}") from None
+  if use_ema:
+    for variable, shadow in zip(averaged_variables(model), ema.shadows):
+      variable.assign(shadow)
+  return model
 
 
 def _copy_from_our_run(model, prefix, source_config, use_ema):
   if source_config["name"] != model.name:
     raise CheckpointError(f"{prefix} is a {source_config['name']} checkpoint; fine-tuning {model.name} needs the "
                           "same model.")
-  source = model_from_config(source_config, synchronized_bn=False)
-  ema = ExponentialMovingAverage(averaged_variables(source), decay=0.0)
-  tf.train.Checkpoint(model=source, ema=ema).read(prefix).expect_partial()
+  source = load_run_model(prefix, source_config, use_ema)
   skipped, assignments = [], []
-  if use_ema:
-    for variable, shadow in zip(averaged_variables(source), ema.shadows):
-      variable.assign(shadow)
   for layer in model.layers:
     if not layer.weights:
       continue

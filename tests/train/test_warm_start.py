@@ -11,7 +11,7 @@ import pytest
 
 from effnetv2_tf.model import create_model
 from effnetv2_tf.weights.official import CheckpointError
-from effnetv2_tf.weights.warm_start import warm_start
+from effnetv2_tf.train.warm_start import warm_start
 from tests.helpers import randomize, write_official_checkpoint
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

@@ -1,0 +1,103 @@
+"""The run directory: every file a training run writes, named in one place.
+
+  MODEL_DIR/                  local or gs://
+    config.yaml               the resolved config; written by training, read by eval, export and warm starts
+    labels.txt                the class names, when the training data named them (the converter's labels.txt)
+    checkpoints/ckpt-STEP.*   model, optimizer, EMA and RNG states (exact resume)
+    workers/TASK/             the save copies of the other MultiWorkerMirrored workers
+    history.jsonl             one row per host loop
+    eval.jsonl                one row per evaluation
+    train/                    TensorBoard events
+    training.png              the stage schedule and the curves
+    export/                   the default export directory
+
+Files are replaced whole through a temporary file and a rename, so a killed write never leaves half a file.
+"""
+
+import os
+import uuid
+
+import tensorflow as tf
+import yaml
+
+CONFIG_FILE = "config.yaml"
+LABELS_FILE = "labels.txt"
+CHECKPOINT_DIR = "checkpoints"
+WORKERS_DIR = "workers"
+HISTORY_FILE = "history.jsonl"
+EVAL_FILE = "eval.jsonl"
+TENSORBOARD_DIR = "train"
+PLOT_FILE = "training.png"
+EXPORT_DIR = "export"
+
+# The settings a run's weights depend on: its checkpoints load into, and evaluate as, only this model.
+MODEL_IDENTITY_KEYS = ("name", "width", "depth", "num_classes", "bn_epsilon")
+
+
+def model_identity(config):
+  """The MODEL_IDENTITY_KEYS of a config (a ConfigDict or the dict of a config.yaml)."""
+  model = config["model"]
+  return {key: model.get(key) for key in MODEL_IDENTITY_KEYS}
+
+
+def write_atomically(path, content):
+  """Replaces `path` with `content` (str or bytes) through a temporary file in the same folder."""
+  temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+  with tf.io.gfile.GFile(temporary, "wb" if isinstance(content, bytes) else "w") as f:
+    f.write(content)
+  tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+class RunDir:
+  """The layout of one run's folder; nothing is created until a writer asks."""
+
+  def __init__(self, path):
+    self.path = str(path)
+    self.config_file = self._join(CONFIG_FILE)
+    self.labels_file = self._join(LABELS_FILE)
+    self.checkpoints = self._join(CHECKPOINT_DIR)
+    self.history_file = self._join(HISTORY_FILE)
+    self.eval_file = self._join(EVAL_FILE)
+    self.tensorboard = self._join(TENSORBOARD_DIR)
+    self.plot_file = self._join(PLOT_FILE)
+    self.default_export = self._join(EXPORT_DIR)
+
+  def _join(self, name):
+    return os.path.join(self.path, name)
+
+  def __str__(self):
+    return self.path
+
+  def worker_checkpoints(self, task_id):
+    return os.path.join(self.path, WORKERS_DIR, str(task_id))
+
+  def latest_checkpoint(self):
+    """The newest checkpoint prefix, or None."""
+    return tf.train.latest_checkpoint(self.checkpoints)
+
+  def read_config(self):
+    """The run's resolved config as a dict, or None when the folder holds no run."""
+    if not tf.io.gfile.exists(self.config_file):
+      return None
+    with tf.io.gfile.GFile(self.config_file) as f:
+      return yaml.safe_load(f.read())
+
+  def write_config(self, config):
+    tf.io.gfile.makedirs(self.path)
+    write_atomically(self.config_file, yaml.safe_dump(config, sort_keys=False))
+
+  def read_labels(self):
+    """The class names the run was trained with, or None."""
+    return read_labels(self.labels_file)
+
+  def write_labels(self, names):
+    tf.io.gfile.makedirs(self.path)
+    write_atomically(self.labels_file, "".join(f"{name}\n" for name in names))
+
+
+def read_labels(path):
+  """Class names by index from a file of one name per line, or None when there is no such file."""
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return [line.strip() for line in f.read().splitlines() if line.strip()]

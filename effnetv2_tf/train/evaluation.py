@@ -1,0 +1,88 @@
+"""Top-1 / top-5 on the eval split, compiled like the train step, with static shapes on any strategy.
+
+Batches are full: the last one is padded with examples of weight 0 (build_dataset's pad_eval), so every
+example counts exactly once on any number of replicas and XLA sees one shape.
+"""
+
+import tensorflow as tf
+
+from effnetv2_tf.data.pipeline import build_dataset
+
+
+class Evaluator:
+  """Evaluates `model` (with `ema`'s averaged weights by default) on `source` at the config's eval size.
+
+  Args:
+    config: the resolved config (eval.image_size, eval.batch_size, model.num_classes).
+    source: the eval split (a TFRecordSource or TFDSSource).
+    strategy: the tf.distribute strategy the model was built under.
+    model, ema: the model and its ExponentialMovingAverage.
+    normalization: the model family's input normalization.
+    compute_dtype: the images' dtype (the mixed-precision policy's compute dtype).
+    jit_compile: compile the eval step with XLA.
+    counts: a RecordCounts the dataset reports to (optional).
+  """
+
+  def __init__(self, config, source, strategy, model, ema, normalization, compute_dtype, jit_compile, counts=None):
+    self.config = config
+    self.source = source
+    self.strategy = strategy
+    self.model = model
+    self.ema = ema
+    self.normalization = normalization
+    self.compute_dtype = compute_dtype
+    self.counts = counts
+    self._step = self._make_step(jit_compile)
+
+  def _dataset(self):
+    config = self.config
+
+    def dataset_fn(input_context):
+      return build_dataset(self.source, is_training=False, image_size=config.eval.image_size,
+                           batch_size=config.eval.batch_size, pad_eval=True, num_classes=config.model.num_classes,
+                           normalization=self.normalization, input_context=input_context,
+                           dtype=self.compute_dtype, counts=self.counts)
+
+    return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+  def _counts(self, images, labels, weights):
+    """(top-1 hits, top-5 hits, examples) of one replica's batch; padding has weight 0."""
+    logits = tf.cast(self.model(images, training=False), tf.float32)
+    targets = tf.argmax(labels, -1)
+    top1 = tf.reduce_sum(weights * tf.cast(tf.math.in_top_k(targets, logits, 1), tf.float32))
+    in_top5 = tf.math.in_top_k(targets, logits, min(5, logits.shape[-1]))
+    top5 = tf.reduce_sum(weights * tf.cast(in_top5, tf.float32))
+    return top1, top5, tf.reduce_sum(weights)
+
+  def _make_step(self, jit_compile):
+    counts = tf.function(self._counts, jit_compile=jit_compile)
+
+    @tf.function
+    def eval_step(iterator):
+      results = self.strategy.run(counts, args=next(iterator))
+      return [self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for value in results]
+
+    return eval_step
+
+  def evaluate(self, step, use_ema=True):
+    """{"step", "top1", "top5", "examples", "ema"} of one pass over the eval split."""
+    iterator = iter(self._dataset())
+    totals = [0.0, 0.0, 0.0]
+
+    def run():
+      while True:
+        top1, top5, examples = (float(value) for value in self._step(iterator))
+        if examples == 0:  # only padding left on every replica
+          break
+        totals[0] += top1
+        totals[1] += top5
+        totals[2] += examples
+
+    if use_ema:
+      with self.ema.averaged_weights():
+        run()
+    else:
+      run()
+    count = max(totals[2], 1.0)
+    return {"step": step, "top1": totals[0] / count, "top5": totals[1] / count, "examples": int(totals[2]),
+            "ema": use_ema}

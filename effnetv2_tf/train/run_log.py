@@ -1,0 +1,142 @@
+"""What a run tells people while it trains: the console (stage lines, a progress bar), TensorBoard, the
+JSONL logs (history.jsonl: one row per host loop; eval.jsonl: one row per eval, both survive restarts) and
+a PNG plot of the stage schedule and the curves. Only the chief worker writes files."""
+
+import json
+import logging
+
+import keras
+import tensorflow as tf
+
+from effnetv2_tf.run_dir import write_atomically
+
+
+def read_rows(path):
+  """The rows of a JSONL log ([] when missing). A damaged line (a write cut short by a full disk or a
+  kill) is dropped with a warning rather than blocking a resume."""
+  if not tf.io.gfile.exists(path):
+    return []
+  rows = []
+  with tf.io.gfile.GFile(path) as f:
+    for number, line in enumerate(f.read().splitlines(), start=1):
+      if not line.strip():
+        continue
+      try:
+        rows.append(json.loads(line))
+      except json.JSONDecodeError:
+        logging.warning("%s line %d is damaged and was dropped", path, number)
+  return rows
+
+
+def write_rows(path, rows):
+  """Writes all rows: object stores such as GCS cannot append, so the file is replaced whole."""
+  write_atomically(path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def plot(path, stages, rows, evals=()):
+  """Writes the PNG: image size and regularization per stage, and loss / accuracy over steps."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  figure, (schedule_axis, loss_axis) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
+  bounds = [s.start_step for s in stages] + [stages[-1].end_step]
+  schedule_axis.stairs([s.image_size for s in stages], bounds, label="image size (px)", color="tab:blue")
+  schedule_axis.set_ylabel("image size (px)")
+  regularization = schedule_axis.twinx()
+  regularization.stairs([s.randaug_magnitude for s in stages], bounds, label="RandAugment m", color="tab:orange")
+  regularization.stairs([10 * s.dropout_rate for s in stages], bounds, label="10 x dropout", color="tab:green")
+  regularization.stairs([10 * s.mixup_alpha for s in stages], bounds, label="10 x mixup alpha", color="tab:red")
+  regularization.set_ylabel("regularization")
+  lines = schedule_axis.get_legend_handles_labels()[0] + regularization.get_legend_handles_labels()[0]
+  schedule_axis.legend(lines, [line.get_label() for line in lines], loc="upper left", fontsize=8)
+  schedule_axis.set_title("Progressive learning: stages")
+  if rows:
+    steps = [row["step"] for row in rows]
+    loss_axis.plot(steps, [row["loss"] for row in rows], label="train loss", color="tab:blue")
+    accuracy = loss_axis.twinx()
+    accuracy.plot(steps, [row["train_top1"] for row in rows], label="train top-1", color="tab:orange", alpha=0.7)
+    if evals:
+      accuracy.plot([e["step"] for e in evals], [e["top1"] for e in evals], "o-", label="eval top-1 (EMA)",
+                    color="tab:green")
+    accuracy.set_ylabel("accuracy")
+    accuracy.set_ylim(0, 1)
+    accuracy.legend(loc="upper right", fontsize=8)
+  loss_axis.set_xlabel("step")
+  loss_axis.set_ylabel("loss")
+  loss_axis.legend(loc="upper left", fontsize=8)
+  figure.tight_layout()
+  with tf.io.gfile.GFile(path, "wb") as f:
+    figure.savefig(f, format="png", dpi=100)
+  plt.close(figure)
+  return path
+
+
+class RunLog:
+  """The logs of one run in `run_dir` (a RunDir); `is_chief` says whether this process writes files."""
+
+  def __init__(self, run_dir, is_chief=True):
+    self.run_dir = run_dir
+    self.is_chief = is_chief
+    self.rows = read_rows(run_dir.history_file)
+    self.evals = read_rows(run_dir.eval_file)
+    self._writer = None
+    self._progress = None
+
+  @property
+  def writer(self):
+    if self._writer is None and self.is_chief:
+      self._writer = tf.summary.create_file_writer(self.run_dir.tensorboard)
+    return self._writer
+
+  def resume_at(self, step):
+    """Forgets what was logged after `step`: those steps are about to be trained again."""
+    self.rows = [row for row in self.rows if row["step"] <= step]
+    self.evals = [result for result in self.evals if result["step"] <= step]
+
+  def _scalars(self, step, values):
+    if self.writer is not None:
+      with self.writer.as_default(step=step):
+        for key, value in values.items():
+          tf.summary.scalar(key, value)
+
+  def stage_started(self, stage, num_stages, step):
+    print(f"stage {stage.index + 1}/{num_stages}: {stage.image_size} px, dropout {stage.dropout_rate:.3f}, "
+          f"RandAugment {stage.randaug_magnitude:.2f}, mixup {stage.mixup_alpha:.3f}, "
+          f"cutmix {stage.cutmix_alpha:.3f}, steps {step}-{stage.end_step}", flush=True)
+    self._progress = keras.utils.Progbar(stage.end_step - stage.start_step,
+                                         stateful_metrics=["loss", "top1", "img/s", "lr"])
+    self._progress.update(step - stage.start_step)
+
+  def host_loop(self, row, stage):
+    """One host loop's row (step, loss, train_top1, lr, images_per_second, ...): bar, JSONL, TensorBoard."""
+    self._progress.update(row["step"] - stage.start_step, [
+        ("loss", row["loss"]), ("top1", row["train_top1"]), ("img/s", row["images_per_second"]), ("lr", row["lr"])])
+    if self.is_chief:
+      self.rows.append(row)
+      write_rows(self.run_dir.history_file, self.rows)
+      self._scalars(row["step"], {key: value for key, value in row.items() if key != "step"})
+
+  def stage_finished(self, stage, step, seconds, compile_seconds, compiled_with_xla, records_skipped):
+    print(f"stage {stage.index + 1} done in {seconds:.1f} s, of which {compile_seconds:.1f} s tracing"
+          f"{' and XLA compiling' if compiled_with_xla else ''} the step (records skipped so far: "
+          f"{records_skipped})", flush=True)
+    self._scalars(step, {"stage_compile_seconds": compile_seconds})
+
+  def evaluation(self, result):
+    self.evals.append(result)
+    print(f"eval at step {result['step']}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} "
+          f"({result['examples']} images, {'EMA' if result['ema'] else 'raw'} weights)", flush=True)
+    if self.is_chief:
+      write_rows(self.run_dir.eval_file, self.evals)
+      self._scalars(result["step"], {"eval/top1": result["top1"], "eval/top5": result["top5"]})
+
+  def flush(self):
+    if self._writer is not None:
+      self._writer.flush()
+
+  def plot(self, stages):
+    """Writes training.png (chief only); returns its path or None."""
+    if not self.is_chief:
+      return None
+    return plot(self.run_dir.plot_file, stages, self.rows, self.evals)

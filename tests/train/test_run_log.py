@@ -1,0 +1,26 @@
+"""The run's JSONL logs and plot: round trips, atomic replacement, damaged lines."""
+
+import json
+
+from effnetv2_tf.run_dir import RunDir
+from effnetv2_tf.train import run_log
+from effnetv2_tf.train.schedule import ProgressiveSchedule
+
+
+def test_rows_round_trip_and_the_plot_is_written(tmp_path):
+  rows = [{"step": s, "loss": 2.0 - s / 10, "train_top1": s / 20} for s in range(1, 9)]
+  run_dir = RunDir(tmp_path)
+  run_log.write_rows(run_dir.history_file, rows)
+  assert run_log.read_rows(run_dir.history_file) == rows
+  assert run_log.read_rows(str(tmp_path / "missing.jsonl")) == []
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["history.jsonl"]  # no temporary file left
+  stages = ProgressiveSchedule(8, 2, (64, 96)).stages
+  path = run_log.plot(run_dir.plot_file, stages, rows, [{"step": 8, "top1": 0.5}])
+  assert path == run_dir.plot_file and (tmp_path / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_half_written_row_is_dropped_with_a_warning_not_an_error(tmp_path, caplog):
+  rows = [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}]
+  (tmp_path / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 3, "lo')
+  assert run_log.read_rows(str(tmp_path / "history.jsonl")) == rows
+  assert "history.jsonl line 3 is damaged and was dropped" in caplog.text
