@@ -150,6 +150,14 @@ def run_trainer(model_dir, data_dir, *extra, env=None, timeout=300):
   return result_of(done.stdout)
 
 
+def checkpoint_weights(model_dir):
+  """(names, values) of the model, EMA and RNG-state tensors of a run's latest checkpoint."""
+  reader = tf.train.load_checkpoint(str(pathlib.Path(model_dir) / "checkpoints"))
+  names = sorted(n for n in reader.get_variable_to_shape_map() if n.startswith(("model/", "ema/", "rng_states/"))
+                 and "OPTIMIZER_SLOT" not in n)
+  return names, [reader.get_tensor(n) for n in names]
+
+
 def main_py(*args, cwd=ROOT, timeout=300):
   """Runs `python main.py ARGS` in `cwd`; returns the CompletedProcess (text output)."""
   return subprocess.run([sys.executable, str(ROOT / "main.py"), *map(str, args)], cwd=cwd, capture_output=True,

@@ -8,6 +8,7 @@ TensorFlow starts, hence a separate process.
 import argparse
 import json
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -19,6 +20,7 @@ def main():
   parser.add_argument("--model_dir", required=True)
   parser.add_argument("--data_dir", required=True)
   parser.add_argument("--hparam_str", default="")
+  parser.add_argument("--finish", action="store_true", help="the final eval after training (RESULT's eval)")
   parser.add_argument("--evaluate_only", action="store_true",
                       help="no training: the padded eval of the raw weights next to one unpadded pass")
   args = parser.parse_args()
@@ -32,6 +34,7 @@ def main():
   from tests.helpers import TINY_TRAINER
   from effnetv2_tf.run_dir import RunDir
   from effnetv2_tf.train.run_log import read_rows
+  from effnetv2_tf.train.preemption import PREEMPTED_EXIT_STATUS, Preempted
   from effnetv2_tf.train.trainer import Trainer
   from tpu.strategy import resolve_runtime
 
@@ -42,13 +45,18 @@ def main():
     print("RESULT " + json.dumps({**trainer.evaluate(use_ema=False), **_unpadded_eval(trainer, config),
                                   "replicas": trainer.strategy.num_replicas_in_sync}))
     return
-  trainer.train()
+  try:
+    trainer.train()
+  except Preempted as stopped:  # as main.py reports it
+    print(stopped, file=sys.stderr)
+    sys.exit(PREEMPTED_EXIT_STATUS)
+  evaluation = trainer.finish() if args.finish else None
   model = trainer.state.model
   weights = [float(tf.reduce_sum(tf.cast(v, tf.float64))) for v in model.weights]
   kernels = [float(tf.reduce_sum(tf.cast(v, tf.float64))) for v in model.weights if v.path.endswith("kernel")]
   print("RESULT " + json.dumps({"replicas": trainer.strategy.num_replicas_in_sync, "step": trainer.step,
                                 "losses": [row["loss"] for row in read_rows(RunDir(args.model_dir).history_file)],
-                                "weights": weights, "kernels": kernels}))
+                                "weights": weights, "kernels": kernels, "eval": evaluation}))
 
 
 def _unpadded_eval(trainer, config):

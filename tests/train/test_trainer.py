@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import ROOT, TINY_TRAINER, result_of, run_trainer, trainer_command
+from tests.helpers import ROOT, TINY_TRAINER, checkpoint_weights, result_of, run_trainer, trainer_command
 
 
 def test_mirrored_over_two_cpus_gives_the_default_strategy_losses(demo_records, tmp_path):
@@ -60,20 +60,13 @@ def _main(model_dir, data_dir, hparam_str=MAIN_TINY, *extra):
           f"--hparam_str={hparam_str}", *extra]
 
 
-def _final_weights(model_dir):
-  reader = tf.train.load_checkpoint(str(model_dir / "checkpoints"))
-  names = sorted(n for n in reader.get_variable_to_shape_map() if n.startswith(("model/", "ema/", "rng_states/"))
-                 and "OPTIMIZER_SLOT" not in n)
-  return names, [reader.get_tensor(n) for n in names]
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(demo_records, tmp_path_factory):
   """The final weights of MAIN_TINY run without interruption: 24 steps in 3 stages, dropout and stochastic
   depth on."""
   model_dir = tmp_path_factory.mktemp("whole")
   subprocess.run(_main(model_dir, demo_records), check=True, capture_output=True, timeout=300, cwd=ROOT)
-  return _final_weights(model_dir)
+  return checkpoint_weights(model_dir)
 
 
 def _signal_in_stage_two(model_dir, data_dir, signals, hparam_str=MAIN_TINY):
@@ -100,7 +93,7 @@ def _assert_resumes_to(uninterrupted, model_dir, data_dir, hparam_str=MAIN_TINY)
                            timeout=300, cwd=ROOT)
   assert "stage 2/3" in resumed.stdout and "stage 1/3" not in resumed.stdout  # continued, not restarted
   names, whole = uninterrupted
-  resumed_names, again = _final_weights(model_dir)
+  resumed_names, again = checkpoint_weights(model_dir)
   assert names == resumed_names and len(names) > 100
   for name, a, b in zip(names, whole, again):
     np.testing.assert_array_equal(a, b, err_msg=name)

@@ -1,0 +1,70 @@
+"""The whole TPU-shaped path at once on the CPU: bfloat16, steps_per_loop > 1, mixup and cutmix, dropout, a
+stage switch, SIGTERM and SIGKILL mid-stage then resume, and the padded eval -- under XLA on the default
+strategy, and under MirroredStrategy over 2 logical CPUs (without XLA: TensorFlow cannot compile a step
+over logical CPU devices; on a TPU every replica is its own chip)."""
+
+import json
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from tests.helpers import (NO_XLA_ON_THIS_CPU, ROOT, TPU_BUILD, checkpoint_weights, result_of, run_trainer,
+                           trainer_command)
+
+# 20 steps of 8 images: stage 1 steps 0-10 at 32 px, stage 2 steps 10-20 at 40 px, 2 steps per host loop.
+TPU_SHAPED = ("runtime.mixed_precision=bfloat16,runtime.steps_per_loop=2,runtime.checkpoint_steps=100,"
+              "data.num_train_examples=160,train.mixup_max=0.4,train.cutmix_max=0.4,model.dropout_rate=0.3,"
+              "eval.batch_size=32")
+STRATEGIES = [
+    pytest.param(["--hparam_str=" + TPU_SHAPED + ",runtime.jit_compile=true"], id="default-xla",
+                 marks=pytest.mark.skipif(TPU_BUILD, reason=NO_XLA_ON_THIS_CPU)),
+    pytest.param(["--hparam_str=" + TPU_SHAPED + ",runtime.jit_compile=false", "--strategy=mirrored",
+                  "--logical_cpus=2"], id="mirrored-2"),
+]
+
+
+def _signal_in_stage_two(model_dir, data_dir, args, signum):
+  """Starts a run and sends `signum` once it has logged a step of stage 2; returns (process, stderr)."""
+  process = subprocess.Popen(trainer_command(model_dir, data_dir, *args), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, cwd=ROOT)
+  history = model_dir / "history.jsonl"
+  deadline = time.time() + 400
+  while time.time() < deadline and process.poll() is None:
+    rows = [json.loads(line) for line in history.read_text().splitlines()] if history.exists() else []
+    if rows and rows[-1]["step"] >= 12:
+      process.send_signal(signum)
+      _, stderr = process.communicate(timeout=300)
+      assert rows[-1]["step"] < 20, "the run ended before it could be signalled"
+      return process, stderr
+    time.sleep(0.02)
+  process.kill()
+  raise AssertionError(f"the run never reached stage 2: {process.communicate()[1][-2000:]}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", STRATEGIES)
+def test_sigterm_and_sigkill_in_stage_two_resume_to_the_uninterrupted_run(demo_records, tmp_path, args):
+  whole = run_trainer(tmp_path / "whole", demo_records, *args, "--finish", timeout=600)
+  assert whole["step"] == 20 and all(np.isfinite(whole["losses"]))
+  assert whole["eval"]["examples"] == 100  # 4 batches of 32, the last padded: each image once
+  names, expected = checkpoint_weights(tmp_path / "whole")
+  assert len(names) > 100
+
+  for signum, name in ((signal.SIGTERM, "term"), (signal.SIGKILL, "kill")):
+    model_dir = tmp_path / name
+    process, stderr = _signal_in_stage_two(model_dir, demo_records, args, signum)
+    if signum == signal.SIGTERM:  # saved at the end of the host loop it arrived in, not at a periodic step
+      assert process.returncode == 75, stderr[-3000:]
+      stopped = int(stderr.split("at step ")[1].split(":")[0])
+      assert 12 <= stopped < 20 and (model_dir / "checkpoints" / f"ckpt-{stopped}.index").exists()
+    else:  # no notice: the last checkpoint is stage 1's end
+      assert process.returncode == -signal.SIGKILL
+    resumed = run_trainer(model_dir, demo_records, *args, "--finish", timeout=600)
+    assert resumed["step"] == 20 and resumed["eval"] == whole["eval"]
+    resumed_names, values = checkpoint_weights(model_dir)
+    assert resumed_names == names
+    for variable, a, b in zip(names, expected, values):
+      np.testing.assert_array_equal(a, b, err_msg=f"{name}: {variable}")
