@@ -92,6 +92,8 @@ def override(config, hparam_str):
     current = node[leaf]
     if isinstance(current, str) and isinstance(value, bool):  # "auto"-or-bool keys stay strings: "true"/"false"
       value = str(value).lower()
+    if isinstance(value, bool) and current is not None and not isinstance(current, bool):
+      raise ValueError(f"hparam {key!r} takes a {type(current).__name__} (now {current!r}), got {text.strip()!r}.")
     if current is not None and value is not None and isinstance(value, str) != isinstance(current, str):
       raise ValueError(f"hparam {key!r} takes a {type(current).__name__} (now {current!r}), got {text.strip()!r}.")
     try:
@@ -123,4 +125,34 @@ def resolve(config):
   fill(config.train, "mixup_max", spec.mixup_alpha)
   fill(config.train, "cutmix_max", spec.mixup_alpha)
   fill(config.eval, "image_size", spec.eval_size)
+  _check(config)
   return config
+
+
+# Keys that must be at least 1 (counts, sizes, cadences), and the allowed values of the named choices.
+_POSITIVE = ("model.num_classes", "data.num_train_examples", "data.shuffle_buffer", "train.batch_size",
+             "train.image_size", "train.base_image_size", "eval.batch_size", "eval.image_size",
+             "runtime.steps_per_loop", "runtime.checkpoint_steps", "runtime.keep_checkpoints")
+_CHOICES = {"data.source": ("tfrecord", "tfds"), "data.augment": ("randaug", "autoaug", "none"),
+            "train.progressive_rule": ("official", "paper"), "train.loss_type": ("softmax", "sigmoid"),
+            "runtime.mixed_precision": ("auto", "bfloat16", "float16", "float32"),
+            "runtime.jit_compile": ("auto", "true", "false")}
+
+
+def _value(config, key):
+  group, leaf = key.split(".")
+  return config[group][leaf]
+
+
+def _check(config):
+  """One clear ValueError for a value no run can use, before anything is built."""
+  for key in _POSITIVE:
+    if _value(config, key) < 1:
+      raise ValueError(f"hparam {key!r} must be at least 1, got {_value(config, key)!r}.")
+  if config.train.epochs <= 0:
+    raise ValueError(f"hparam 'train.epochs' must be positive, got {config.train.epochs!r}.")
+  if config.train.stages < 0:
+    raise ValueError(f"hparam 'train.stages' must be 0 or more, got {config.train.stages!r}.")
+  for key, choices in _CHOICES.items():
+    if str(_value(config, key)).lower() not in choices:
+      raise ValueError(f"hparam {key!r} is {_value(config, key)!r}; expected one of {', '.join(choices)}.")

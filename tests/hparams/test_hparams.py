@@ -44,3 +44,18 @@ def test_bad_overrides_are_one_clear_error(hparam_str, message):
 def test_unknown_set_lists_the_valid_ones():
   with pytest.raises(ValueError, match="Unknown hparams set 'imagenet-xs'. Valid sets: .*imagenet-s.*cifar10-ft"):
     hparams.get_config("imagenet-xs")
+
+
+@pytest.mark.parametrize("hparam_str, message", [
+    ("train.batch_size=true", r"'train.batch_size' takes a int \(now 32\), got 'true'"),
+    ("train.batch_size=0", r"'train.batch_size' must be at least 1, got 0"),
+    ("train.batch_size=-4", r"'train.batch_size' must be at least 1, got -4"),
+    ("runtime.checkpoint_steps=0", r"'runtime.checkpoint_steps' must be at least 1, got 0"),
+    ("eval.image_size=0", r"'eval.image_size' must be at least 1"),
+    ("train.epochs=-1.0", r"'train.epochs' must be positive"),
+    ("data.augment=randaugment", r"'data.augment' is 'randaugment'; expected one of randaug, autoaug, none"),
+    ("runtime.mixed_precision=bf16", r"'runtime.mixed_precision' is 'bf16'; expected one of auto, bfloat16"),
+])
+def test_values_no_run_can_use_are_refused_before_anything_is_built(hparam_str, message):
+  with pytest.raises(ValueError, match=message):
+    hparams.resolve(hparams.override(hparams.get_config("demo"), hparam_str))
