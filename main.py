@@ -38,6 +38,8 @@ flags.DEFINE_integer("eval_wait", 0, "With --mode=eval: seconds to wait for each
 flags.DEFINE_string("export_dir", None, "With --mode=export: where EXPORT_DIR/classification and "
                     "EXPORT_DIR/feature-vector go (default MODEL_DIR/export).")
 flags.DEFINE_bool("overwrite", False, "With --mode=export: replace a previous export (never anything else).")
+flags.DEFINE_bool("continue_with_new_settings", False, "Resume a run with checkpoints although its schedule, "
+                  "data or model settings differ from the ones it was started with (refused otherwise).")
 flags.DEFINE_bool("doctor", False, "Check this machine for the run the other flags describe (TF build, libtpu, "
                   "TPU, data, model_dir, one compiled train step) and exit: 0 ready, 1 a problem found.")
 flags.DEFINE_enum("tflite", None, ["float32", "dynamic-int8"], "With --mode=export: also write "
@@ -130,7 +132,7 @@ def _train(run_dir, runtime):
   data_dir = FLAGS.data_dir
   if data_dir is None and FLAGS.hparams == "demo":
     data_dir = _demo_records(run_dir.path)
-  trainer = Trainer(config, run_dir.path, data_dir, runtime)
+  trainer = Trainer(config, run_dir.path, data_dir, runtime, allow_new_settings=FLAGS.continue_with_new_settings)
   print(f"{_describe(config)} ({trainer.state.model.count_params():,} parameters) on {runtime.platform}, "
         f"{runtime.strategy.num_replicas_in_sync} replica(s), model_dir {run_dir}")
   print(trainer.stage_table())

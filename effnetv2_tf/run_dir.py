@@ -12,9 +12,13 @@
     export/                   the default export directory
 
 Files are replaced whole through a temporary file and a rename, so a killed write never leaves half a file.
+One training process holds a local run dir at a time (an OS lock on MODEL_DIR/.lock).
 """
 
+import contextlib
+import fcntl
 import os
+import socket
 import uuid
 
 import tensorflow as tf
@@ -29,6 +33,11 @@ EVAL_FILE = "eval.jsonl"
 TENSORBOARD_DIR = "train"
 PLOT_FILE = "training.png"
 EXPORT_DIR = "export"
+LOCK_FILE = ".lock"
+
+class RunDirBusyError(ValueError):
+  """Another process is training in this run dir."""
+
 
 # The settings a run's weights depend on: its checkpoints load into, and evaluate as, only this model.
 MODEL_IDENTITY_KEYS = ("name", "width", "depth", "num_classes", "bn_epsilon")
@@ -67,6 +76,46 @@ class RunDir:
 
   def __str__(self):
     return self.path
+
+  @contextlib.contextmanager
+  def exclusive(self):
+    """Holds the run dir for this process while training, so that two runs never write one folder.
+
+    Local folders get an OS lock (fcntl.flock), which the OS drops when the process ends, however it ends:
+    a killed run never blocks its own resume. Object stores (gs://) have no locks: there the caller must
+    make sure one job uses the folder (a warning says so).
+    """
+    if "://" in self.path:
+      print(f"note: {self.path} cannot be locked (object store): make sure no other run uses it", flush=True)
+      yield
+      return
+    os.makedirs(self.path, exist_ok=True)
+    path = self._join(LOCK_FILE)
+    with open(path, "a+", encoding="utf-8") as lock:
+      try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        raise RunDirBusyError(f"{self.path} is in use by another run ({holder}): wait for it to end, or use "
+                              "another --model_dir.") from None
+      lock.seek(0)
+      lock.truncate()
+      lock.write(f"pid {os.getpid()} on {socket.gethostname()}")
+      lock.flush()
+      try:
+        yield
+      finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+
+  def remove_unfinished_saves(self):
+    """Deletes the temporary folders (ckpt-N_temp/) a save killed midway leaves; returns their names."""
+    if not tf.io.gfile.isdir(self.checkpoints):
+      return []
+    leftovers = [name.rstrip("/") for name in tf.io.gfile.listdir(self.checkpoints) if name.rstrip("/").endswith("_temp")]
+    for name in leftovers:
+      tf.io.gfile.rmtree(os.path.join(self.checkpoints, name))
+    return leftovers
 
   def worker_checkpoints(self, task_id):
     return os.path.join(self.path, WORKERS_DIR, str(task_id))

@@ -6,12 +6,14 @@ strength), run the compiled step (dropout rate set), log, save. Its parts live b
 TensorBoard, JSONL, plot) and RunDir (the folder's file names).
 """
 
+import contextlib
 import math
 import os
 import time
 
 import keras
 import tensorflow as tf
+import yaml
 
 from effnetv2_tf.data.pipeline import RecordCounts, build_dataset
 from effnetv2_tf.data.sources import TFDSSource, TFRecordSource
@@ -70,6 +72,23 @@ def check_same_model(run_dir, config):
         "--model_dir (or the same model settings to resume).")
 
 
+# Settings a resumed run may change freely: they do not shape its schedule, data order or model.
+RESUMABLE_CHANGES = ("train.ft_init_ckpt", "train.ft_init_ema", "data.cache")
+
+
+def changed_settings(saved, config):
+  """{"group.key": (saved value, new value)} of the model, data and train settings that differ between a
+  run's config.yaml (`saved`) and `config`."""
+  now = yaml.safe_load(yaml.safe_dump(config.to_dict()))  # the same types as the saved file
+  changed = {}
+  for group in ("model", "data", "train"):
+    for key, value in now[group].items():
+      name = f"{group}.{key}"
+      if name not in RESUMABLE_CHANGES and key in saved.get(group, {}) and saved[group][key] != value:
+        changed[name] = (saved[group][key], value)
+  return changed
+
+
 def prepare_process(config, runtime):
   """Seeds, determinism and the mixed-precision policy of a job; returns (compute dtype, jit_compile)."""
   if config.runtime.deterministic:
@@ -118,9 +137,10 @@ class Trainer:
   """Trains one resolved config (hparams.resolve) in `model_dir` (local or gs://) on `runtime`.
 
   Building it reads the data's file list and the run dir but writes nothing; train() writes the config.
+  A run with checkpoints resumes only with the settings it was started with, unless `allow_new_settings`.
   """
 
-  def __init__(self, config, model_dir, data_dir, runtime):
+  def __init__(self, config, model_dir, data_dir, runtime, allow_new_settings=False):
     self.config = config
     self.run_dir = RunDir(model_dir)
     self.strategy = runtime.strategy
@@ -137,6 +157,7 @@ class Trainer:
                                self.state.ema, self.spec.normalization, self.compute_dtype, self.jit_compile,
                                self.counts)
     self.log = RunLog(self.run_dir, self.is_chief)
+    self.allow_new_settings = allow_new_settings
 
   @property
   def step(self):
@@ -178,7 +199,13 @@ class Trainer:
 
   def _start(self):
     """Resumes from the latest checkpoint, or warm-starts a new run; records the config the run trains."""
-    step = self.state.restore(self.run_dir.latest_checkpoint())
+    if self.is_chief:
+      for name in self.run_dir.remove_unfinished_saves():
+        print(f"removed {name}, the remains of a checkpoint save that did not finish", flush=True)
+    latest = self.run_dir.latest_checkpoint()
+    if latest and not self.allow_new_settings:
+      self._check_unchanged(latest)
+    step = self.state.restore(latest)
     if step == 0 and self.config.train.ft_init_ckpt:
       train = self.config.train
       print(f"fine-tuning from {warm_start(self.state.model, train.ft_init_ckpt, train.ft_init_ema)}", flush=True)
@@ -189,9 +216,30 @@ class Trainer:
       if self.class_names:  # so that exports carry them
         self.run_dir.write_labels(self.class_names)
 
+  def _check_unchanged(self, checkpoint):
+    changed = changed_settings(self.run_dir.read_config() or {}, self.config)
+    if changed:
+      listed = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in sorted(changed.items()))
+      raise ValueError(f"{self.run_dir} holds {os.path.basename(checkpoint)} of a run with other settings ({listed}): "
+                       "rerun with the run's settings to resume it, use another --model_dir, or pass "
+                       "--continue_with_new_settings to go on from this checkpoint with the new ones.")
+
+  def _missed_stage_eval(self, eval_between_stages):
+    """A stage's end was saved but its eval never ran (the run stopped in between)."""
+    inner_ends = {stage.end_step for stage in self.schedule.stages[:-1]}
+    return eval_between_stages and self.step in inner_ends and all(
+        result["step"] != self.step for result in self.log.evals)
+
   def train(self, eval_between_stages=False):
-    """Runs every stage from the restored step to the end; returns the eval results made on the way."""
-    self._start()
+    """Runs every stage from the restored step to the end; returns the eval results made on the way. The
+    chief holds the run dir while it trains."""
+    with self.run_dir.exclusive() if self.is_chief else contextlib.nullcontext():
+      self._start()
+      if self._missed_stage_eval(eval_between_stages):
+        self.log.evaluation(self.evaluate())
+      return self._train_stages(eval_between_stages)
+
+  def _train_stages(self, eval_between_stages):
     runtime = self.config.runtime
     saver = self.state.checkpoint_manager(self.run_dir, self.is_chief)
     with StopSignals() as stop:  # SIGTERM / SIGINT: save at the end of the current host loop, then stop

@@ -1,0 +1,82 @@
+"""Faults a long run meets, reproduced: a second run on the same folder, a save killed midway, a rerun with
+other settings, a stop between a stage's checkpoint and its eval. Nothing of a run is lost, the rerun
+resumes, and each refusal is one line with exit 2."""
+
+import json
+import subprocess
+import sys
+import time
+
+import tensorflow as tf
+
+from tests.helpers import ROOT, main_py
+
+# 12 steps of 8 images in 2 stages (steps 0-6 at 32 px, 6-12 at 40 px), one step per host loop.
+TWO_STAGES = ("model.width=0.25,model.depth=0.25,train.batch_size=8,train.base_image_size=32,train.image_size=40,"
+              "eval.image_size=40,eval.batch_size=50,data.num_train_examples=96,train.epochs=1.0,train.stages=2,"
+              "runtime.steps_per_loop=1,runtime.checkpoint_steps=6,runtime.keep_checkpoints=10")
+
+
+def _train(model_dir, data_dir, hparam_str=TWO_STAGES, *extra):
+  return main_py("--mode=train_and_eval", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
+                 f"--hparam_str={hparam_str}", *extra)
+
+
+def _rows(path):
+  return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _last_line(done):
+  return done.stderr.strip().splitlines()[-1]
+
+
+def test_a_second_run_on_the_same_folder_is_refused_and_the_first_loses_nothing(demo_records, tmp_path):
+  slow = TWO_STAGES.replace("data.num_train_examples=96", "data.num_train_examples=400")  # 50 steps
+  first = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--mode=train", f"--model_dir={tmp_path}",
+                            f"--data_dir={demo_records}", f"--hparam_str={slow}"], cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 240
+  while time.time() < deadline and not _rows(tmp_path / "history.jsonl"):
+    time.sleep(0.1)
+  second = _train(tmp_path, demo_records, slow)
+  _, first_stderr = first.communicate(timeout=600)
+  assert first.returncode == 0, first_stderr[-3000:]
+  assert second.returncode == 2 and "Traceback" not in second.stderr
+  assert _last_line(second).startswith(f"error: {tmp_path} is in use by another run (pid {first.pid} on ")
+  assert [row["step"] for row in _rows(tmp_path / "history.jsonl")] == list(range(1, 51))
+  assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-50")
+
+
+def test_the_remains_of_a_killed_save_are_removed_on_resume(demo_records, tmp_path):
+  assert _train(tmp_path, demo_records).returncode == 0
+  leftover = tmp_path / "checkpoints" / "ckpt-13_temp"  # what TensorFlow leaves when killed inside a save
+  leftover.mkdir()
+  (leftover / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"\0" * 100)
+  again = _train(tmp_path, demo_records)
+  assert again.returncode == 0 and "removed ckpt-13_temp" in again.stdout and not leftover.exists()
+
+
+def test_other_settings_on_resume_are_refused_unless_asked_for(demo_records, tmp_path):
+  assert _train(tmp_path, demo_records).returncode == 0
+  history = (tmp_path / "history.jsonl").read_bytes()
+  other = _train(tmp_path, demo_records, TWO_STAGES + ",train.batch_size=16,train.seed=3")
+  assert other.returncode == 2 and "Traceback" not in other.stderr
+  assert "holds ckpt-12 of a run with other settings (train.batch_size 8 -> 16, train.seed 0 -> 3)" in _last_line(other)
+  assert (tmp_path / "history.jsonl").read_bytes() == history
+  asked = _train(tmp_path, demo_records, TWO_STAGES + ",train.epochs=2.0", "--continue_with_new_settings")
+  assert asked.returncode == 0, asked.stderr[-3000:]
+  assert [row["step"] for row in _rows(tmp_path / "history.jsonl")][-1] == 24  # went on to the new end
+
+
+def test_a_stage_eval_lost_to_a_kill_is_made_on_resume(demo_records, tmp_path):
+  assert _train(tmp_path, demo_records).returncode == 0
+  assert [e["step"] for e in _rows(tmp_path / "eval.jsonl")] == [6, 12]
+  # The state of a run killed after stage 1's checkpoint and before its eval.
+  checkpoints = tmp_path / "checkpoints"
+  for path in checkpoints.glob("ckpt-12.*"):
+    path.unlink()
+  tf.compat.v1.train.update_checkpoint_state(str(checkpoints), str(checkpoints / "ckpt-6"))
+  (tmp_path / "eval.jsonl").write_text("")
+  resumed = _train(tmp_path, demo_records)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert [e["step"] for e in _rows(tmp_path / "eval.jsonl")] == [6, 12]
