@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 
-from absl import app, flags
+from absl import app, flags, logging
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TF's C++ info lines would break the progress bar
 
@@ -202,6 +202,7 @@ def _export(run_dir, export_dir):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines (checkpoint saver) would break the bars
   from effnetv2_tf.train.preemption import PREEMPTED_EXIT_STATUS, Preempted
   from tpu.pjrt import TPUSetupError  # TensorFlow itself loads only after the TPU set-up, in _run
   try:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import tensorflow as tf
 
 from tests.helpers import ROOT, main_py
@@ -80,3 +81,23 @@ def test_a_stage_eval_lost_to_a_kill_is_made_on_resume(demo_records, tmp_path):
   resumed = _train(tmp_path, demo_records)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert [e["step"] for e in _rows(tmp_path / "eval.jsonl")] == [6, 12]
+
+
+def test_a_diverging_run_saves_nothing_of_the_divergence_and_says_how_to_go_on(demo_records, tmp_path):
+  exploding = TWO_STAGES + ",runtime.checkpoint_steps=1,train.optimizer=momentum,train.lr_base=300.0"
+  done = _train(tmp_path, demo_records, exploding)
+  assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+  line = _last_line(done)
+  diverged_at = int(line.split("Training diverged at step ")[1].split(":")[0])
+  assert "Nothing of it was saved" in line
+  latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+  if latest:  # saved at every step while the loss was healthy: not the diverged step, nor one after a jump
+    saved_at = int(latest.rsplit("-", 1)[1])
+    assert saved_at < diverged_at and f"the last checkpoint, ckpt-{saved_at}, is from before" in line
+    assert "resume from it with a lower train.lr_base" in line
+    reader = tf.train.load_checkpoint(latest)
+    for name in reader.get_variable_to_shape_map():
+      if name.startswith("model/"):
+        assert np.isfinite(reader.get_tensor(name)).all(), name
+  else:
+    assert "no checkpoint was saved" in line

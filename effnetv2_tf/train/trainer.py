@@ -7,8 +7,8 @@ TensorBoard, JSONL, plot) and RunDir (the folder's file names).
 """
 
 import contextlib
-import math
 import os
+import sys
 import time
 
 import keras
@@ -19,6 +19,7 @@ from effnetv2_tf.data.pipeline import RecordCounts, build_dataset
 from effnetv2_tf.data.sources import TFDSSource, TFRecordSource
 from effnetv2_tf.model import get_model_spec
 from effnetv2_tf.run_dir import LABELS_FILE, RunDir, model_identity, read_labels
+from effnetv2_tf.train.divergence import LossWatch
 from effnetv2_tf.train.evaluation import Evaluator
 from effnetv2_tf.train.preemption import Preempted, StopSignals
 from effnetv2_tf.train.run_log import RunLog
@@ -242,6 +243,7 @@ class Trainer:
   def _train_stages(self, eval_between_stages):
     runtime = self.config.runtime
     saver = self.state.checkpoint_manager(self.run_dir, self.is_chief)
+    watch = LossWatch(self.config.model.num_classes, (row["loss"] for row in self.log.rows))
     with StopSignals() as stop:  # SIGTERM / SIGINT: save at the end of the current host loop, then stop
       for stage in self.schedule.stages:
         if self.step >= stage.end_step:
@@ -258,12 +260,16 @@ class Trainer:
           loss, top1 = (float(value) for value in train_loop(data, tf.constant(num_steps)))
           seconds = time.perf_counter() - started
           loop_seconds.append((num_steps, seconds))
-          if not math.isfinite(loss):
-            raise FloatingPointError(f"Loss became {loss} at step {self.step}: lower train.lr_base or enable "
-                                     "train.gradient_clip; the last good checkpoint is kept.")
+          verdict, reason = watch.check(loss)
+          if verdict == "diverged":  # nothing of this loop is saved
+            self._diverged(reason)
+          if verdict == "jump":
+            print(f"\nwarning: at step {self.step} {reason}: the run may be diverging (lower train.lr_base or "
+                  "set train.gradient_clip)", file=sys.stderr, flush=True)
           self.log.host_loop(self._row(stage, loss, top1, num_steps, seconds), stage)
           stopping = stop.received  # read once: a signal arriving after this is handled after the next loop
-          if stopping or self.step % runtime.checkpoint_steps == 0 or self.step == stage.end_step:
+          due = self.step % runtime.checkpoint_steps == 0 or self.step == stage.end_step
+          if stopping or (due and verdict == "ok"):  # weights after a loss jump wait for a healthy loop
             saver.save(checkpoint_number=self.step)
           if stopping:
             self._stop(stopping)
@@ -281,6 +287,15 @@ class Trainer:
             "images_per_second": num_steps * self.config.train.batch_size / seconds,
             "dropout": stage.dropout_rate, "randaug": stage.randaug_magnitude, "mixup": stage.mixup_alpha,
             "cutmix": stage.cutmix_alpha, "records_skipped": self.counts.skipped}
+
+  def _diverged(self, reason):
+    print(flush=True)  # end the progress bar's line
+    self.log.flush()
+    latest = self.run_dir.latest_checkpoint()
+    kept = (f"the last checkpoint, {os.path.basename(latest)}, is from before (its loss was healthy): resume from it with "
+            "a lower train.lr_base or train.gradient_clip and --continue_with_new_settings" if latest else
+            "no checkpoint was saved: start again with a lower train.lr_base or train.gradient_clip")
+    raise FloatingPointError(f"Training diverged at step {self.step}: {reason}. Nothing of it was saved; {kept}.")
 
   def _stop(self, signal_name):
     self.log.flush()

@@ -1,0 +1,37 @@
+"""Divergence: a loss that is not finite, or that has grown by orders of magnitude, must never reach a
+checkpoint, since a resume (with a lower learning rate, say) could only start from exploded weights."""
+
+import math
+import statistics
+
+# A loop loss this many times the run's lowest one, and this many times the loss of a uniform guess
+# (ln of the class count: a model that confidently predicts wrong classes), is a divergence: the weights
+# are not saved. The second bound keeps a run that had memorised its data (loss near 0) from tripping on a
+# harder stage.
+DIVERGED_RATIO = 100.0
+DIVERGED_OVER_UNIFORM = 10.0
+# A loop loss this many times the recent median is worth a loud warning.
+JUMP_RATIO = 10.0
+RECENT = 20
+
+
+class LossWatch:
+  """Judges each host loop's mean loss against the run's history of loop losses."""
+
+  def __init__(self, num_classes, losses=()):
+    self.floor = DIVERGED_OVER_UNIFORM * math.log(max(num_classes, 2))
+    self.losses = list(losses)
+
+  def check(self, loss):
+    """("ok" | "jump" | "diverged", reason); "ok" and "jump" losses join the history."""
+    if loss != loss or loss in (float("inf"), float("-inf")):
+      return "diverged", f"the loss became {loss}"
+    if self.losses:
+      lowest = min(self.losses)
+      if loss > max(DIVERGED_RATIO * lowest, self.floor):
+        return "diverged", f"the loss grew to {loss:.4g} (the run's lowest was {lowest:.4g})"
+    recent = statistics.median(self.losses[-RECENT:]) if self.losses else None
+    self.losses.append(loss)
+    if recent and loss > JUMP_RATIO * recent:
+      return "jump", f"the loss jumped to {loss:.4g}, {loss / recent:.0f}x its recent median ({recent:.4g})"
+    return "ok", ""

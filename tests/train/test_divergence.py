@@ -1,0 +1,20 @@
+import math
+
+from effnetv2_tf.train.divergence import LossWatch
+
+
+def test_a_loss_grown_by_orders_of_magnitude_is_a_divergence_and_a_jump_a_warning():
+  watch = LossWatch(num_classes=5, losses=[1.6, 1.4, 1.2, 1.1])
+  assert watch.check(1.0) == ("ok", "")
+  verdict, reason = watch.check(13.0)
+  assert verdict == "jump" and "11x its recent median" in reason
+  verdict, reason = watch.check(1765.0)
+  assert verdict == "diverged" and "grew to 1765 (the run's lowest was 1)" in reason
+  assert watch.check(float("nan"))[0] == watch.check(float("inf"))[0] == "diverged"
+  assert 1765.0 not in watch.losses and math.inf not in watch.losses  # a divergence is not history
+
+
+def test_a_run_that_memorised_its_data_may_bounce_back_to_ordinary_losses():
+  watch = LossWatch(num_classes=5, losses=[0.001] * 10)
+  assert watch.check(2.0)[0] == "jump"  # 2000x its lowest, yet below 10x ln(5) = 16.1
+  assert watch.check(17.0)[0] == "diverged"
