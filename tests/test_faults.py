@@ -101,3 +101,14 @@ def test_a_diverging_run_saves_nothing_of_the_divergence_and_says_how_to_go_on(d
         assert np.isfinite(reader.get_tensor(name)).all(), name
   else:
     assert "no checkpoint was saved" in line
+
+
+def test_broken_data_stops_training_with_one_line(demo_records, tmp_path):
+  data = tmp_path / "data"
+  data.mkdir()
+  for path in demo_records.glob("val-*"):
+    (data / path.name).symlink_to(path)
+  (data / "train-00000-of-00001").write_bytes(b"this is not a TFRecord file at all, but some text")
+  done = _train(tmp_path / "run", data)
+  assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+  assert _last_line(done) == f"error: No record of {data / 'train-*'} could be read (are they TFRecord files?)."

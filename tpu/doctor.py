@@ -122,29 +122,27 @@ def check_choices(report, runtime, config):
 def check_data(report, config, data_dir):
   """The train and eval files exist and hold records (the first train file's count as a sample)."""
   import tensorflow as tf
-  from effnetv2_tf.data.sources import TFRecordSource
-  from effnetv2_tf.train.trainer import data_sources
-  try:
-    sources = data_sources(config, data_dir)
-  except (ValueError, FileNotFoundError) as error:
-    report.problem("data", str(error).split(":")[0], "pass --data_dir=FOLDER of TFRecords (or data.source=tfds)")
-    return
-  if not isinstance(sources[0], TFRecordSource):
+  from effnetv2_tf.train.trainer import eval_source, train_source
+  if config.data.source == "tfds":
     report.info("data", f"TFDS {config.data.tfds_name} in {data_dir} (read when training starts)")
+    return
+  if not data_dir:
+    report.problem("data", "no --data_dir given", "pass --data_dir=FOLDER of TFRecords (or data.source=tfds)")
     return
   if not tf.io.gfile.isdir(data_dir):
     report.problem("data", f"{data_dir} is not a readable folder", "check the path (and gs:// credentials)")
     return
-  for split, source in zip(("train", "eval"), sources):
+  for split, make_source, pattern in (("train", train_source, config.data.train_files),
+                                      ("eval", eval_source, config.data.eval_files)):
     try:
-      files = source.files()
-    except (FileNotFoundError, tf.errors.OpError):
-      report.problem("data", f"no {split} files match {source.file_pattern}",
+      files = make_source(config, data_dir).files()
+    except (ValueError, FileNotFoundError, tf.errors.OpError):
+      report.problem("data", f"no {split} files match {os.path.join(data_dir, pattern)}",
                      f"convert your photos (python -m effnetv2_tf.data.convert) or set data.{split}_files")
       continue
     count = sum(1 for _ in tf.data.TFRecordDataset(files[0]).take(100_000))
-    report.info("data", f"{split}: {len(files)} file(s) matching {os.path.basename(source.file_pattern)}, "
-                f"{count:,} records in {os.path.basename(files[0])}")
+    report.info("data", f"{split}: {len(files)} file(s) matching {pattern}, {count:,} records in "
+                f"{os.path.basename(files[0])}")
 
 
 def check_model_dir(report, model_dir):

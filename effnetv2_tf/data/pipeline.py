@@ -3,8 +3,9 @@
 build_dataset(source, image_size=..., augment=..., mixup_alpha=..., ...) gives batches of
 (images, one-hot labels) at the stage's size and regularization. Records whose image does not decode
 are skipped and counted (RecordCounts): bytes that are not a JPEG/PNG/GIF/BMP are filtered out, and a
-truncated JPEG decodes with grey where data is missing. A label outside [0, num_classes) stops with an
-error naming the file.
+truncated JPEG decodes with grey where data is missing. A label outside [0, num_classes), or
+UNDECODABLE_IN_A_ROW records in a row without an image, stop with an error naming the file; data_error()
+turns the errors the data can raise while iterating into one clear ValueError.
 """
 
 import tensorflow as tf
@@ -13,12 +14,19 @@ from effnetv2_tf.data import mixing, preprocessing
 from effnetv2_tf.data.sources import TFRecordSource
 
 
+# Records in a row whose bytes are not an image before the data counts as broken (a data set in which
+# nothing decodes would otherwise be filtered forever, silently).
+UNDECODABLE_IN_A_ROW = 1000
+DATA_ERROR = "data error: "  # starts the messages of the pipeline's own checks
+
+
 class RecordCounts:
   """How many records this process skipped because their bytes are not an image."""
 
   def __init__(self):
     with tf.device("/cpu:0"):
       self.skipped_records = tf.Variable(0, dtype=tf.int64, trainable=False, name="records_skipped")
+      self.skipped_in_a_row = tf.Variable(0, dtype=tf.int64, trainable=False, name="records_skipped_in_a_row")
 
   @property
   def skipped(self):
@@ -28,18 +36,39 @@ class RecordCounts:
 def _decodable(counts):
   def keep(image, label, origin):
     def skip():
-      with tf.control_dependencies([counts.skipped_records.assign_add(1)]):
+      in_a_row = counts.skipped_in_a_row.assign_add(1)
+      with tf.control_dependencies([counts.skipped_records.assign_add(1), tf.debugging.Assert(
+          in_a_row < UNDECODABLE_IN_A_ROW, [DATA_ERROR, in_a_row, "records in a row hold no image that decodes "
+                                            "(the last in", origin, "): check the data"], summarize=1)]):
         return tf.constant(False)
-    return tf.cond(preprocessing.is_decodable(image), lambda: tf.constant(True), skip)
+
+    def found():
+      with tf.control_dependencies([counts.skipped_in_a_row.assign(0)]):
+        return tf.constant(True)
+    return tf.cond(preprocessing.is_decodable(image), found, skip)
   return keep
+
+
+def data_error(error, source):
+  """A one-line ValueError for an error the data raised while `source` was read, or None when `error` is
+  not about the data."""
+  message = getattr(error, "message", str(error))
+  if DATA_ERROR in message:
+    detail = message[message.index(DATA_ERROR) + len(DATA_ERROR):].split("\n")[0]
+    line = " ".join(detail.replace("] [", " ").strip("[] ").split())  # the Assert's pieces, joined
+    return ValueError(line.replace(" :", ":").replace(" )", ")").replace("( ", "("))
+  if "is required but could not be found" in message:
+    return ValueError(f"The records of {source} lack the features an image classifier reads (image/encoded, "
+                      "image/class/label): convert image folders with `python -m effnetv2_tf.data.convert`.")
+  return None
 
 
 def _check_label(num_classes):
   def check(image, label, origin):
     in_range = (label >= 0) & (label < num_classes)
     with tf.control_dependencies([tf.debugging.Assert(in_range, [
-        "Label out of range in", origin, ": label", label, "is not in [0,", num_classes,
-        "). Check num_classes and the label offset (ImageNet-layout records are 1-based)."])]):
+        DATA_ERROR, "label out of range in", origin, ": label", label, "is not in [0,", num_classes,
+        "). Check model.num_classes and data.label_offset (ImageNet-layout records are 1-based)."])]):
       return tf.identity(image), tf.one_hot(label, num_classes)
   return check
 
@@ -58,6 +87,14 @@ def _training_examples(source, input_context, seed, shuffle_buffer, cache, count
   shuffles_files = isinstance(source, TFRecordSource) and not cache
   if shuffles_files:
     source.files()  # a pattern matching nothing fails here, in one line, not inside the epoch function
+  # Unreadable files end early (a damaged shard must not stop a run), so a source of nothing but such files
+  # would give empty epochs forever: make sure there is a record at all.
+  try:
+    readable = bool(list(source.examples(input_context).take(1)))
+  except tf.errors.InvalidArgumentError as error:  # e.g. records of another layout
+    raise (data_error(error, source) or error) from None
+  if not readable:
+    raise ValueError(f"No record of {source} could be read (are they TFRecord files?).")
   fixed = None if shuffles_files else source.examples(input_context)
   if cache:
     fixed = fixed.cache()

@@ -31,6 +31,9 @@ class TFRecordSource:
   file_pattern: str | tuple[str, ...]
   label_offset: int = 1
 
+  def __str__(self):
+    return str(self.file_pattern)
+
   def files(self):
     patterns = [self.file_pattern] if isinstance(self.file_pattern, str) else list(self.file_pattern)
     files = sorted({f for pattern in patterns for f in tf.io.gfile.glob(pattern)})
@@ -79,6 +82,9 @@ class TFDSSource:
   name: str
   split: str
   data_dir: str | None = None
+
+  def __str__(self):
+    return f"tfds:{self.name}/{self.split}"
 
   def examples(self, input_context=None, seed=None, shuffle=False):
     import tensorflow_datasets as tfds  # only TFDS users pay for the import

@@ -6,7 +6,7 @@ example counts exactly once on any number of replicas and XLA sees one shape.
 
 import tensorflow as tf
 
-from effnetv2_tf.data.pipeline import build_dataset
+from effnetv2_tf.data.pipeline import build_dataset, data_error
 
 
 class Evaluator:
@@ -64,6 +64,15 @@ class Evaluator:
 
     return eval_step
 
+  def _next_counts(self, iterator):
+    try:
+      return tuple(float(value) for value in self._step(iterator))
+    except tf.errors.InvalidArgumentError as error:
+      explained = data_error(error, self.source)
+      if explained is None:
+        raise
+      raise explained from None
+
   def evaluate(self, step, use_ema=True):
     """{"step", "top1", "top5", "examples", "ema"} of one pass over the eval split."""
     iterator = iter(self._dataset())
@@ -71,7 +80,7 @@ class Evaluator:
 
     def run():
       while True:
-        top1, top5, examples = (float(value) for value in self._step(iterator))
+        top1, top5, examples = self._next_counts(iterator)
         if examples == 0:  # only padding left on every replica
           break
         totals[0] += top1
@@ -83,6 +92,8 @@ class Evaluator:
         run()
     else:
       run()
-    count = max(totals[2], 1.0)
+    if totals[2] == 0:
+      raise ValueError(f"No eval example of {self.source} could be read: check data.eval_files and the files.")
+    count = totals[2]
     return {"step": step, "top1": totals[0] / count, "top5": totals[1] / count, "examples": int(totals[2]),
             "ema": use_ema}

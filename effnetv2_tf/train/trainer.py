@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 import yaml
 
-from effnetv2_tf.data.pipeline import RecordCounts, build_dataset
+from effnetv2_tf.data.pipeline import RecordCounts, build_dataset, data_error
 from effnetv2_tf.data.sources import TFDSSource, TFRecordSource
 from effnetv2_tf.model import get_model_spec
 from effnetv2_tf.run_dir import LABELS_FILE, RunDir, model_identity, read_labels
@@ -257,7 +257,7 @@ class Trainer:
           next_save = (self.step // runtime.checkpoint_steps + 1) * runtime.checkpoint_steps
           num_steps = min(runtime.steps_per_loop, stage.end_step - self.step, next_save - self.step)
           started = time.perf_counter()
-          loss, top1 = (float(value) for value in train_loop(data, tf.constant(num_steps)))
+          loss, top1 = self._run_loop(train_loop, data, num_steps)
           seconds = time.perf_counter() - started
           loop_seconds.append((num_steps, seconds))
           verdict, reason = watch.check(loss)
@@ -280,6 +280,16 @@ class Trainer:
         if stop.received:  # during the eval: the stage's end is saved already
           self._stop(stop.received)
     return self.log.evals
+
+  def _run_loop(self, train_loop, data, num_steps):
+    """(mean loss, top-1) of one host loop; an error the data raised is one clear line."""
+    try:
+      return tuple(float(value) for value in train_loop(data, tf.constant(num_steps)))
+    except tf.errors.InvalidArgumentError as error:
+      explained = data_error(error, self.train_source)
+      if explained is None:
+        raise
+      raise explained from None
 
   def _row(self, stage, loss, top1, num_steps, seconds):
     return {"step": self.step, "stage": stage.index, "image_size": stage.image_size, "loss": loss,

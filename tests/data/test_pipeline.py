@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from effnetv2_tf.data.pipeline import RecordCounts, build_dataset
+from effnetv2_tf.data.pipeline import RecordCounts, build_dataset, data_error
 from effnetv2_tf.data.sources import TFRecordSource
 
 COMMON = {"num_classes": 5, "normalization": "center_128"}
@@ -144,8 +144,43 @@ def test_a_label_out_of_range_names_the_file(tmp_path):
   _write_records(tmp_path / "bad-labels.tfrecord", [(_jpeg(10), 1), (_jpeg(20), 9)])
   dataset = build_dataset(TFRecordSource(str(tmp_path / "*.tfrecord")), is_training=False, image_size=32,
                           batch_size=2, num_classes=3, normalization="center_128")
-  with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)Label out of range in.*bad-labels.tfrecord"):
+  with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)label out of range in.*bad-labels.tfrecord") as raised:
     list(dataset)
+  line = str(data_error(raised.value, "the eval files"))
+  assert line.startswith("label out of range in ") and "bad-labels.tfrecord" in line and "\n" not in line
+  assert "bad-labels.tfrecord: label 8 is not in [0, 3). Check model.num_classes" in line  # 9, 1-based
+
+
+def test_a_stream_of_records_without_an_image_stops_with_one_line_instead_of_hanging(tmp_path, monkeypatch):
+  from effnetv2_tf.data import pipeline
+  monkeypatch.setattr(pipeline, "UNDECODABLE_IN_A_ROW", 20)
+  _write_records(tmp_path / "text.tfrecord", [(b"not an image %d" % i, 1) for i in range(30)])
+  dataset = build_dataset(TFRecordSource(str(tmp_path / "*.tfrecord")), is_training=True, image_size=32,
+                          batch_size=2, num_classes=3, normalization="center_128", seed=1)
+  with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+    next(iter(dataset))
+  line = str(data_error(raised.value, "the train files"))
+  assert line.startswith("20 records in a row hold no image that decodes (the last in ") and "text.tfrecord" in line
+
+
+@pytest.mark.parametrize("content", [b"this is not a TFRecord file at all, but some text", b"tiny"])
+def test_files_that_are_not_tfrecords_are_named_as_such(tmp_path, content):
+  """Unreadable files end early (a damaged shard must not stop a run); a source of nothing else is an error
+  when the dataset is built, not an endless stream of empty epochs."""
+  (tmp_path / "train-00000").write_bytes(content)
+  with pytest.raises(ValueError, match=r"No record of .*train-\* could be read \(are they TFRecord files\?\)"):
+    build_dataset(TFRecordSource(str(tmp_path / "train-*")), is_training=True, image_size=32, batch_size=2,
+                  num_classes=3, normalization="center_128", seed=1)
+
+
+def test_records_without_the_expected_features_say_what_is_expected(tmp_path):
+  with tf.io.TFRecordWriter(str(tmp_path / "train-00000")) as writer:
+    writer.write(tf.train.Example(features=tf.train.Features(feature={
+        "pixels": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"x"]))})).SerializeToString())
+  with pytest.raises(ValueError, match=r"train-\* lack the features an image classifier reads \(image/encoded, "
+                     r"image/class/label\): convert image folders with"):
+    build_dataset(TFRecordSource(str(tmp_path / "train-*")), is_training=True, image_size=32, batch_size=1,
+                  num_classes=3, normalization="center_128", seed=1)
 
 
 def test_no_matching_files_is_a_clear_error(tmp_path):

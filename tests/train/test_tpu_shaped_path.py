@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.helpers import (NO_XLA_ON_THIS_CPU, ROOT, TPU_BUILD, checkpoint_weights, result_of, run_trainer,
+from tests.helpers import (NO_XLA_ON_THIS_CPU, ROOT, TPU_BUILD, checkpoint_weights, run_trainer,
                            trainer_command)
 
 # 20 steps of 8 images: stage 1 steps 0-10 at 32 px, stage 2 steps 10-20 at 40 px, 2 steps per host loop.
