@@ -3,7 +3,8 @@
   python main.py                                   # the demo: a small model on shipped flower photos
   python main.py --hparams=imagenet-s --data_dir=gs://bucket/imagenet --model_dir=gs://bucket/runs/s \
       --use_tpu --tpu=my-tpu --zone=us-central2-b --project=my-project
-  python main.py --mode=eval --hparams=imagenet-s --data_dir=... --model_dir=...
+  python main.py --mode=eval --model_dir=runs/mine --data_dir=my_records    # reads the run's config.yaml
+  python main.py --mode=export --model_dir=runs/mine --export_dir=export/mine
   python main.py --hparams=cifar10-ft --hparam_str="train.batch_size=64" --data_dir=~/tensorflow_datasets
 """
 

@@ -5,7 +5,7 @@
 By default the class names are the export's own (its assets/labels.txt), else class numbers; --labels is
 imagenet1k or imagenet21k (shipped, see effnetv2_tf/labels/README.md) or a file with one class name per
 line (the converter's labels.txt; `synset<TAB>names` lines work too). A file that does not decode
-is reported and the rest are still predicted.
+is reported with the reason (not an image, damaged) and the rest are still predicted.
 """
 
 import argparse
@@ -39,7 +39,7 @@ def image_files(paths):
   files = []
   for path in map(pathlib.Path, paths):
     if path.is_dir():
-      files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+      files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     elif path.exists():
       files.append(path)
     else:
@@ -64,8 +64,22 @@ def predict(classification_dir, files, top_k=5):
       for file in batch:
         try:
           yield file, run([file])[0]
-        except tf.errors.InvalidArgumentError as error:
-          yield file, f"cannot decode ({error.message.splitlines()[0][:120]})"
+        except tf.errors.InvalidArgumentError:
+          yield file, why_unreadable(file.read_bytes())
+
+
+# How each format the serving signature decodes starts.
+_SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"BM": "BMP"}
+
+
+def why_unreadable(data):
+  """Why bytes that the serving signature refused are not a usable image, in a few words."""
+  if not data:
+    return "empty file"
+  kind = next((name for magic, name in _SIGNATURES.items() if data.startswith(magic)), None)
+  if kind is None:
+    return "not an image (neither JPEG, PNG, GIF nor BMP)"
+  return f"a damaged or truncated {kind} ({len(data):,} bytes)"
 
 
 def _exported_labels(classification_dir):
@@ -86,6 +100,9 @@ def main(argv=None):
   parser.add_argument("--top_k", type=int, default=5)
   args = parser.parse_args(argv)
   try:
+    if not tf.saved_model.contains_saved_model(args.model):
+      raise FileNotFoundError(f"{args.model} is not a SavedModel: give an export's classification folder "
+                              "(python main.py --mode=export writes one).")
     names = args.labels or _exported_labels(args.model)
     labels = load_labels(names) if names else None
     files = image_files(args.images)

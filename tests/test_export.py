@@ -91,9 +91,38 @@ def test_predict_names_the_top_classes_and_reports_a_corrupt_file(exported, tmp_
   lines = done.stdout.strip().splitlines()
   assert len(lines) == 3 and all(line.count("(") == 3 for line in lines)
   assert all(any(name in line for name in ("daisy", "dandelion", "rose", "sunflower")) for line in lines)
-  assert "broken.jpg: cannot decode" in done.stderr and "3 predicted, 1 could not be read" in done.stderr
+  assert "broken.jpg: not an image (neither JPEG, PNG, GIF nor BMP)" in done.stderr
+  assert "3 predicted, 1 could not be read" in done.stderr
   names = load_labels("imagenet1k")
   assert len(names) == 1000 and names[0].startswith("tench") and len(load_labels("imagenet21k")) == 21_842
+
+
+def test_predict_says_why_a_file_is_unusable_and_predicts_tiny_images(exported, tmp_path):
+  from PIL import Image
+  _, _, paths = exported
+  photos = tmp_path / "photos"
+  photos.mkdir()
+  for fmt in ("JPEG", "PNG"):  # valid 1x1 images are images
+    Image.new("RGB", (1, 1), (200, 30, 30)).save(photos / f"one_pixel.{fmt.lower()}", fmt)
+  real = next((ROOT / "effnetv2_tf" / "demo_data" / "val" / "rose").glob("*.jpg")).read_bytes()
+  (photos / "cut.jpg").write_bytes(real[:400])  # the header and a few rows
+  (photos / "notes.png").write_text("a text file with an image's name")
+  (photos / "empty.gif").write_bytes(b"")
+  (photos / "folder.jpg").mkdir()  # not a file: not an input
+  done = subprocess.run([sys.executable, "-m", "effnetv2_tf.predict", paths["classification"], str(photos)],
+                        capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+  predicted = {line.split(": ")[0].rsplit("/", 1)[-1] for line in done.stdout.strip().splitlines()}
+  assert {"one_pixel.jpeg", "one_pixel.png"} <= predicted and "folder.jpg" not in done.stdout + done.stderr
+  assert "notes.png: not an image (neither JPEG, PNG, GIF nor BMP)" in done.stderr
+  assert "empty.gif: empty file" in done.stderr
+  assert "cut.jpg: a damaged or truncated JPEG (400 bytes)" in done.stderr  # below the recoverable fraction
+
+  not_a_model = subprocess.run([sys.executable, "-m", "effnetv2_tf.predict", str(photos), str(photos)],
+                               capture_output=True, text=True, timeout=300)
+  assert not_a_model.returncode == 2 and "Traceback" not in not_a_model.stderr
+  assert not_a_model.stderr.strip().splitlines()[-1] == f"error: {photos} is not a SavedModel: give an export's classification " \
+                                       "folder (python main.py --mode=export writes one)."
 
 
 @pytest.mark.parametrize("mode", ["float32", "dynamic-int8"])

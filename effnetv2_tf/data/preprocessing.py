@@ -78,6 +78,7 @@ def center_crop_window(image_shape, image_size):
     return tf.constant(0), tf.constant(0), height, width
   side = tf.cast(image_size / (image_size + CROP_PADDING) * tf.cast(tf.minimum(height, width), tf.float64),
                  tf.int32)
+  side = tf.maximum(side, 1)  # a tiny image (1 px) is upsampled, not cropped to nothing
   return ((height - side) + 1) // 2, ((width - side) + 1) // 2, side, side
 
 
