@@ -18,24 +18,51 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 LABELS_FILE = "labels.txt"
 
 
+class LayoutError(ValueError):
+  """The image folder or the output folder is not what the converter can use unambiguously."""
+
+
+def _images_in(folder):
+  return sorted(path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _subfolders(folder):
+  return sorted(path for path in folder.iterdir() if path.is_dir())
+
+
 def find_splits(src):
-  """{split: [(path, class_name), ...]} for SRC/SPLIT/CLASS/image; a bare SRC/CLASS/image is split 'train'."""
+  """({split: [(path, class_name), ...]}, [empty class folders]) for SRC/SPLIT/CLASS/image, or for
+  SRC/CLASS/image (split 'train'). Images beside the class folders make the layout ambiguous: refused."""
   src = pathlib.Path(src)
   if not src.is_dir():
     raise FileNotFoundError(f"Image folder {src} does not exist.")
-
-  def images_by_class(folder):
-    return [(path, class_dir.name) for class_dir in sorted(p for p in folder.iterdir() if p.is_dir())
-            for path in sorted(class_dir.iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES]
-
-  top_level_images = images_by_class(src)
-  if top_level_images:
-    return {"train": top_level_images}
-  splits = {split.name: images_by_class(split) for split in sorted(p for p in src.iterdir() if p.is_dir())}
-  splits = {name: images for name, images in splits.items() if images}
+  # SPLIT/CLASS when some folder below SRC holds class folders of images, else CLASS.
+  nested = any(_images_in(class_dir) for split in _subfolders(src) for class_dir in _subfolders(split))
+  layout = {split.name: split for split in _subfolders(src)} if nested else {"train": src}
+  strays = _images_in(src) + [image for folder in layout.values() if nested for image in _images_in(folder)]
+  if strays:
+    shown = ", ".join(str(path.relative_to(src)) for path in strays[:5]) + (" ..." if len(strays) > 5 else "")
+    raise LayoutError(f"{src}: {len(strays)} image(s) outside a class folder ({shown}): expected "
+                      f"{'SPLIT/CLASS/image' if nested else 'CLASS/image'}; move or remove them.")
+  splits, empty = {}, []
+  for split, folder in layout.items():
+    images = []
+    for class_dir in _subfolders(folder):
+      found = _images_in(class_dir)
+      if not found:
+        empty.append(str(class_dir.relative_to(src)))
+      images += [(path, class_dir.name) for path in found]
+    if images:
+      splits[split] = images
   if not splits:
     raise FileNotFoundError(f"No images found in {src}: expected SPLIT/CLASS/*.jpg (or CLASS/*.jpg).")
-  return splits
+  return splits, empty
+
+
+def _earlier_output(out):
+  """The files of an earlier conversion in `out`: its shards and labels.txt."""
+  return sorted(path for path in out.glob("*-*-of-*.tfrecord") if path.is_file()) + (
+      [out / LABELS_FILE] if (out / LABELS_FILE).is_file() else [])
 
 
 def _jpeg_bytes(path, tf):
@@ -64,16 +91,26 @@ def _progress(split, done, total):
   sys.stderr.flush()
 
 
-def convert(src, out, shards=8, seed=0):
-  """Converts the folder; returns {"classes": [...], "written": {split: n}, "skipped": [paths]}."""
-  import tensorflow as tf
-  splits = find_splits(src)
+def convert(src, out, shards=8, seed=0, overwrite=False):
+  """Converts the folder; returns {"classes": [...], "written": {split: n}, "skipped": [paths],
+  "empty_classes": [folders], "replaced": n}. An output folder holding an earlier conversion is refused
+  (its shards would mix with the new ones) unless `overwrite`, which deletes those files first."""
+  splits, empty = find_splits(src)
   classes = sorted({name for images in splits.values() for _, name in images})
   label_of = {name: index for index, name in enumerate(classes)}
   out = pathlib.Path(out)
+  if out.exists() and not out.is_dir():
+    raise LayoutError(f"Output {out} is a file: give a folder.")
+  earlier = _earlier_output(out) if out.is_dir() else []
+  if earlier and not overwrite:
+    raise LayoutError(f"{out} holds an earlier conversion ({len(earlier)} files, e.g. {earlier[0].name}): use an "
+                      "empty folder, or pass --overwrite to replace it.")
+  import tensorflow as tf  # after the checks: a refusal is quick and quiet
+  for path in earlier:
+    path.unlink()
   out.mkdir(parents=True, exist_ok=True)
   (out / LABELS_FILE).write_text("".join(f"{name}\n" for name in classes))
-  summary = {"classes": classes, "written": {}, "skipped": []}
+  summary = {"classes": classes, "written": {}, "skipped": [], "empty_classes": empty, "replaced": len(earlier)}
   for split, images in splits.items():
     images = list(images)
     random.Random(seed).shuffle(images)  # mixes classes across shards, the same way every time
@@ -101,12 +138,17 @@ def main(argv=None):
   parser.add_argument("src", help="image folder: SRC/SPLIT/CLASS/*.jpg")
   parser.add_argument("out", help="output folder for the TFRecords and labels.txt")
   parser.add_argument("--shards", type=int, default=8, help="shards per split (default 8)")
+  parser.add_argument("--overwrite", action="store_true", help="replace an earlier conversion in OUT")
   args = parser.parse_args(argv)
   try:
-    summary = convert(args.src, args.out, args.shards)
-  except FileNotFoundError as error:
+    summary = convert(args.src, args.out, args.shards, overwrite=args.overwrite)
+  except (FileNotFoundError, LayoutError) as error:
     parser.exit(2, f"error: {error}\n")
+  if summary["replaced"]:
+    print(f"replaced an earlier conversion ({summary['replaced']} files)")
   print(f"{len(summary['classes'])} classes -> {pathlib.Path(args.out) / LABELS_FILE}")
+  for folder in summary["empty_classes"]:
+    print(f"  warning: {folder} holds no image and was left out")
   for split, count in summary["written"].items():
     print(f"  {split}: {count} images")
   print(f"  skipped (not decodable): {len(summary['skipped'])}")

@@ -52,3 +52,45 @@ def test_command_line_reports_and_fails_clearly(flower_folder, tmp_path):
   missing = subprocess.run([sys.executable, "-m", "effnetv2_tf.data.convert", str(tmp_path / "nope"),
                             str(tmp_path / "o")], capture_output=True, text=True)
   assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def _image(path):
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_bytes(tf.io.encode_jpeg(np.full((8, 8, 3), 100, np.uint8)).numpy())
+
+
+def _convert(*args):
+  return subprocess.run([sys.executable, "-m", "effnetv2_tf.data.convert", *map(str, args)], capture_output=True,
+                        text=True, timeout=120)
+
+
+def test_converting_into_an_earlier_conversion_is_refused_or_replaced_never_mixed(tmp_path):
+  for name in ("a", "b", "c"):
+    _image(tmp_path / "src" / "train" / "cat" / f"{name}.jpg")
+    _image(tmp_path / "src" / "train" / "dog" / f"{name}.jpg")
+  assert _convert(tmp_path / "src", tmp_path / "out", "--shards", "4").returncode == 0
+  before = sorted(p.name for p in (tmp_path / "out").iterdir())
+  again = _convert(tmp_path / "src", tmp_path / "out", "--shards", "2")
+  assert again.returncode == 2 and again.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'out'} holds an earlier conversion (5 files")
+  assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before
+  replaced = _convert(tmp_path / "src", tmp_path / "out", "--shards", "2", "--overwrite")
+  assert replaced.returncode == 0 and "replaced an earlier conversion (5 files)" in replaced.stdout
+  records = sum(1 for _ in TFRecordSource(str(tmp_path / "out" / "train-*")).examples())
+  assert records == 6 and len(list((tmp_path / "out").glob("*.tfrecord"))) == 2
+
+
+def test_a_stray_image_beside_class_folders_is_refused_and_empty_classes_are_reported(tmp_path):
+  _image(tmp_path / "src" / "train" / "cat" / "a.jpg")
+  _image(tmp_path / "src" / "val" / "cat" / "b.jpg")
+  _image(tmp_path / "src" / "train" / "stray.jpg")
+  done = _convert(tmp_path / "src", tmp_path / "out")
+  assert done.returncode == 2 and not (tmp_path / "out").exists()
+  assert done.stderr.strip().splitlines()[-1] == (f"error: {tmp_path / 'src'}: 1 image(s) outside a class folder (train/stray.jpg): "
+                                 "expected SPLIT/CLASS/image; move or remove them.")
+  (tmp_path / "src" / "train" / "stray.jpg").unlink()
+  (tmp_path / "src" / "train" / "dog").mkdir()
+  done = _convert(tmp_path / "src", tmp_path / "out")
+  assert done.returncode == 0 and "warning: train/dog holds no image and was left out" in done.stdout
+  assert (tmp_path / "out" / "labels.txt").read_text() == "cat\n"
+  (tmp_path / "file").write_text("x")
+  assert "Output " in _convert(tmp_path / "src", tmp_path / "file").stderr
