@@ -57,7 +57,7 @@ def _demo_records(model_dir):
   local = "://" not in model_dir
   records = pathlib.Path(model_dir if local else tempfile.gettempdir()) / DEMO_RECORDS
   if not list(records.glob("train-*")):
-    convert(DEMO_DATA, records, shards=4)
+    convert(DEMO_DATA, records, shards=4, overwrite=True)  # our own folder: a killed conversion is redone
   return str(records)
 
 
