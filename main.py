@@ -127,9 +127,20 @@ def _run():
     _train(run_dir, runtime)
 
 
+def _scale_like_source(config):
+  """Fine-tuning from one of our runs: its width and depth, where the config leaves them unset."""
+  from effnetv2_tf.train.warm_start import source_run_model
+  source = source_run_model(config.train.ft_init_ckpt) if config.train.ft_init_ckpt else None
+  for key in ("width", "depth"):
+    if source and config.model[key] is None and source.get(key) is not None:
+      config.model[key] = source[key]
+      print(f"model.{key} {source[key]}, as in {config.train.ft_init_ckpt}", flush=True)
+
+
 def _train(run_dir, runtime):
   from effnetv2_tf.train.trainer import Trainer
   config = _config()
+  _scale_like_source(config)
   data_dir = FLAGS.data_dir
   if data_dir is None and FLAGS.hparams == "demo":
     data_dir = _demo_records(run_dir.path)

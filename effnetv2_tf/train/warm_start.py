@@ -10,7 +10,7 @@ import os
 import tensorflow as tf
 
 from effnetv2_tf.model import model_from_config
-from effnetv2_tf.run_dir import RunDir
+from effnetv2_tf.run_dir import CHECKPOINT_DIR, RunDir
 from effnetv2_tf.train.ema import ExponentialMovingAverage, averaged_variables
 from effnetv2_tf.weights.official import CheckpointError, load_official_checkpoint
 
@@ -18,7 +18,9 @@ from effnetv2_tf.weights.official import CheckpointError, load_official_checkpoi
 def _our_run(path):
   """(checkpoint prefix, model config) when `path` is one of our run dirs (or a checkpoint in one)."""
   is_prefix = tf.io.gfile.exists(f"{path}.index")
-  run_dir = RunDir(os.path.dirname(os.path.dirname(path.rstrip("/"))) if is_prefix else path)
+  if is_prefix and os.path.basename(os.path.dirname(path)) != CHECKPOINT_DIR:
+    return None  # a checkpoint outside a run's checkpoints/ folder: an official one
+  run_dir = RunDir(os.path.dirname(os.path.dirname(path)) if is_prefix else path)
   config = run_dir.read_config()
   if config is None:
     return None
@@ -26,6 +28,13 @@ def _our_run(path):
   if not prefix:
     raise CheckpointError(f"{run_dir} has no checkpoint to start from.")
   return prefix, config["model"]
+
+
+def source_run_model(path):
+  """The model section of the run `path` belongs to (a run dir or a checkpoint in one), or None when
+  `path` is not one of our runs (e.g. an official checkpoint)."""
+  run = _our_run(path.rstrip("/"))
+  return run[1] if run else None
 
 
 def load_run_model(prefix, model_config, use_ema=True):
@@ -71,7 +80,7 @@ def _copy_from_our_run(model, prefix, source_config, use_ema):
 def warm_start(model, path, use_ema=True):
   """Loads `path` (official checkpoint, our model_dir or one of its checkpoints) into `model`; returns a
   one-line description of what was loaded."""
-  run = _our_run(path)
+  run = _our_run(path.rstrip("/"))
   if run:
     return _copy_from_our_run(model, *run, use_ema)
   return str(load_official_checkpoint(model, path, use_ema=use_ema, replace_mismatched_classifier=True))

@@ -73,3 +73,18 @@ def test_a_run_of_another_model_is_refused(tmp_path):
   with pytest.raises(CheckpointError, match="is a efficientnetv2-s checkpoint; fine-tuning efficientnetv2-b0"):
     warm_start(create_model("efficientnetv2-b0", width=0.25, depth=0.25, num_classes=3),
                str(tmp_path / "checkpoints" / "ckpt-1"))
+
+
+def test_fine_tuning_from_our_run_takes_its_width_and_depth(finished_run, demo_records, tmp_path):
+  from tests.helpers import main_py
+  hparam_str = ("model.num_classes=5,model.bn_epsilon=0.5,data.eval_files=val-*,data.num_train_examples=16,"
+                "train.batch_size=8,train.epochs=1.0,train.stages=1,train.base_image_size=32,train.image_size=40,"
+                f"eval.image_size=40,eval.batch_size=50,train.ft_init_ckpt={finished_run}/")
+  done = main_py("--mode=train", "--hparams=imagenet-b0", f"--model_dir={tmp_path}", f"--data_dir={demo_records}",
+                 f"--hparam_str={hparam_str}")
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert f"model.width 0.25, as in {finished_run}/" in done.stdout and "model.depth 0.25, as in" in done.stdout
+  assert "our checkpoint, EMA weights" in done.stdout and "efficientnetv2-b0 (width 0.25, depth 0.25)" in done.stdout
+  import yaml
+  model = yaml.safe_load((tmp_path / "config.yaml").read_text())["model"]
+  assert (model["width"], model["depth"]) == (0.25, 0.25)
