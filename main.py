@@ -48,7 +48,8 @@ flags.DEFINE_enum("tflite", None, ["float32", "dynamic-int8"], "With --mode=expo
 FLAGS = flags.FLAGS
 
 DEMO_DATA = pathlib.Path(__file__).resolve().parent / "effnetv2_tf" / "demo_data"
-DEMO_RECORDS = "demo_records"  # the demo's photos as TFRecords, inside its (local) model_dir
+DEMO_RECORDS = "demo_records"
+NO_SPACE = "No space left on device"  # what a full disk says, through Python or TensorFlow  # the demo's photos as TFRecords, inside its (local) model_dir
 
 
 def _demo_records(model_dir):
@@ -224,6 +225,13 @@ def main(argv):
     sys.exit(PREEMPTED_EXIT_STATUS)
   except (ValueError, FileNotFoundError, TPUSetupError, FloatingPointError) as error:
     print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)
+  except Exception as error:  # noqa: BLE001 -- a full disk surfaces as OSError or a TensorFlow error
+    if NO_SPACE not in str(error):
+      raise
+    print(f"\nerror: {NO_SPACE} while writing into {FLAGS.model_dir or 'the model_dir'}: free space and rerun the "
+          "same command (complete checkpoints and logs are kept; an unfinished save is removed on resume).",
+          file=sys.stderr)
     sys.exit(2)
 
 

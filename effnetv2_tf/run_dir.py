@@ -52,9 +52,14 @@ def model_identity(config):
 def write_atomically(path, content):
   """Replaces `path` with `content` (str or bytes) through a temporary file in the same folder."""
   temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-  with tf.io.gfile.GFile(temporary, "wb" if isinstance(content, bytes) else "w") as f:
-    f.write(content)
-  tf.io.gfile.rename(temporary, path, overwrite=True)
+  try:
+    with tf.io.gfile.GFile(temporary, "wb" if isinstance(content, bytes) else "w") as f:
+      f.write(content)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+  except BaseException:  # e.g. a full disk: leave the old file, and no half-written temporary one
+    if tf.io.gfile.exists(temporary):
+      tf.io.gfile.remove(temporary)
+    raise
 
 
 class RunDir:

@@ -116,3 +116,26 @@ def test_broken_data_stops_training_with_one_line(demo_records, tmp_path):
   done = _train(tmp_path / "run", data)
   assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
   assert _last_line(done) == f"error: No record of {data / 'train-*'} could be read (are they TFRecord files?)."
+
+
+def test_a_full_disk_is_one_line_keeps_what_was_saved_and_the_rerun_resumes(demo_records, tmp_path):
+  import shutil
+  disk = tmp_path / "disk"
+  disk.mkdir()
+  mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True)
+  if mounted.returncode != 0:
+    pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()[:100]}")
+  try:  # a checkpoint of this model is ~2 MB: the second save fills the disk
+    done = _train(disk / "run", demo_records, TWO_STAGES + ",runtime.checkpoint_steps=2")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert _last_line(done).startswith(f"error: No space left on device while writing into {disk / 'run'}")
+    assert not list((disk / "run").glob("*.tmp-*"))  # no half-written temporary file
+    shutil.copytree(disk / "run", tmp_path / "freed")  # the run moved to a disk with space
+  finally:
+    subprocess.run(["umount", str(disk)], check=True)
+  assert tf.train.latest_checkpoint(str(tmp_path / "freed" / "checkpoints")).endswith("ckpt-2")
+  assert [row["step"] for row in _rows(tmp_path / "freed" / "history.jsonl")][:2] == [1, 2]
+  resumed = _train(tmp_path / "freed", demo_records, TWO_STAGES + ",runtime.checkpoint_steps=2")
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert "removed ckpt-4_temp" in resumed.stdout
+  assert [row["step"] for row in _rows(tmp_path / "freed" / "history.jsonl")] == list(range(1, 13))
