@@ -94,3 +94,13 @@ def test_a_stray_image_beside_class_folders_is_refused_and_empty_classes_are_rep
   assert (tmp_path / "out" / "labels.txt").read_text() == "cat\n"
   (tmp_path / "file").write_text("x")
   assert "Output " in _convert(tmp_path / "src", tmp_path / "file").stderr
+
+
+def test_folders_named_like_images_and_symlink_loops_are_not_images(tmp_path):
+  _image(tmp_path / "src" / "train" / "cat" / "a.jpg")
+  (tmp_path / "src" / "train" / "cat" / "b.jpg").mkdir()
+  (tmp_path / "src" / "train" / "loop").symlink_to(tmp_path / "src" / "train")
+  (tmp_path / "src" / "train" / "cat" / "self.png").symlink_to(tmp_path / "src" / "train" / "cat" / "self.png")
+  done = _convert(tmp_path / "src", tmp_path / "out")
+  assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+  assert "train: 1 images" in done.stdout
