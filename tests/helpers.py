@@ -15,11 +15,33 @@ OFFICIAL_VARIABLES = pathlib.Path(__file__).resolve().parent / "official_variabl
 OFFICIAL_MODELS = sorted(path.stem for path in OFFICIAL_VARIABLES.glob("*.txt"))
 EMA_SUFFIX = "/ExponentialMovingAverage"
 
-# A run of 2 steps of 8 demo images at 32-40 px on a 0.25-width B0, for main.py in tests; bn_epsilon 0.5
-# (the official value is 1e-3) tells its model apart from one built without the run's config.
-TINY_RUN = ("model.width=0.25,model.depth=0.25,model.bn_epsilon=0.5,train.batch_size=8,train.base_image_size=32,"
-            "train.image_size=40,eval.image_size=40,eval.batch_size=10,data.num_train_examples=16,train.epochs=1.0,"
-            "train.stages=1")
+# Tiny runs for tests: a 0.25-width/depth B0 on batches of 8 demo images at 32 -> 40 px. Each test config is
+# TINY with what that test needs changed, so they cannot drift apart unseen.
+TINY = {"model.width": 0.25, "model.depth": 0.25, "train.batch_size": 8, "train.base_image_size": 32,
+        "train.image_size": 40, "eval.image_size": 40, "eval.batch_size": 10, "train.epochs": 1.0}
+
+
+def tiny(**changes):
+  """The --hparam_str of TINY with `changes` (dots written as "__": train__stages=2)."""
+  settings = {**TINY, **{key.replace("__", "."): value for key, value in changes.items()}}
+  return ",".join(f"{key}={str(value).lower() if isinstance(value, bool) else value}"
+                  for key, value in settings.items())
+
+
+# main.py's finished run (tests/conftest.py): 2 steps in one stage; bn_epsilon 0.5 (officially 1e-3) tells
+# its model apart from one built without the run's config.
+TINY_RUN = tiny(model__bn_epsilon=0.5, data__num_train_examples=16, train__stages=1)
+# The trainer tests' run (tests/train/run_trainer.py): 6 steps in 2 stages, deterministic, no RNG in the model.
+TINY_TRAINER = tiny(data__num_train_examples=48, train__stages=2, runtime__steps_per_loop=1,
+                    runtime__checkpoint_steps=2, runtime__deterministic=True, model__dropout_rate=0.0,
+                    model__survival_prob=1.0, train__warmup_epochs=0.0)
+# main.py runs of the trainer tests: 24 steps in 3 stages (32 -> 48 px), a checkpoint at every step.
+MAIN_TINY = tiny(train__image_size=48, eval__image_size=48, data__num_train_examples=192, train__stages=3,
+                 runtime__steps_per_loop=1, runtime__checkpoint_steps=1, runtime__deterministic=True,
+                 train__warmup_epochs=0.0)
+# The fault tests' run: 12 steps in 2 stages (0-6 at 32 px, 6-12 at 40 px), one step per host loop.
+TWO_STAGES = tiny(eval__batch_size=50, data__num_train_examples=96, train__stages=2, runtime__steps_per_loop=1,
+                  runtime__checkpoint_steps=6, runtime__keep_checkpoints=10)
 
 
 def _installed(distribution):
@@ -120,14 +142,6 @@ for key, (path, signature, input_name, shape) in json.loads(sys.argv[1]).items()
   out[key] = {name: value.numpy().tolist() for name, value in result.items()}
 print("RESULT " + json.dumps(out))
 """
-
-
-# The trainer tests' run (tests/train/run_trainer.py): 6 steps of 8 images in 2 stages (32 -> 40 px) on a
-# 0.25-width B0; deterministic, no RNG in the model.
-TINY_TRAINER = ("model.width=0.25,model.depth=0.25,train.batch_size=8,train.base_image_size=32,train.image_size=40,"
-                "eval.image_size=40,eval.batch_size=10,data.num_train_examples=48,train.epochs=1.0,train.stages=2,"
-                "runtime.steps_per_loop=1,runtime.checkpoint_steps=2,runtime.deterministic=true,"
-                "model.dropout_rate=0.0,model.survival_prob=1.0,train.warmup_epochs=0.0")
 
 
 def result_of(stdout):

@@ -11,15 +11,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import ROOT, main_py
+from tests.helpers import ROOT, TWO_STAGES, main_py
 
 # Platform-independent and about 6 minutes: CI's TPU-stack half leaves them to the CPU half.
 pytestmark = pytest.mark.slow
-
-# 12 steps of 8 images in 2 stages (steps 0-6 at 32 px, 6-12 at 40 px), one step per host loop.
-TWO_STAGES = ("model.width=0.25,model.depth=0.25,train.batch_size=8,train.base_image_size=32,train.image_size=40,"
-              "eval.image_size=40,eval.batch_size=50,data.num_train_examples=96,train.epochs=1.0,train.stages=2,"
-              "runtime.steps_per_loop=1,runtime.checkpoint_steps=6,runtime.keep_checkpoints=10")
 
 
 def _train(model_dir, data_dir, hparam_str=TWO_STAGES, *extra):

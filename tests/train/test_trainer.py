@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import ROOT, TINY_TRAINER, checkpoint_weights, result_of, run_trainer, trainer_command
+from tests.helpers import MAIN_TINY, ROOT, TINY_TRAINER, checkpoint_weights, result_of, run_trainer, trainer_command
 
 
 def test_mirrored_over_two_cpus_gives_the_default_strategy_losses(demo_records, tmp_path):
@@ -48,11 +48,6 @@ def test_multi_worker_mirrored_with_two_local_processes(demo_records, tmp_path):
   assert [r["replicas"] for r in results] == [2, 2] and [r["step"] for r in results] == [6, 6]
   np.testing.assert_allclose(results[0]["weights"], results[1]["weights"], rtol=1e-6)
   assert all(np.isfinite(results[0]["losses"]))
-
-
-MAIN_TINY = ("model.width=0.25,model.depth=0.25,train.batch_size=8,train.base_image_size=32,train.image_size=48,"
-             "eval.image_size=48,eval.batch_size=10,data.num_train_examples=192,train.epochs=1.0,train.stages=3,"
-             "runtime.steps_per_loop=1,runtime.checkpoint_steps=1,runtime.deterministic=true,train.warmup_epochs=0.0")
 
 
 def _main(model_dir, data_dir, hparam_str=MAIN_TINY, *extra):
