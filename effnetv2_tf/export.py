@@ -79,6 +79,8 @@ class _FeatureVector(tf.Module):
 def _prepare_dir(path, overwrite):
   """Refuses a non-empty directory; with `overwrite`, clears it only when it holds nothing but a previous
   export (so a run's checkpoints, or anything else, are never deleted)."""
+  if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
+    raise ExportError(f"Export path {path} is a file: give a folder.")
   if not (tf.io.gfile.exists(path) and tf.io.gfile.listdir(path)):
     return
   if not overwrite:

@@ -67,10 +67,14 @@ def test_tfsmlayer_wraps_the_feature_vector_for_fine_tuning(exported):
   assert np.isfinite(history.history["loss"][0])
 
 
-def test_a_non_empty_export_dir_is_refused(exported):
+def test_a_non_empty_export_dir_and_a_file_are_refused(exported, tmp_path):
   model, export_dir, _ = exported
   with pytest.raises(ExportError, match="exists and is not empty: pass --overwrite"):
     export_saved_models(model, SPEC, str(export_dir))
+  (tmp_path / "a_file").write_text("mine")
+  with pytest.raises(ExportError, match="Export path .*a_file is a file: give a folder"):
+    export_saved_models(model, SPEC, str(tmp_path / "a_file"), overwrite=True)
+  assert (tmp_path / "a_file").read_text() == "mine"
 
 
 def test_predict_names_the_top_classes_and_reports_a_corrupt_file(exported, tmp_path):
