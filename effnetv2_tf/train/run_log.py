@@ -4,6 +4,8 @@ a PNG plot of the stage schedule and the curves. Only the chief worker writes fi
 
 import json
 import logging
+import sys
+import time
 
 import keras
 import tensorflow as tf
@@ -72,16 +74,31 @@ def plot(path, stages, rows, evals=()):
   return path
 
 
-class RunLog:
-  """The logs of one run in `run_dir` (a RunDir); `is_chief` says whether this process writes files."""
+# Without a terminal (a redirected log), one plain progress line at most this often, and none of the
+# progress bar's colour codes and carriage returns.
+PLAIN_PROGRESS_SECONDS = 30.0
 
-  def __init__(self, run_dir, is_chief=True):
+
+def _duration(seconds):
+  minutes, seconds = divmod(int(seconds), 60)
+  hours, minutes = divmod(minutes, 60)
+  return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+class RunLog:
+  """The logs of one run in `run_dir` (a RunDir); `is_chief` says whether this process writes files;
+  `interactive` (default: stdout is a terminal) picks the progress bar over plain progress lines."""
+
+  def __init__(self, run_dir, is_chief=True, interactive=None):
     self.run_dir = run_dir
     self.is_chief = is_chief
+    self.interactive = sys.stdout.isatty() if interactive is None else interactive
     self.rows = read_rows(run_dir.history_file)
     self.evals = read_rows(run_dir.eval_file)
     self._writer = None
     self._progress = None
+    self._stage_clock = None  # (start time, start step) of the stage's progress
+    self._last_plain = 0.0
 
   @property
   def writer(self):
@@ -104,18 +121,34 @@ class RunLog:
     print(f"stage {stage.index + 1}/{num_stages}: {stage.image_size} px, dropout {stage.dropout_rate:.3f}, "
           f"RandAugment {stage.randaug_magnitude:.2f}, mixup {stage.mixup_alpha:.3f}, "
           f"cutmix {stage.cutmix_alpha:.3f}, steps {step}-{stage.end_step}", flush=True)
-    self._progress = keras.utils.Progbar(stage.end_step - stage.start_step,
-                                         stateful_metrics=["loss", "top1", "img/s", "lr"])
-    self._progress.update(step - stage.start_step)
+    self._stage_clock = (time.monotonic(), step)
+    self._last_plain = time.monotonic()
+    if self.interactive:
+      self._progress = keras.utils.Progbar(stage.end_step - stage.start_step,
+                                           stateful_metrics=["loss", "top1", "img/s", "lr"])
+      self._progress.update(step - stage.start_step)
 
   def host_loop(self, row, stage):
-    """One host loop's row (step, loss, train_top1, lr, images_per_second, ...): bar, JSONL, TensorBoard."""
-    self._progress.update(row["step"] - stage.start_step, [
-        ("loss", row["loss"]), ("top1", row["train_top1"]), ("img/s", row["images_per_second"]), ("lr", row["lr"])])
+    """One host loop's row (step, loss, train_top1, lr, images_per_second, ...): progress, JSONL, TensorBoard."""
+    if self.interactive:
+      self._progress.update(row["step"] - stage.start_step, [
+          ("loss", row["loss"]), ("top1", row["train_top1"]), ("img/s", row["images_per_second"]),
+          ("lr", row["lr"])])
+    elif time.monotonic() - self._last_plain >= PLAIN_PROGRESS_SECONDS or row["step"] == stage.end_step:
+      self._print_plain(row, stage)
     if self.is_chief:
       self.rows.append(row)
       write_rows(self.run_dir.history_file, self.rows)
       self._scalars(row["step"], {key: value for key, value in row.items() if key != "step"})
+
+  def _print_plain(self, row, stage):
+    started, first_step = self._stage_clock
+    elapsed = time.monotonic() - started
+    remaining = elapsed / max(row["step"] - first_step, 1) * (stage.end_step - row["step"])
+    print(f"  step {row['step']}/{stage.end_step}: loss {row['loss']:.4f}, top-1 {row['train_top1']:.3f}, "
+          f"{row['images_per_second']:.1f} img/s, lr {row['lr']:.4g}, stage {_duration(elapsed)} elapsed, "
+          f"{_duration(remaining)} left", flush=True)
+    self._last_plain = time.monotonic()
 
   def stage_finished(self, stage, step, seconds, compile_seconds, compiled_with_xla, records_skipped):
     print(f"stage {stage.index + 1} done in {seconds:.1f} s, of which {compile_seconds:.1f} s tracing"

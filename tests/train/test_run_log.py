@@ -24,3 +24,19 @@ def test_a_half_written_row_is_dropped_with_a_warning_not_an_error(tmp_path, cap
   (tmp_path / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 3, "lo')
   assert run_log.read_rows(str(tmp_path / "history.jsonl")) == rows
   assert "history.jsonl line 3 is damaged and was dropped" in caplog.text
+
+
+def test_without_a_terminal_progress_is_plain_lines_at_most_every_30_seconds(tmp_path, capsys, monkeypatch):
+  clock = [100.0]
+  monkeypatch.setattr(run_log.time, "monotonic", lambda: clock[0])
+  log = run_log.RunLog(RunDir(tmp_path), interactive=False)
+  stage = ProgressiveSchedule(40, 1, (64, 64)).stages[0]
+  log.stage_started(stage, 1, 0)
+  for step in range(1, 41):
+    clock[0] += 2.0  # 2 s a loop: a line every 15 loops, and the stage's last
+    log.host_loop({"step": step, "loss": 1.5, "train_top1": 0.5, "images_per_second": 64.0, "lr": 0.01}, stage)
+  lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  step ")]
+  assert [line.split("/")[0] for line in lines] == ["  step 15", "  step 30", "  step 40"]
+  assert lines[0] == ("  step 15/40: loss 1.5000, top-1 0.500, 64.0 img/s, lr 0.01, stage 0:30 elapsed, "
+                      "0:50 left")
+  assert "\x1b" not in "".join(lines) and len(run_log.read_rows(str(tmp_path / "history.jsonl"))) == 40
