@@ -75,6 +75,7 @@ def test_a_run_of_another_model_is_refused(tmp_path):
                str(tmp_path / "checkpoints" / "ckpt-1"))
 
 
+@pytest.mark.slow
 def test_fine_tuning_from_our_run_takes_its_width_and_depth(finished_run, demo_records, tmp_path):
   from tests.helpers import main_py
   hparam_str = ("model.num_classes=5,model.bn_epsilon=0.5,data.eval_files=val-*,data.num_train_examples=16,"
