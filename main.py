@@ -190,7 +190,7 @@ def _export(run_dir, export_dir):
   """Exports the run's latest checkpoint (EMA weights, float32 whatever precision trained them) as the
   run's config.yaml describes the model, with the run's class names (or ImageNet's for 1k / 21k classes)."""
   import keras
-  from effnetv2_tf.export import export_saved_models, export_tflite
+  from effnetv2_tf.export import TFLITE_FILE, export_saved_models, export_tflite
   from effnetv2_tf.model import get_model_spec
   from effnetv2_tf.predict import imagenet_labels_for
   from effnetv2_tf.train.warm_start import load_run_model
@@ -207,7 +207,7 @@ def _export(run_dir, export_dir):
   print(f"exported step {step} of {_describe(config)} (EMA weights): {paths['classification']}, "
         f"{paths['feature-vector']}")
   if FLAGS.tflite:
-    tflite = export_tflite(paths["classification"], os.path.join(export_dir, "classification.tflite"),
+    tflite = export_tflite(paths["classification"], os.path.join(export_dir, TFLITE_FILE),
                            config.eval.image_size, FLAGS.tflite)
     print(f"TFLite ({FLAGS.tflite}): {tflite}")
 

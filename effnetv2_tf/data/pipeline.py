@@ -8,6 +8,8 @@ UNDECODABLE_IN_A_ROW records in a row without an image, stop with an error namin
 turns the errors the data can raise while iterating into one clear ValueError.
 """
 
+import contextlib
+
 import tensorflow as tf
 
 from effnetv2_tf.data import mixing, preprocessing
@@ -63,6 +65,18 @@ def data_error(error, source):
   return None
 
 
+@contextlib.contextmanager
+def explained_data_errors(source):
+  """Re-raises an error the data of `source` raises inside the block as data_error's one-line ValueError."""
+  try:
+    yield
+  except tf.errors.InvalidArgumentError as error:
+    explained = data_error(error, source)
+    if explained is None:
+      raise
+    raise explained from None
+
+
 def _check_label(num_classes):
   def check(image, label, origin):
     in_range = (label >= 0) & (label < num_classes)
@@ -89,10 +103,8 @@ def _training_examples(source, input_context, seed, shuffle_buffer, cache, count
     source.files()  # a pattern matching nothing fails here, in one line, not inside the epoch function
   # Unreadable files end early (a damaged shard must not stop a run), so a source of nothing but such files
   # would give empty epochs forever: make sure there is a record at all.
-  try:
+  with explained_data_errors(source):  # e.g. records of another layout
     readable = bool(list(source.examples(input_context).take(1)))
-  except tf.errors.InvalidArgumentError as error:  # e.g. records of another layout
-    raise (data_error(error, source) or error) from None
   if not readable:
     raise ValueError(f"No record of {source} could be read (are they TFRecord files?).")
   fixed = None if shuffles_files else source.examples(input_context)

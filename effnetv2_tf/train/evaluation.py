@@ -6,7 +6,7 @@ example counts exactly once on any number of replicas and XLA sees one shape.
 
 import tensorflow as tf
 
-from effnetv2_tf.data.pipeline import build_dataset, data_error
+from effnetv2_tf.data.pipeline import build_dataset, explained_data_errors
 
 
 class Evaluator:
@@ -65,13 +65,8 @@ class Evaluator:
     return eval_step
 
   def _next_counts(self, iterator):
-    try:
+    with explained_data_errors(self.source):
       return tuple(float(value) for value in self._step(iterator))
-    except tf.errors.InvalidArgumentError as error:
-      explained = data_error(error, self.source)
-      if explained is None:
-        raise
-      raise explained from None
 
   def evaluate(self, step, use_ema=True):
     """{"step", "top1", "top5", "examples", "ema"} of one pass over the eval split."""

@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 import yaml
 
-from effnetv2_tf.data.pipeline import RecordCounts, build_dataset, data_error
+from effnetv2_tf.data.pipeline import RecordCounts, build_dataset, explained_data_errors
 from effnetv2_tf.data.sources import TFDSSource, TFRecordSource
 from effnetv2_tf.model import get_model_spec
 from effnetv2_tf.run_dir import LABELS_FILE, RunDir, model_identity, read_labels
@@ -283,13 +283,8 @@ class Trainer:
 
   def _run_loop(self, train_loop, data, num_steps):
     """(mean loss, top-1) of one host loop; an error the data raised is one clear line."""
-    try:
+    with explained_data_errors(self.train_source):
       return tuple(float(value) for value in train_loop(data, tf.constant(num_steps)))
-    except tf.errors.InvalidArgumentError as error:
-      explained = data_error(error, self.train_source)
-      if explained is None:
-        raise
-      raise explained from None
 
   def _row(self, stage, loss, top1, num_steps, seconds):
     return {"step": self.step, "stage": stage.index, "image_size": stage.image_size, "loss": loss,
