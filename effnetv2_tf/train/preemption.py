@@ -1,15 +1,23 @@
 """Stopping on request: SIGTERM (a spot or preempted TPU VM's notice) and SIGINT (Ctrl-C) end the run after its
 current host loop, with a checkpoint at that step, and the process exits with PREEMPTED_EXIT_STATUS.
 
-While the handlers are installed a signal only sets a flag, so a second signal during the save changes
-nothing: the save finishes (and TensorFlow writes checkpoints to a temporary name, then renames).
+While the handlers are installed the first signal only sets a flag. A second one ends the process at once,
+without a checkpoint (exit 128 + the signal's number), unless it comes within DOUBLED_NOTICE_SECONDS of the
+first (one notice delivered twice) or while a checkpoint is being written (TensorFlow writes to a temporary
+name and renames; the save finishes). That is the way out of a run stuck where the flag is never read, e.g.
+waiting for data that never comes: Python runs signal handlers only between bytecodes, so a watcher thread
+reads the signals from a wakeup pipe, which the C-level handler writes to at once.
 """
 
+import contextlib
+import os
 import signal
 import threading
+import time
 
 PREEMPTED_EXIT_STATUS = 75  # EX_TEMPFAIL: a temporary failure; rerun the same command to resume
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+DOUBLED_NOTICE_SECONDS = 1.0
 
 
 class Preempted(Exception):
@@ -22,23 +30,66 @@ class Preempted(Exception):
     self.step = step
 
 
+def _say(line):
+  os.write(2, f"\n{line}\n".encode())  # from the watcher thread: no Python buffer shared with the main thread
+
+
 class StopSignals:
   """A context in which SIGTERM and SIGINT are recorded in `received` (the first one's name) instead of
-  ending the process. Outside the main thread (where Python cannot take signals) it does nothing."""
+  ending the process, and a second one ends it at once (see the module doc). Outside the main thread (where
+  Python cannot take signals) it does nothing."""
 
   def __init__(self):
     self.received = None
+    self._saving = False
     self._previous = {}
+    self._previous_wakeup = None
+    self._write_end = None
 
   def _record(self, signum, frame):
     self.received = self.received or signal.Signals(signum).name
 
+  @contextlib.contextmanager
+  def saving(self):
+    """A block (a checkpoint save) that a second signal does not cut short."""
+    self._saving = True
+    try:
+      yield
+    finally:
+      self._saving = False
+
+  def _watch(self, read_end):
+    first = None
+    with os.fdopen(read_end, "rb", buffering=0) as pipe:
+      while data := pipe.read(64):
+        for signum in (number for number in data if number in SIGNALS):
+          name = signal.Signals(signum).name
+          if first is None:
+            first = time.monotonic()
+            _say(f"{name}: stopping after this host loop with a checkpoint; send it again to stop at once without one")
+          elif time.monotonic() - first < DOUBLED_NOTICE_SECONDS:
+            continue
+          elif self._saving:
+            _say(f"{name}: a checkpoint is being written; stopping when it is done")
+          else:
+            _say(f"{name} again: stopped at once, nothing saved since the last checkpoint; rerun the same command "
+                 "to resume from it")
+            os._exit(128 + signum)
+
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
       self._previous = {signum: signal.signal(signum, self._record) for signum in SIGNALS}
+      read_end, self._write_end = os.pipe()
+      os.set_blocking(self._write_end, False)  # the C handler must never block on a full pipe
+      self._previous_wakeup = signal.set_wakeup_fd(self._write_end, warn_on_full_buffer=False)
+      threading.Thread(target=self._watch, args=(read_end,), name="stop-signals", daemon=True).start()
     return self
 
   def __exit__(self, *exc_info):
+    if self._write_end is not None:
+      signal.set_wakeup_fd(self._previous_wakeup)
+      os.close(self._write_end)  # the watcher reads the end of the pipe and returns
+      self._write_end = None
     for signum, handler in self._previous.items():
       signal.signal(signum, handler)
     self._previous = {}

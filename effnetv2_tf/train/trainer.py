@@ -270,7 +270,8 @@ class Trainer:
           stopping = stop.received  # read once: a signal arriving after this is handled after the next loop
           due = self.step % runtime.checkpoint_steps == 0 or self.step == stage.end_step
           if stopping or (due and verdict == "ok"):  # weights after a loss jump wait for a healthy loop
-            saver.save(checkpoint_number=self.step)
+            with stop.saving():
+              saver.save(checkpoint_number=self.step)
           if stopping:
             self._stop(stopping)
         self.log.stage_finished(stage, self.step, time.perf_counter() - stage_started,

@@ -1,0 +1,66 @@
+"""Stop signals: the first asks for a checkpoint at the end of the host loop, a second one ends a stuck run."""
+
+import signal
+import subprocess
+import sys
+import time
+
+from tests.helpers import ROOT
+
+# The main thread waits inside TensorFlow for data that never comes, where Python signal handlers cannot run.
+STUCK_IN_DATA = """
+import time
+import tensorflow as tf
+from effnetv2_tf.train.preemption import StopSignals
+def never():
+  time.sleep(10_000)
+  yield 0
+with StopSignals() as stop:
+  print("waiting", flush=True)
+  next(iter(tf.data.Dataset.from_generator(never, output_signature=tf.TensorSpec((), tf.int32))))
+"""
+
+# The main thread is writing a checkpoint (a sleep stands in for it), then leaves the context.
+SAVING = """
+import time
+from effnetv2_tf.train.preemption import StopSignals
+with StopSignals() as stop:
+  with stop.saving():
+    print("saving", flush=True)
+    time.sleep(4)
+  print("saved after", stop.received, flush=True)
+"""
+
+
+def _start(script):
+  process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, cwd=ROOT)
+  assert process.stdout.readline().strip() in ("waiting", "saving")
+  time.sleep(0.5)
+  return process
+
+
+def test_a_second_signal_ends_a_run_stuck_in_its_data_at_once():
+  process = _start(STUCK_IN_DATA)
+  process.send_signal(signal.SIGTERM)
+  time.sleep(2)  # past the doubled-notice window; the first signal alone cannot stop it
+  assert process.poll() is None
+  process.send_signal(signal.SIGTERM)
+  _, stderr = process.communicate(timeout=30)
+  assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+  lines = [line for line in stderr.splitlines() if line.strip()]
+  assert lines[-2] == ("SIGTERM: stopping after this host loop with a checkpoint; send it again to stop at once "
+                       "without one")
+  assert lines[-1].startswith("SIGTERM again: stopped at once, nothing saved since the last checkpoint")
+
+
+def test_a_doubled_notice_or_a_signal_during_a_save_does_not_cut_it_short():
+  process = _start(SAVING)
+  process.send_signal(signal.SIGINT)
+  process.send_signal(signal.SIGINT)  # the same notice twice: ignored
+  time.sleep(1.5)
+  process.send_signal(signal.SIGINT)  # during the save: it finishes
+  stdout, stderr = process.communicate(timeout=30)
+  assert process.returncode == 0, stderr[-2000:]
+  assert stdout.strip().splitlines()[-1] == "saved after SIGINT"
+  assert "SIGINT: a checkpoint is being written; stopping when it is done" in stderr
