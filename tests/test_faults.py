@@ -1,4 +1,4 @@
-"""Faults a long run meets, reproduced: a second run on the same folder, a save killed midway, a rerun with
+"""Faults a long run meets, reproduced: a second run on the same folder, a SIGKILL inside a save, a rerun with
 other settings, a stop between a stage's checkpoint and its eval. Nothing of a run is lost, the rerun
 resumes, and each refusal is one line with exit 2."""
 
@@ -47,13 +47,28 @@ def test_a_second_run_on_the_same_folder_is_refused_and_the_first_loses_nothing(
   assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-50")
 
 
-def test_the_remains_of_a_killed_save_are_removed_on_resume(demo_records, tmp_path):
-  assert _train(tmp_path, demo_records).returncode == 0
-  leftover = tmp_path / "checkpoints" / "ckpt-13_temp"  # what TensorFlow leaves when killed inside a save
-  leftover.mkdir()
-  (leftover / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"\0" * 100)
-  again = _train(tmp_path, demo_records)
-  assert again.returncode == 0 and "removed ckpt-13_temp" in again.stdout and not leftover.exists()
+def test_a_sigkill_while_a_checkpoint_is_written_loses_nothing_saved_before(demo_records, tmp_path):
+  """SIGKILL the moment TensorFlow starts writing ckpt-6 (its ckpt-6_temp/ appears): ckpt-3 survives, the
+  rerun removes the half-written folder and resumes from ckpt-3 to the end."""
+  # A full-width model, so that a save takes long enough (tens of MB) to be caught inside.
+  hparam_str = TWO_STAGES + ",model.width=1.0,runtime.checkpoint_steps=3"
+  run = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--mode=train", f"--model_dir={tmp_path}",
+                          f"--data_dir={demo_records}", f"--hparam_str={hparam_str}"], cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  leftover = tmp_path / "checkpoints" / "ckpt-6_temp"
+  deadline = time.time() + 300
+  while time.time() < deadline and run.poll() is None and not leftover.exists():
+    time.sleep(0.001)
+  run.kill()
+  run.communicate(timeout=60)
+  assert leftover.exists(), "the save of ckpt-6 was not caught in the middle"
+  assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-3")
+  again = _train(tmp_path, demo_records, hparam_str)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert "removed ckpt-6_temp" in again.stdout and not leftover.exists()
+  assert "steps 3-6" in again.stdout  # resumed from ckpt-3
+  assert [row["step"] for row in _rows(tmp_path / "history.jsonl")] == list(range(1, 13))
+  assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-12")
 
 
 def test_other_settings_on_resume_are_refused_unless_asked_for(demo_records, tmp_path):

@@ -2,6 +2,7 @@
 JSONL logs (history.jsonl: one row per host loop; eval.jsonl: one row per eval, both survive restarts) and
 a PNG plot of the stage schedule and the curves. Only the chief worker writes files."""
 
+import io
 import json
 import logging
 import sys
@@ -68,9 +69,10 @@ def plot(path, stages, rows, evals=()):
   loss_axis.set_ylabel("loss")
   loss_axis.legend(loc="upper left", fontsize=8)
   figure.tight_layout()
-  with tf.io.gfile.GFile(path, "wb") as f:
-    figure.savefig(f, format="png", dpi=100)
+  png = io.BytesIO()
+  figure.savefig(png, format="png", dpi=100)
   plt.close(figure)
+  write_atomically(path, png.getvalue())
   return path
 
 
