@@ -9,7 +9,10 @@ is reported with the reason (not an image, damaged) and the rest are still predi
 """
 
 import argparse
+import errno
+import os
 import pathlib
+import stat
 import sys
 
 import tensorflow as tf
@@ -34,17 +37,38 @@ def imagenet_labels_for(num_classes):
   return load_labels(name) if name else None
 
 
+def _why_not_a_file(path):
+  """Why a path named like an image cannot be read as one (a folder, a symlink loop, a broken link), or None."""
+  try:
+    return "a folder, not an image" if stat.S_ISDIR(os.stat(path).st_mode) else None
+  except OSError as error:
+    if error.errno == errno.ELOOP:
+      return "a symlink loop"
+    return f"a broken link (to {os.readlink(path)})" if path.is_symlink() else None
+
+
 def image_files(paths):
-  """The image files named, and those inside named folders (recursively, sorted)."""
-  files = []
+  """(files, skipped): the image files named and those inside named folders (recursively, sorted), and
+  (path, reason) for entries of the folders that are named like images but are not files."""
+  files, skipped = [], []
   for path in map(pathlib.Path, paths):
     if path.is_dir():
-      files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+      entries = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+      if not entries:
+        raise FileNotFoundError(f"No images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {path}")
+      for entry in entries:
+        reason = _why_not_a_file(entry)
+        if reason:
+          skipped.append((entry, reason))
+        else:
+          files.append(entry)
+    elif _why_not_a_file(path):
+      raise FileNotFoundError(f"{path} is {_why_not_a_file(path)}")
     elif path.exists():
       files.append(path)
     else:
       raise FileNotFoundError(f"No such file or folder: {path}")
-  return files
+  return files, skipped
 
 
 def predict(classification_dir, files, top_k=5):
@@ -105,17 +129,19 @@ def main(argv=None):
                               "(python main.py --mode=export writes one).")
     names = args.labels or _exported_labels(args.model)
     labels = load_labels(names) if names else None
-    files = image_files(args.images)
+    files, skipped = image_files(args.images)
   except FileNotFoundError as error:
     parser.exit(2, f"error: {error}\n")
-  failed = 0
+  for path, reason in skipped:
+    print(f"{path}: {reason}", file=sys.stderr)
+  failed = len(skipped)
   for file, result in predict(args.model, files, args.top_k):
     if isinstance(result, str):
       failed += 1
       print(f"{file}: {result}", file=sys.stderr)
     else:
       print(f"{file}: " + ", ".join(f"{_name(labels, c)} ({s:.3f})" for c, s in result))
-  print(f"{len(files) - failed} predicted, {failed} could not be read", file=sys.stderr)
+  print(f"{len(files) + len(skipped) - failed} predicted, {failed} could not be read", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -112,21 +112,32 @@ def test_predict_says_why_a_file_is_unusable_and_predicts_tiny_images(exported, 
   (photos / "cut.jpg").write_bytes(real[:400])  # the header and a few rows
   (photos / "notes.png").write_text("a text file with an image's name")
   (photos / "empty.gif").write_bytes(b"")
-  (photos / "folder.jpg").mkdir()  # not a file: not an input
+  (photos / "folder.jpg").mkdir()
+  (photos / "loop_a.jpg").symlink_to(photos / "loop_b.jpg")
+  (photos / "loop_b.jpg").symlink_to(photos / "loop_a.jpg")
+  (photos / "gone.png").symlink_to(tmp_path / "deleted.png")
   done = subprocess.run([sys.executable, "-m", "effnetv2_tf.predict", paths["classification"], str(photos)],
                         capture_output=True, text=True, timeout=300)
   assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
   predicted = {line.split(": ")[0].rsplit("/", 1)[-1] for line in done.stdout.strip().splitlines()}
-  assert {"one_pixel.jpeg", "one_pixel.png"} <= predicted and "folder.jpg" not in done.stdout + done.stderr
+  assert {"one_pixel.jpeg", "one_pixel.png"} <= predicted
+  assert "folder.jpg: a folder, not an image" in done.stderr and "loop_a.jpg: a symlink loop" in done.stderr
+  assert f"gone.png: a broken link (to {tmp_path / 'deleted.png'})" in done.stderr
+  assert "2 predicted, 7 could not be read" in done.stderr
   assert "notes.png: not an image (neither JPEG, PNG, GIF nor BMP)" in done.stderr
   assert "empty.gif: empty file" in done.stderr
   assert "cut.jpg: a damaged or truncated JPEG (400 bytes)" in done.stderr  # below the recoverable fraction
 
-  not_a_model = subprocess.run([sys.executable, "-m", "effnetv2_tf.predict", str(photos), str(photos)],
-                               capture_output=True, text=True, timeout=300)
-  assert not_a_model.returncode == 2 and "Traceback" not in not_a_model.stderr
-  assert not_a_model.stderr.strip().splitlines()[-1] == f"error: {photos} is not a SavedModel: give an export's classification " \
-                                       "folder (python main.py --mode=export writes one)."
+  for model, images, error in [
+      (photos, photos, f"{photos} is not a SavedModel: give an export's classification folder (python main.py "
+                       "--mode=export writes one)."),
+      (paths["classification"], photos / "loop_a.jpg", f"{photos / 'loop_a.jpg'} is a symlink loop"),
+      (paths["classification"], photos / "folder.jpg", f"No images (.bmp, .gif, .jpeg, .jpg, .png) in "
+                                                       f"{photos / 'folder.jpg'}")]:
+    refused = subprocess.run([sys.executable, "-m", "effnetv2_tf.predict", str(model), str(images)],
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == f"error: {error}"
 
 
 @pytest.mark.parametrize("mode", ["float32", "dynamic-int8"])
