@@ -27,7 +27,7 @@ flags.DEFINE_string("model_dir", None, "Where checkpoints, logs, config.yaml and
 flags.DEFINE_string("data_dir", None, "TFRecord folder (or TFDS data_dir). The demo converts its shipped "
                     "photos when this is not given.")
 flags.DEFINE_string("hparams", "demo", "Named hparam set, e.g. demo, imagenet-s, imagenet21k-l, cifar10-ft.")
-flags.DEFINE_string("hparam_str", "", 'Overrides, e.g. "train.batch_size=256,data.augment=autoaug".')
+flags.DEFINE_string("hparam_str", "", 'Overrides, e.g. "train.batch_size=256,augment.policy=autoaug".')
 flags.DEFINE_bool("use_tpu", False, "Train on a Cloud TPU (TPUStrategy).")
 flags.DEFINE_string("tpu", None, "TPU name, grpc address, or 'local' on a TPU VM (implies --use_tpu).")
 flags.DEFINE_string("zone", None, "GCE zone of the TPU.")

@@ -7,7 +7,7 @@ TF_VERSIONS = ">=2.20,<2.22"  # 2.20: the newest TPU build; 2.21: CPU and GPU
 
 setup(
     name="effnetv2_tf",
-    version="0.1.0",
+    version="0.2.0",
     description="EfficientNetV2 for TensorFlow 2 / Keras 3: models, progressive training on TPU/GPU/CPU, export.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

@@ -50,10 +50,10 @@ def train_once(name, records, model_dir, num_train, sizes, epochs, stages, batch
   hparams.override(config, ",".join([
       f"model.width={width}", f"model.depth={depth}",
       "model.num_classes=10", f"data.num_train_examples={num_train}", f"train.epochs={float(epochs)}",
-      f"train.stages={stages}", f"train.image_size={sizes[1]}", f"eval.image_size={sizes[1]}",
-      f"train.base_image_size={sizes[0]}", f"train.batch_size={batch}", "train.progressive_rule=paper",
-      "model.dropout_min=0.2", "model.dropout_rate=0.2",
-      "train.randaug_min=2.0", "train.randaug_max=8.0", "data.crop_area_min=0.25", "eval.batch_size=100",
+      f"progressive.stages={stages}", f"progressive.image_size_max={sizes[1]}", f"eval.image_size={sizes[1]}",
+      f"progressive.image_size_min={sizes[0]}", f"train.batch_size={batch}", "progressive.rule=paper",
+      "regularization.dropout_min=0.2", "regularization.dropout_max=0.2",
+      "augment.magnitude_min=2.0", "augment.magnitude_max=8.0", "augment.crop_area_min=0.25", "eval.batch_size=100",
       f"train.seed={seed}", "runtime.steps_per_loop=20", "runtime.checkpoint_steps=100000"]))
   trainer = Trainer(hparams.resolve(config), model_dir, records, resolve_runtime("default"))
   started = time.perf_counter()

@@ -24,6 +24,8 @@ import uuid
 import tensorflow as tf
 import yaml
 
+import hparams
+
 CONFIG_FILE = "config.yaml"
 LABELS_FILE = "labels.txt"
 CHECKPOINT_DIR = "checkpoints"
@@ -130,11 +132,12 @@ class RunDir:
     return tf.train.latest_checkpoint(self.checkpoints)
 
   def read_config(self):
-    """The run's resolved config as a dict, or None when the folder holds no run."""
+    """The run's resolved config as a dict (keys renamed since it was written under their new names), or
+    None when the folder holds no run."""
     if not tf.io.gfile.exists(self.config_file):
       return None
     with tf.io.gfile.GFile(self.config_file) as f:
-      return yaml.safe_load(f.read())
+      return hparams.upgrade(yaml.safe_load(f.read()))
 
   def write_config(self, config):
     tf.io.gfile.makedirs(self.path)

@@ -1,15 +1,18 @@
 """Named hparam sets (ml-collections ConfigDicts), --hparam_str overrides and resolution of model defaults.
 
   get_config("imagenet-s")                    # a named set
-  override(config, "train.batch_size=256,data.augment=autoaug")
+  override(config, "train.batch_size=256,augment.policy=autoaug")
   resolve(config)                             # fill None values from the model spec
+
+Plain Python and ml-collections: importing it loads neither TensorFlow nor Keras.
 """
 
 import ast
+import sys
 
 import ml_collections
 
-from effnetv2_tf.model import get_model_spec
+from effnetv2_tf.specs import get_model_spec
 from hparams import base, demo, finetune, imagenet
 
 _V2 = ("b0", "b1", "b2", "b3", "s", "m", "l", "xl")
@@ -64,6 +67,36 @@ def _parse_value(text):
     return text.strip()
 
 
+# Keys renamed when the recipe was grouped by concept: --hparam_str takes the old names too (with a note),
+# and upgrade() moves them in the config.yaml of runs started before.
+RENAMED = {
+    "model.dropout_rate": "regularization.dropout_max",
+    "model.dropout_min": "regularization.dropout_min",
+    "model.survival_prob": "regularization.survival_prob",
+    "data.augment": "augment.policy",
+    "data.randaug_layers": "augment.randaug_layers",
+    "data.crop_area_min": "augment.crop_area_min",
+    "train.randaug_min": "augment.magnitude_min",
+    "train.randaug_max": "augment.magnitude_max",
+    "train.mixup_max": "mixing.mixup_max",
+    "train.cutmix_max": "mixing.cutmix_max",
+    "train.stages": "progressive.stages",
+    "train.progressive_rule": "progressive.rule",
+    "train.base_image_size": "progressive.image_size_min",
+    "train.image_size": "progressive.image_size_max",
+}
+
+
+def upgrade(saved):
+  """A copy of a saved config dict (a run's config.yaml) with the keys of RENAMED under their new names."""
+  saved = {group: dict(values) for group, values in saved.items()}
+  for old, new in RENAMED.items():
+    (old_group, old_key), (new_group, new_key) = old.split("."), new.split(".")
+    if old_key in saved.get(old_group, {}):
+      saved.setdefault(new_group, {})[new_key] = saved[old_group].pop(old_key)
+  return saved
+
+
 def _valid_keys(config, prefix=""):
   keys = []
   for key, value in config.items():
@@ -81,6 +114,9 @@ def override(config, hparam_str):
       raise ValueError(f"Bad --hparam_str item {assignment!r}: expected key=value, e.g. train.batch_size=256.")
     key, text = assignment.split("=", 1)
     key = key.strip()
+    if key in RENAMED:
+      print(f"note: hparam {key} is now called {RENAMED[key]}", file=sys.stderr)
+      key = RENAMED[key]
     *groups, leaf = key.split(".")
     node = config
     for group in groups:
@@ -118,12 +154,12 @@ def resolve(config):
     if node[key] is None:
       node[key] = value
 
-  fill(config.model, "dropout_rate", spec.dropout_rate)
-  fill(config.data, "augment", spec.augment)
-  fill(config.train, "image_size", spec.train_size)
-  fill(config.train, "randaug_max", spec.randaug_magnitude or config.train.randaug_min)
-  fill(config.train, "mixup_max", spec.mixup_alpha)
-  fill(config.train, "cutmix_max", spec.mixup_alpha)
+  fill(config.regularization, "dropout_max", spec.dropout_rate)
+  fill(config.augment, "policy", spec.augment)
+  fill(config.progressive, "image_size_max", spec.train_size)
+  fill(config.augment, "magnitude_max", spec.randaug_magnitude or config.augment.magnitude_min)
+  fill(config.mixing, "mixup_max", spec.mixup_alpha)
+  fill(config.mixing, "cutmix_max", spec.mixup_alpha)
   fill(config.eval, "image_size", spec.eval_size)
   _check(config)
   return config
@@ -131,10 +167,10 @@ def resolve(config):
 
 # Keys that must be at least 1 (counts, sizes, cadences), and the allowed values of the named choices.
 _POSITIVE = ("model.num_classes", "data.num_train_examples", "data.shuffle_buffer", "train.batch_size",
-             "train.image_size", "train.base_image_size", "eval.batch_size", "eval.image_size",
+             "progressive.image_size_max", "progressive.image_size_min", "eval.batch_size", "eval.image_size",
              "runtime.steps_per_loop", "runtime.checkpoint_steps", "runtime.keep_checkpoints")
-_CHOICES = {"data.source": ("tfrecord", "tfds"), "data.augment": ("randaug", "autoaug", "none"),
-            "train.progressive_rule": ("official", "paper"), "train.loss_type": ("softmax", "sigmoid"),
+_CHOICES = {"data.source": ("tfrecord", "tfds"), "augment.policy": ("randaug", "autoaug", "none"),
+            "progressive.rule": ("official", "paper"), "train.loss_type": ("softmax", "sigmoid"),
             "runtime.mixed_precision": ("auto", "bfloat16", "float16", "float32"),
             "runtime.jit_compile": ("auto", "true", "false")}
 
@@ -151,8 +187,8 @@ def _check(config):
       raise ValueError(f"hparam {key!r} must be at least 1, got {_value(config, key)!r}.")
   if config.train.epochs <= 0:
     raise ValueError(f"hparam 'train.epochs' must be positive, got {config.train.epochs!r}.")
-  if config.train.stages < 0:
-    raise ValueError(f"hparam 'train.stages' must be 0 or more, got {config.train.stages!r}.")
+  if config.progressive.stages < 0:
+    raise ValueError(f"hparam 'progressive.stages' must be 0 or more, got {config.progressive.stages!r}.")
   for key, choices in _CHOICES.items():
     if str(_value(config, key)).lower() not in choices:
       raise ValueError(f"hparam {key!r} is {_value(config, key)!r}; expected one of {', '.join(choices)}.")

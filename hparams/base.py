@@ -1,7 +1,12 @@
 """The base config every set starts from: the official ImageNet recipe (google/automl efficientnetv2).
 
-None means "the model's own value" (specs.ModelSpec): image sizes, dropout, augmentation, RandAugment
-and mixup maxima. hparams.resolve() fills them in; the resolved config is what a run writes to
+Grouped by concept: model (what is built), data (what is read), progressive (the stages and their image
+sizes), augment, mixing and regularization (each a range a stage moves along), train (optimization),
+eval, runtime. Ranges are written *_min and *_max; stage i of M takes its value from them by the
+progressive rule (effnetv2_tf.train.schedule).
+
+None means "the model's own value" (specs.ModelSpec): image sizes, dropout, augmentation policy,
+RandAugment and mixup maxima. hparams.resolve() fills them in; the resolved config is what a run writes to
 model_dir/config.yaml.
 """
 
@@ -16,9 +21,6 @@ def get_config():
   config.model.width = None  # override the spec's width/depth coefficients (tiny demo/test models)
   config.model.depth = None
   config.model.num_classes = 1000
-  config.model.dropout_rate = None  # the max; the paper rule schedules dropout from dropout_min
-  config.model.dropout_min = 0.1
-  config.model.survival_prob = 0.8
   config.model.bn_momentum = 0.9
   config.model.bn_epsilon = 1e-3
   config.model.synchronized_bn = True  # cross-replica statistics, as the official TPU batch norm
@@ -32,24 +34,35 @@ def get_config():
   config.data.train_split = "train"
   config.data.eval_split = "validation"
   config.data.num_train_examples = 1_281_167
-  config.data.augment = None  # "randaug", "autoaug" or "none"; None: the model's recipe
-  config.data.randaug_layers = 2
-  config.data.crop_area_min = 0.05  # random crops cover 5%-100% of the image
   config.data.cache = False
   config.data.shuffle_buffer = 16_384
+
+  config.progressive = ml_collections.ConfigDict()
+  config.progressive.stages = 4  # 0 or 1: one stage at the max values
+  config.progressive.rule = "official"  # or "paper" (Table 6: dropout scheduled too)
+  config.progressive.image_size_min = 128
+  config.progressive.image_size_max = None  # the last stage's train size
+
+  config.augment = ml_collections.ConfigDict()
+  config.augment.policy = None  # "randaug", "autoaug" or "none"; None: the model's recipe
+  config.augment.randaug_layers = 2
+  config.augment.magnitude_min = 5.0  # RandAugment magnitude
+  config.augment.magnitude_max = None
+  config.augment.crop_area_min = 0.05  # random crops cover 5%-100% of the image
+
+  config.mixing = ml_collections.ConfigDict()  # alpha of the Beta distributions; 0 is off (min is 0)
+  config.mixing.mixup_max = None
+  config.mixing.cutmix_max = None
+
+  config.regularization = ml_collections.ConfigDict()
+  config.regularization.dropout_min = 0.1  # the paper rule's first stage; the official rule uses only the max
+  config.regularization.dropout_max = None
+  config.regularization.survival_prob = 0.8  # stochastic depth of the last block
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 4096
   config.train.epochs = 350.0
   config.train.min_steps = 0
-  config.train.image_size = None
-  config.train.stages = 4
-  config.train.progressive_rule = "official"  # or "paper" (Table 6: dropout scheduled too)
-  config.train.base_image_size = 128
-  config.train.randaug_min = 5.0
-  config.train.randaug_max = None
-  config.train.mixup_max = None
-  config.train.cutmix_max = None
   config.train.optimizer = "rmsprop"
   config.train.lr_base = 0.016  # per 256 images: lr = lr_base * batch_size / 256
   config.train.lr_schedule = "exponential"

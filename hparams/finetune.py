@@ -46,8 +46,8 @@ def photos(model_name):
 def _recipe(model_name):
   config = base.get_config()
   config.model.name = model_name
-  config.model.dropout_rate = 1e-6
-  config.data.augment = "none"  # the 'ft' recipe: flip (always on) and cutout
+  config.regularization.dropout_max = 1e-6
+  config.augment.policy = "none"  # the 'ft' recipe: flip (always on) and cutout
   config.train.batch_size = 512
   config.train.epochs = 15.0
   config.train.min_steps = 10_000
@@ -55,6 +55,6 @@ def _recipe(model_name):
   config.train.lr_schedule = "constant"
   config.train.warmup_epochs = 1.0
   config.train.ema_decay = 0.9996
-  config.train.stages = 0
+  config.progressive.stages = 0
   return config
 

@@ -17,12 +17,12 @@ EMA_SUFFIX = "/ExponentialMovingAverage"
 
 # Tiny runs for tests: a 0.25-width/depth B0 on batches of 8 demo images at 32 -> 40 px. Each test config is
 # TINY with what that test needs changed, so they cannot drift apart unseen.
-TINY = {"model.width": 0.25, "model.depth": 0.25, "train.batch_size": 8, "train.base_image_size": 32,
-        "train.image_size": 40, "eval.image_size": 40, "eval.batch_size": 10, "train.epochs": 1.0}
+TINY = {"model.width": 0.25, "model.depth": 0.25, "train.batch_size": 8, "progressive.image_size_min": 32,
+        "progressive.image_size_max": 40, "eval.image_size": 40, "eval.batch_size": 10, "train.epochs": 1.0}
 
 
 def tiny(**changes):
-  """The --hparam_str of TINY with `changes` (dots written as "__": train__stages=2)."""
+  """The --hparam_str of TINY with `changes` (dots written as "__": progressive__stages=2)."""
   settings = {**TINY, **{key.replace("__", "."): value for key, value in changes.items()}}
   return ",".join(f"{key}={str(value).lower() if isinstance(value, bool) else value}"
                   for key, value in settings.items())
@@ -30,17 +30,17 @@ def tiny(**changes):
 
 # main.py's finished run (tests/conftest.py): 2 steps in one stage; bn_epsilon 0.5 (officially 1e-3) tells
 # its model apart from one built without the run's config.
-TINY_RUN = tiny(model__bn_epsilon=0.5, data__num_train_examples=16, train__stages=1)
+TINY_RUN = tiny(model__bn_epsilon=0.5, data__num_train_examples=16, progressive__stages=1)
 # The trainer tests' run (tests/train/run_trainer.py): 6 steps in 2 stages, deterministic, no RNG in the model.
-TINY_TRAINER = tiny(data__num_train_examples=48, train__stages=2, runtime__steps_per_loop=1,
-                    runtime__checkpoint_steps=2, runtime__deterministic=True, model__dropout_rate=0.0,
-                    model__survival_prob=1.0, train__warmup_epochs=0.0)
+TINY_TRAINER = tiny(data__num_train_examples=48, progressive__stages=2, runtime__steps_per_loop=1,
+                    runtime__checkpoint_steps=2, runtime__deterministic=True, regularization__dropout_max=0.0,
+                    regularization__survival_prob=1.0, train__warmup_epochs=0.0)
 # main.py runs of the trainer tests: 24 steps in 3 stages (32 -> 48 px), a checkpoint at every step.
-MAIN_TINY = tiny(train__image_size=48, eval__image_size=48, data__num_train_examples=192, train__stages=3,
+MAIN_TINY = tiny(progressive__image_size_max=48, eval__image_size=48, data__num_train_examples=192, progressive__stages=3,
                  runtime__steps_per_loop=1, runtime__checkpoint_steps=1, runtime__deterministic=True,
                  train__warmup_epochs=0.0)
 # The fault tests' run: 12 steps in 2 stages (0-6 at 32 px, 6-12 at 40 px), one step per host loop.
-TWO_STAGES = tiny(eval__batch_size=50, data__num_train_examples=96, train__stages=2, runtime__steps_per_loop=1,
+TWO_STAGES = tiny(eval__batch_size=50, data__num_train_examples=96, progressive__stages=2, runtime__steps_per_loop=1,
                   runtime__checkpoint_steps=6, runtime__keep_checkpoints=10)
 
 

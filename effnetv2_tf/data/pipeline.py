@@ -1,7 +1,7 @@
 """The dataset a training stage or an evaluation asks for.
 
-build_dataset(source, image_size=..., augment=..., mixup_alpha=..., ...) gives batches of
-(images, one-hot labels) at the stage's size and regularization. Records whose image does not decode
+build_dataset(source, Preprocessing(image_size, normalization, augment=..., mixup_alpha=...), ...) gives
+batches of (images, one-hot labels) at the stage's size and regularization. Records whose image does not decode
 are skipped and counted (RecordCounts): bytes that are not a JPEG/PNG/GIF/BMP are filtered out, and a
 truncated JPEG decodes with grey where data is missing. A label outside [0, num_classes), or
 UNDECODABLE_IN_A_ROW records in a row without an image, stop with an error naming the file; data_error()
@@ -9,10 +9,13 @@ turns the errors the data can raise while iterating into one clear ValueError.
 """
 
 import contextlib
+import dataclasses
 
 import tensorflow as tf
 
-from effnetv2_tf.data import mixing, preprocessing
+from effnetv2_tf.data import mixing
+from effnetv2_tf.data.preprocessing import is_decodable, preprocess_for_eval, preprocess_for_train
+from effnetv2_tf.data.seeds import EPOCH, MIXING, PIPELINE, derive_seed
 from effnetv2_tf.data.sources import TFRecordSource
 
 
@@ -20,6 +23,41 @@ from effnetv2_tf.data.sources import TFRecordSource
 # nothing decodes would otherwise be filtered forever, silently).
 UNDECODABLE_IN_A_ROW = 1000
 DATA_ERROR = "data error: "  # starts the messages of the pipeline's own checks
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+  """What a training stage (or an evaluation) does to each example and batch.
+
+  Attributes:
+    image_size: side of the output images.
+    normalization: the model's input normalization ("center_128" or "mean_std").
+    dtype: image dtype (float32, or bfloat16 on TPU).
+    augment: None, "randaug" or "autoaug" (training only).
+    randaug_magnitude, randaug_layers: RandAugment's magnitude and ops per image.
+    crop_area_min: smallest random crop as a fraction of the image (official 0.05).
+    mixup_alpha, cutmix_alpha: batch mixing; 0 is off.
+  """
+  image_size: int
+  normalization: str
+  dtype: tf.DType = tf.float32
+  augment: str | None = None
+  randaug_magnitude: float = 0.0
+  randaug_layers: int = 2
+  crop_area_min: float = 0.05
+  mixup_alpha: float = 0.0
+  cutmix_alpha: float = 0.0
+
+  def train_image(self, image, seed):
+    return preprocess_for_train(image, seed, self.image_size, self.normalization, self.augment,
+                                self.randaug_magnitude, self.randaug_layers, self.dtype, self.crop_area_min)
+
+  def eval_image(self, image):
+    return preprocess_for_eval(image, self.image_size, self.normalization, self.dtype)
+
+  @property
+  def mixes_batches(self):
+    return self.mixup_alpha > 0 or self.cutmix_alpha > 0
 
 
 class RecordCounts:
@@ -47,7 +85,7 @@ def _decodable(counts):
     def found():
       with tf.control_dependencies([counts.skipped_in_a_row.assign(0)]):
         return tf.constant(True)
-    return tf.cond(preprocessing.is_decodable(image), found, skip)
+    return tf.cond(is_decodable(image), found, skip)
   return keep
 
 
@@ -87,10 +125,6 @@ def _check_label(num_classes):
   return check
 
 
-def _epoch_seed(seed, epoch):
-  return seed * 1_000_003 + epoch  # any injective map of (seed, epoch) to one int64
-
-
 def _training_examples(source, input_context, seed, shuffle_buffer, cache, counts, skip_examples):
   """(index, example) pairs of decodable training examples, epoch after epoch, with the first
   `skip_examples` left out. Each epoch's order is a function of (seed, epoch) alone, so a resume starts
@@ -115,7 +149,7 @@ def _training_examples(source, input_context, seed, shuffle_buffer, cache, count
     # The order must not depend on TF's global seed (and TF's seed helper cannot take a tensor seed when the
     # global seed is 0): this function's own graph gets none.
     tf.compat.v1.get_default_graph().seed = None
-    epoch_seed = _epoch_seed(seed, number)
+    epoch_seed = derive_seed(seed, EPOCH, number)
     examples = source.examples(input_context, seed=epoch_seed, shuffle=True) if shuffles_files else fixed
     return examples.shuffle(shuffle_buffer, seed=epoch_seed).filter(_decodable(counts))
 
@@ -130,30 +164,24 @@ def _training_examples(source, input_context, seed, shuffle_buffer, cache, count
   return dataset.enumerate(start=first_epoch * length).skip(skip_examples)
 
 
-def build_dataset(source, *, is_training, image_size, batch_size, num_classes, normalization, augment=None,
-                  randaug_magnitude=0.0, randaug_layers=2, mixup_alpha=0.0, cutmix_alpha=0.0,
-                  input_context=None, seed=None, dtype=tf.float32, shuffle_buffer=16_384, cache=False,
-                  counts=None, crop_area_min=0.05, skip_steps=0, pad_eval=False):
+def build_dataset(source, preprocessing, *, is_training, batch_size, num_classes, input_context=None, seed=None,
+                  shuffle_buffer=16_384, cache=False, counts=None, skip_steps=0, pad_eval=False):
   """Builds the batched dataset for one stage (training) or for evaluation.
 
   Args:
     source: a sources.TFRecordSource or sources.TFDSSource.
+    preprocessing: a Preprocessing (the stage's size, augmentation and mixing; only size, normalization and
+      dtype matter for evaluation).
     is_training: random crop/flip/augment, shuffle, repeat and drop_remainder; else the eval transform,
       one pass, the last batch kept.
-    image_size: side of the output images.
     batch_size: GLOBAL batch size; each input pipeline gets its replicas' share.
     num_classes: one-hot width; labels outside [0, num_classes) are an error.
-    normalization: the model's input normalization ("center_128" or "mean_std").
-    augment: None, "randaug" or "autoaug" (training only).
-    randaug_magnitude, randaug_layers: RandAugment settings of the stage.
-    mixup_alpha, cutmix_alpha: batch mixing of the stage; 0 is off.
     input_context: tf.distribute.InputContext when called by distribute_datasets_from_function.
-    seed: makes order and augmentation reproducible (needed for an exact resume).
-    dtype: image dtype (float32, or bfloat16 on TPU).
+    seed: makes order and augmentation reproducible (needed for an exact resume); streams derive from it
+      (seeds.derive_seed).
     shuffle_buffer: examples in the training shuffle buffer.
     cache: cache the encoded records in memory after the first pass.
     counts: a RecordCounts to add to (skips reach the logs through it).
-    crop_area_min: smallest random crop as a fraction of the image (official 0.05).
     skip_steps: training steps of this dataset already done (resume): their examples are skipped before
       decoding, and the rest comes out exactly as in an uninterrupted run.
     pad_eval: eval only: every batch full (static shapes for XLA and TPUs) with a third element, the example
@@ -170,39 +198,39 @@ def build_dataset(source, *, is_training, image_size, batch_size, num_classes, n
                       if input_context else 1)
   skip_batches = skip_steps * batches_per_step
   pipeline_id = input_context.input_pipeline_id if input_context else 0
-  # One random stream per (seed, input pipeline): element and batch seeds are drawn from it by index.
-  stream_seed = (0 if seed is None else seed) * 7919 + pipeline_id
+  seed = 0 if seed is None else seed
   counts = counts or RecordCounts()
 
   skip_examples = skip_batches * per_replica
   if is_training:
-    dataset = _training_examples(source, input_context, 0 if seed is None else seed, shuffle_buffer, cache, counts,
-                                 skip_examples)
+    dataset = _training_examples(source, input_context, seed, shuffle_buffer, cache, counts, skip_examples)
   else:
     dataset = source.examples(input_context).filter(_decodable(counts)).enumerate()
+
+  # One random stream per input pipeline: each example's seed is drawn from it by the example's index.
+  element_stream = tf.constant(derive_seed(seed, PIPELINE, pipeline_id), tf.int64)
 
   def preprocess(index, example):
     image, label, origin = example
     if is_training:
-      element_seed = tf.stack([tf.constant(stream_seed, tf.int64), index])
-      image = preprocessing.preprocess_for_train(image, element_seed, image_size, normalization, augment,
-                                                 randaug_magnitude, randaug_layers, dtype, crop_area_min)
+      image = preprocessing.train_image(image, tf.stack([element_stream, index]))
     else:
-      image = preprocessing.preprocess_for_eval(image, image_size, normalization, dtype)
+      image = preprocessing.eval_image(image)
     return image, label, origin
 
   dataset = dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
   dataset = dataset.map(_check_label(num_classes))
   if pad_eval and not is_training:
-    padding = (tf.zeros((image_size, image_size, 3), dtype), tf.zeros((num_classes,)), tf.constant(0.0))
+    size = preprocessing.image_size
+    padding = (tf.zeros((size, size, 3), preprocessing.dtype), tf.zeros((num_classes,)), tf.constant(0.0))
     dataset = dataset.map(lambda image, label: (image, label, tf.constant(1.0))).concatenate(
         tf.data.Dataset.from_tensors(padding).repeat())
   dataset = dataset.batch(per_replica, drop_remainder=is_training or pad_eval)
-  if is_training and (mixup_alpha > 0 or cutmix_alpha > 0):
-    mix_seed = tf.constant([stream_seed, 1_000_003], tf.int64)
+  if is_training and preprocessing.mixes_batches:
+    mix_stream = tf.constant([derive_seed(seed, MIXING, pipeline_id), 0], tf.int64)
     dataset = dataset.enumerate(start=skip_batches).map(
-        lambda step, batch: mixing.mix_batch(*batch, mixup_alpha, cutmix_alpha,
-                                             tf.random.experimental.stateless_fold_in(mix_seed, step)),
+        lambda step, batch: mixing.mix_batch(*batch, preprocessing.mixup_alpha, preprocessing.cutmix_alpha,
+                                             tf.random.experimental.stateless_fold_in(mix_stream, step)),
         num_parallel_calls=tf.data.AUTOTUNE)
   options = tf.data.Options()
   options.deterministic = seed is not None

@@ -5,6 +5,10 @@ from effnetv2_tf.model.efficientnet import (create_backbone, create_model, featu
                                            set_dropout_rate)
 from effnetv2_tf.model.mbconv import FusedMBConv, MBConv
 from effnetv2_tf.model.scheduled_dropout import ScheduledDropout
-from effnetv2_tf.model.specs import MODEL_SPECS, ModelSpec, get_model_spec
+from effnetv2_tf.specs import MODEL_SPECS, ModelSpec, get_model_spec
 from effnetv2_tf.model.squeeze_excite import SqueezeExcite
 from effnetv2_tf.model.stochastic_depth import StochasticDepth
+
+__all__ = ["ConvBNAct", "FusedMBConv", "MBConv", "MODEL_SPECS", "ModelSpec", "ScheduledDropout", "SqueezeExcite",
+           "StochasticDepth", "create_backbone", "create_model", "feature_endpoints", "get_model_spec",
+           "model_from_config", "set_dropout_rate"]

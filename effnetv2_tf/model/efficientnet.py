@@ -4,7 +4,8 @@ import dataclasses
 
 import keras
 
-from effnetv2_tf.model import initializers, specs
+from effnetv2_tf import specs
+from effnetv2_tf.model import initializers
 from effnetv2_tf.model.conv_bn_act import ConvBNAct
 from effnetv2_tf.model.mbconv import FusedMBConv, MBConv
 from effnetv2_tf.model.scheduled_dropout import ScheduledDropout
@@ -123,13 +124,14 @@ def set_dropout_rate(model, rate):
   model.get_layer("top_dropout").rate = rate
 
 
-MODEL_CONFIG_KEYS = ("width", "depth", "dropout_rate", "survival_prob", "bn_momentum", "bn_epsilon", "synchronized_bn")
+MODEL_CONFIG_KEYS = ("width", "depth", "bn_momentum", "bn_epsilon", "synchronized_bn")
 
 
 def model_from_config(model_config, **overrides):
   """The logits classifier a config's `model` section describes (a ConfigDict, or the dict of a run's
   config.yaml): name and num_classes, plus every key of MODEL_CONFIG_KEYS it sets. The one place where a
-  config becomes a model, so that training, export and warm starts build the same one."""
+  config becomes a model, so that training, export and warm starts build the same one. Dropout and
+  stochastic depth (the config's regularization, which creates no weights) come as `overrides`."""
   kwargs = {key: model_config[key] for key in MODEL_CONFIG_KEYS if model_config.get(key) is not None}
   kwargs.update(overrides)
   return create_model(model_config["name"], num_classes=model_config["num_classes"], classifier_activation=None,

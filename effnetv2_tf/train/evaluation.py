@@ -6,7 +6,7 @@ example counts exactly once on any number of replicas and XLA sees one shape.
 
 import tensorflow as tf
 
-from effnetv2_tf.data.pipeline import build_dataset, explained_data_errors
+from effnetv2_tf.data.pipeline import Preprocessing, build_dataset, explained_data_errors
 
 
 class Evaluator:
@@ -38,10 +38,9 @@ class Evaluator:
     config = self.config
 
     def dataset_fn(input_context):
-      return build_dataset(self.source, is_training=False, image_size=config.eval.image_size,
-                           batch_size=config.eval.batch_size, pad_eval=True, num_classes=config.model.num_classes,
-                           normalization=self.normalization, input_context=input_context,
-                           dtype=self.compute_dtype, counts=self.counts)
+      return build_dataset(self.source, Preprocessing(config.eval.image_size, self.normalization, self.compute_dtype),
+                           is_training=False, batch_size=config.eval.batch_size, pad_eval=True,
+                           num_classes=config.model.num_classes, input_context=input_context, counts=self.counts)
 
     return self.strategy.distribute_datasets_from_function(dataset_fn)
 

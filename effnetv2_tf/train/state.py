@@ -43,7 +43,8 @@ class TrainState:
     self.global_batch = config.train.batch_size
     train = config.train
     with strategy.scope():
-      self.model = model_from_config(config.model)
+      self.model = model_from_config(config.model, dropout_rate=config.regularization.dropout_max,
+                                     survival_prob=config.regularization.survival_prob)
       self.learning_rate = WarmupDecay(
           train.lr_base * self.global_batch / 256, total_steps, int(train.warmup_epochs * steps_per_epoch),
           train.lr_schedule, max(train.lr_decay_epochs * steps_per_epoch, 1.0), train.lr_decay_factor, train.lr_min)

@@ -15,7 +15,8 @@ import keras
 import tensorflow as tf
 import yaml
 
-from effnetv2_tf.data.pipeline import RecordCounts, build_dataset, explained_data_errors
+from effnetv2_tf.data.pipeline import Preprocessing, RecordCounts, build_dataset, explained_data_errors
+from effnetv2_tf.data.seeds import STAGE, derive_seed
 from effnetv2_tf.data.sources import TFDSSource, TFRecordSource
 from effnetv2_tf.model import get_model_spec
 from effnetv2_tf.run_dir import LABELS_FILE, RunDir, model_identity, read_labels
@@ -73,16 +74,18 @@ def check_same_model(run_dir, config):
         "--model_dir (or the same model settings to resume).")
 
 
-# Settings a resumed run may change freely: they do not shape its schedule, data order or model.
+# The config groups that shape a run's model, data order and schedule (eval and runtime do not), and the
+# settings in them a resumed run may still change freely.
+SCHEDULE_GROUPS = ("model", "data", "progressive", "augment", "mixing", "regularization", "train")
 RESUMABLE_CHANGES = ("train.ft_init_ckpt", "train.ft_init_ema", "data.cache")
 
 
 def changed_settings(saved, config):
-  """{"group.key": (saved value, new value)} of the model, data and train settings that differ between a
-  run's config.yaml (`saved`) and `config`."""
+  """{"group.key": (saved value, new value)} of the SCHEDULE_GROUPS settings that differ between a run's
+  config.yaml (`saved`) and `config`."""
   now = yaml.safe_load(yaml.safe_dump(config.to_dict()))  # the same types as the saved file
   changed = {}
-  for group in ("model", "data", "train"):
+  for group in SCHEDULE_GROUPS:
     for key, value in now[group].items():
       name = f"{group}.{key}"
       if name not in RESUMABLE_CHANGES and key in saved.get(group, {}) and saved[group][key] != value:
@@ -118,14 +121,24 @@ def _compile_seconds(loop_seconds):
 
 def run_plan(config):
   """(steps per epoch, the ProgressiveSchedule) of a resolved config."""
-  train = config.train
+  train, progressive, augment = config.train, config.progressive, config.augment
   steps_per_epoch = config.data.num_train_examples / train.batch_size
   total_steps = max(int(train.epochs * steps_per_epoch), train.min_steps, 1)
   schedule = ProgressiveSchedule(
-      total_steps, train.stages, (train.base_image_size, train.image_size),
-      (train.randaug_min, train.randaug_max), (0.0, train.mixup_max), (0.0, train.cutmix_max),
-      (config.model.dropout_min, config.model.dropout_rate), train.progressive_rule)
+      total_steps, progressive.stages, (progressive.image_size_min, progressive.image_size_max),
+      (augment.magnitude_min, augment.magnitude_max), (0.0, config.mixing.mixup_max), (0.0, config.mixing.cutmix_max),
+      (config.regularization.dropout_min, config.regularization.dropout_max), progressive.rule)
   return steps_per_epoch, schedule
+
+
+def stage_preprocessing(config, stage, normalization, dtype):
+  """The Preprocessing of one stage of a resolved config: the stage's size and strengths, the config's
+  augmentation policy."""
+  augment = config.augment
+  return Preprocessing(
+      stage.image_size, normalization, dtype, augment=None if augment.policy == "none" else augment.policy,
+      randaug_magnitude=stage.randaug_magnitude, randaug_layers=augment.randaug_layers,
+      crop_area_min=augment.crop_area_min, mixup_alpha=stage.mixup_alpha, cutmix_alpha=stage.cutmix_alpha)
 
 
 def build_state(config, strategy, jit_compile):
@@ -177,18 +190,15 @@ class Trainer:
   def _stage_data(self, stage):
     """The distributed dataset of a stage, continuing exactly where a restored checkpoint was taken."""
     config = self.config
-    augment = None if config.data.augment == "none" else config.data.augment
+    preprocessing = stage_preprocessing(config, stage, self.spec.normalization, self.compute_dtype)
     skip_steps = self.step - stage.start_step
 
     def dataset_fn(input_context):
       dataset = build_dataset(
-          self.train_source, is_training=True, image_size=stage.image_size, batch_size=config.train.batch_size,
-          num_classes=config.model.num_classes, normalization=self.spec.normalization, input_context=input_context,
-          dtype=self.compute_dtype, counts=self.counts, augment=augment, randaug_magnitude=stage.randaug_magnitude,
-          randaug_layers=config.data.randaug_layers, mixup_alpha=stage.mixup_alpha, cutmix_alpha=stage.cutmix_alpha,
-          seed=config.train.seed * 1000 + stage.index, shuffle_buffer=config.data.shuffle_buffer,
-          cache=config.data.cache, crop_area_min=config.data.crop_area_min,
-          skip_steps=skip_steps)
+          self.train_source, preprocessing, is_training=True, batch_size=config.train.batch_size,
+          num_classes=config.model.num_classes, input_context=input_context, counts=self.counts,
+          seed=derive_seed(config.train.seed, STAGE, stage.index), shuffle_buffer=config.data.shuffle_buffer,
+          cache=config.data.cache, skip_steps=skip_steps)
       if self.jit_compile:
         return dataset
       # Without XLA one traced step serves every image size: forget the static sizes, so that a new

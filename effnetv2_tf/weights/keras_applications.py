@@ -10,7 +10,7 @@ import string
 
 import keras
 
-from effnetv2_tf.model import specs
+from effnetv2_tf import specs
 from effnetv2_tf.model.efficientnet import blocks_of
 
 # Our name -> the keras.applications constructor of the same variant (keras has no V2-XL).

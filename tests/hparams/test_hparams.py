@@ -11,28 +11,58 @@ def test_every_named_set_resolves_to_a_buildable_config():
         hparams.resolve(config)
       config = hparams.override(config, "model.num_classes=5,data.num_train_examples=300")
     config = hparams.resolve(config)
-    assert config.train.image_size and config.eval.image_size and config.model.dropout_rate is not None
+    assert config.progressive.image_size_max and config.eval.image_size
+    assert config.regularization.dropout_max is not None
 
 
 def test_resolve_fills_the_model_recipe():
   config = hparams.resolve(hparams.get_config("imagenet-l"))
-  assert (config.train.image_size, config.eval.image_size, config.model.dropout_rate) == (384, 480, 0.4)
-  assert (config.train.randaug_max, config.train.mixup_max, config.data.augment) == (20, 0.5, "randaug")
+  assert (config.progressive.image_size_max, config.eval.image_size, config.regularization.dropout_max) == (
+      384, 480, 0.4)
+  assert (config.augment.magnitude_max, config.mixing.mixup_max, config.augment.policy) == (20, 0.5, "randaug")
   b0 = hparams.resolve(hparams.get_config("imagenet-b0"))
-  assert b0.data.augment == "autoaug" and b0.train.image_size == 192
+  assert b0.augment.policy == "autoaug" and b0.progressive.image_size_max == 192
 
 
 def test_override_parses_values_and_lists():
   config = hparams.override(hparams.get_config("demo"),
-                            "train.batch_size=64, data.augment=autoaug,train.lr_base=1e-3,model.width=none")
-  assert (config.train.batch_size, config.data.augment, config.train.lr_base, config.model.width) == (
+                            "train.batch_size=64, augment.policy=autoaug,train.lr_base=1e-3,model.width=none")
+  assert (config.train.batch_size, config.augment.policy, config.train.lr_base, config.model.width) == (
       64, "autoaug", 1e-3, None)
+
+
+def test_every_key_has_one_group_and_the_old_names_still_work(capsys):
+  config = hparams.get_config("base")
+  keys = {f"{group}.{key}" for group in config for key in config[group]}
+  assert set(hparams.RENAMED.values()) <= keys and not set(hparams.RENAMED) & keys
+  renamed = hparams.override(hparams.get_config("demo"), "train.image_size=96,model.dropout_rate=0.4")
+  assert (renamed.progressive.image_size_max, renamed.regularization.dropout_max) == (96, 0.4)
+  assert "note: hparam train.image_size is now called progressive.image_size_max" in capsys.readouterr().err
+  # A config.yaml written before the renames reads as the new layout, every value in its new place.
+  old = {"model": {"name": "efficientnetv2-b0", "dropout_rate": 0.3, "survival_prob": 0.7},
+         "data": {"augment": "autoaug", "crop_area_min": 0.2}, "train": {"stages": 2, "image_size": 96,
+                                                                        "lr_base": 0.1}}
+  assert hparams.upgrade(old) == {
+      "model": {"name": "efficientnetv2-b0"}, "data": {}, "train": {"lr_base": 0.1},
+      "regularization": {"dropout_max": 0.3, "survival_prob": 0.7}, "augment": {"policy": "autoaug",
+                                                                               "crop_area_min": 0.2},
+      "progressive": {"stages": 2, "image_size_max": 96}}
+
+
+def test_hparams_import_without_tensorflow_or_keras():
+  import subprocess
+  import sys
+  from tests.helpers import ROOT
+  loaded = subprocess.run([sys.executable, "-c", "import sys, hparams; hparams.resolve(hparams.get_config('imagenet-s'));"
+                           " print(sorted({'keras', 'tensorflow'} & set(sys.modules)))"],
+                          capture_output=True, text=True, cwd=ROOT, check=True)
+  assert loaded.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("hparam_str, message", [
     ("train.batchsize=3", r"Unknown hparam 'train.batchsize'. Valid keys: .*train.batch_size"),
     ("train.batch_size=abc", r"'train.batch_size' takes a int \(now 4096\), got 'abc'"),
-    ("train.stages=2.5", r"'train.stages' takes a int"),
+    ("progressive.stages=2.5", r"'progressive.stages' takes a int"),
     ("model=3", r"Unknown hparam 'model'"),
     ("train.epochs", "expected key=value"),
 ])
@@ -53,7 +83,7 @@ def test_unknown_set_lists_the_valid_ones():
     ("runtime.checkpoint_steps=0", r"'runtime.checkpoint_steps' must be at least 1, got 0"),
     ("eval.image_size=0", r"'eval.image_size' must be at least 1"),
     ("train.epochs=-1.0", r"'train.epochs' must be positive"),
-    ("data.augment=randaugment", r"'data.augment' is 'randaugment'; expected one of randaug, autoaug, none"),
+    ("augment.policy=randaugment", r"'augment.policy' is 'randaugment'; expected one of randaug, autoaug, none"),
     ("runtime.mixed_precision=bf16", r"'runtime.mixed_precision' is 'bf16'; expected one of auto, bfloat16"),
 ])
 def test_values_no_run_can_use_are_refused_before_anything_is_built(hparam_str, message):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from effnetv2_tf.model import create_backbone, create_model, feature_endpoints, set_dropout_rate
-from effnetv2_tf.model.specs import round_filters
+from effnetv2_tf.specs import round_filters
 
 # Official counts at 1000 classes (trainable, total incl. BN moving statistics), from the automl
 # model test and parameter tables.

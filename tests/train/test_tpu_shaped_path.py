@@ -16,7 +16,7 @@ from tests.helpers import (NO_XLA_ON_THIS_CPU, ROOT, TPU_BUILD, checkpoint_weigh
 
 # 20 steps of 8 images: stage 1 steps 0-10 at 32 px, stage 2 steps 10-20 at 40 px, 2 steps per host loop.
 TPU_SHAPED = ("runtime.mixed_precision=bfloat16,runtime.steps_per_loop=2,runtime.checkpoint_steps=100,"
-              "data.num_train_examples=160,train.mixup_max=0.4,train.cutmix_max=0.4,model.dropout_rate=0.3,"
+              "data.num_train_examples=160,mixing.mixup_max=0.4,mixing.cutmix_max=0.4,regularization.dropout_max=0.3,"
               "eval.batch_size=32")
 STRATEGIES = [
     pytest.param(["--hparam_str=" + TPU_SHAPED + ",runtime.jit_compile=true"], id="default-xla",

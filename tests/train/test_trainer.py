@@ -127,7 +127,7 @@ def test_paper_rule_changes_dropout_per_stage_keeping_optimizer_and_ema_state(de
   from effnetv2_tf.train.trainer import Trainer
   from tpu.strategy import resolve_runtime
   config = hparams.resolve(hparams.override(hparams.get_config("demo"), TINY_TRAINER + (
-      ",train.progressive_rule=paper,model.dropout_min=0.0,model.dropout_rate=0.8,train.stages=3,"
+      ",progressive.rule=paper,regularization.dropout_min=0.0,regularization.dropout_max=0.8,progressive.stages=3,"
       "data.num_train_examples=72,runtime.deterministic=false")))
   trainer = Trainer(config, tmp_path / "run", demo_records, resolve_runtime("default"))
   assert [round(s.dropout_rate, 2) for s in trainer.schedule.stages] == [0.0, 0.4, 0.8]
@@ -160,7 +160,7 @@ def test_bad_input_gives_one_clear_line(demo_records, tmp_path):
 
 
 def test_checkpoint_of_another_model_is_refused(demo_records, tmp_path):
-  subprocess.run(_main(tmp_path / "run", demo_records, MAIN_TINY + ",train.stages=1,data.num_train_examples=16"),
+  subprocess.run(_main(tmp_path / "run", demo_records, MAIN_TINY + ",progressive.stages=1,data.num_train_examples=16"),
                  check=True, capture_output=True, timeout=300, cwd=ROOT)
   done = subprocess.run(_main(tmp_path / "run", demo_records, MAIN_TINY + ",model.width=0.5"), capture_output=True,
                         text=True, timeout=120, cwd=ROOT)
@@ -191,7 +191,7 @@ def test_gradient_clipping_means_the_same_under_loss_scaling(demo_records, tmp_p
 def test_each_stage_reports_what_tracing_its_step_cost(demo_records, tmp_path):
   """Without XLA the first stage traces the step and the second reuses it (same dropout); the stage lines
   say so. (Under XLA each stage's size compiles anew; the same line then says "tracing and XLA compiling".)"""
-  hparam_str = MAIN_TINY + ",train.stages=2,data.num_train_examples=64,model.dropout_rate=0.2"
+  hparam_str = MAIN_TINY + ",progressive.stages=2,data.num_train_examples=64,regularization.dropout_max=0.2"
   done = subprocess.run(_main(tmp_path, demo_records, hparam_str), capture_output=True, text=True, timeout=600,
                         cwd=ROOT)
   assert done.returncode == 0, done.stderr[-3000:]

@@ -1,6 +1,6 @@
 import pytest
 
-from effnetv2_tf.model import specs
+from effnetv2_tf import specs
 
 
 def test_decode_stage_reads_every_token():
