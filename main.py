@@ -48,8 +48,8 @@ flags.DEFINE_enum("tflite", None, ["float32", "dynamic-int8"], "With --mode=expo
 FLAGS = flags.FLAGS
 
 DEMO_DATA = pathlib.Path(__file__).resolve().parent / "effnetv2_tf" / "demo_data"
-DEMO_RECORDS = "demo_records"
-NO_SPACE = "No space left on device"  # what a full disk says, through Python or TensorFlow  # the demo's photos as TFRecords, inside its (local) model_dir
+DEMO_RECORDS = "demo_records"  # the demo's photos as TFRecords, inside its (local) model_dir
+NO_SPACE = "No space left on device"  # what a full disk says, through Python or TensorFlow
 
 
 def _demo_records(model_dir):
@@ -72,9 +72,15 @@ def _prepare_tensorflow(tpu):
     print(line, flush=True)
 
 
-def _config():
+def _config(data_dir=None):
+  """The resolved config of --hparams and --hparam_str, with the settings the data in `data_dir` decides."""
   import hparams
-  return hparams.resolve(hparams.override(hparams.get_config(FLAGS.hparams), FLAGS.hparam_str))
+  config = hparams.override(hparams.get_config(FLAGS.hparams), FLAGS.hparam_str)
+  if data_dir:
+    from effnetv2_tf.train.run_data import settings_from_data
+    for line in settings_from_data(config, data_dir, explicit=hparams.assigned_keys(FLAGS.hparam_str)):
+      print(line, flush=True)
+  return hparams.resolve(config)
 
 
 def _run_config(run_dir):
@@ -112,8 +118,9 @@ def _run():
     with tempfile.TemporaryDirectory() as scratch:  # the doctor leaves nothing behind, demo records included
       if data_dir is None and FLAGS.hparams == "demo":
         data_dir = scratch
-      sys.exit(doctor.run(_config, data_dir, model_dir, strategy, tpu, FLAGS.zone, FLAGS.project,
-                          prepare_data=_demo_records if FLAGS.hparams == "demo" and not FLAGS.data_dir else None))
+      demo = FLAGS.hparams == "demo" and not FLAGS.data_dir
+      sys.exit(doctor.run(lambda: _config(FLAGS.data_dir), data_dir, model_dir, strategy, tpu, FLAGS.zone,
+                          FLAGS.project, prepare_data=_demo_records if demo else None))
   _prepare_tensorflow(tpu)  # before anything imports TensorFlow
   from effnetv2_tf.run_dir import RunDir
   run_dir = RunDir(model_dir)
@@ -140,7 +147,7 @@ def _scale_like_source(config):
 
 def _train(run_dir, runtime):
   from effnetv2_tf.train.trainer import Trainer
-  config = _config()
+  config = _config(FLAGS.data_dir)  # the demo's set pins its photos' values
   _scale_like_source(config)
   data_dir = FLAGS.data_dir
   if data_dir is None and FLAGS.hparams == "demo":
@@ -163,7 +170,8 @@ def _evaluate(run_dir, runtime):
   import tensorflow as tf
   from effnetv2_tf.model import get_model_spec
   from effnetv2_tf.train.evaluation import Evaluator
-  from effnetv2_tf.train.trainer import build_state, eval_source, prepare_process, run_plan
+  from effnetv2_tf.train.run_data import eval_source
+  from effnetv2_tf.train.trainer import build_state, prepare_process, run_plan
   config = _run_config(run_dir)
   data_dir = FLAGS.data_dir
   if data_dir is None and tf.io.gfile.exists(os.path.join(run_dir.path, DEMO_RECORDS)):

@@ -107,6 +107,12 @@ def _valid_keys(config, prefix=""):
   return keys
 
 
+def assigned_keys(hparam_str):
+  """The keys an --hparam_str sets, under their current names."""
+  keys = {item.split("=", 1)[0].strip() for item in _split_assignments(hparam_str or "") if "=" in item}
+  return {RENAMED.get(key, key) for key in keys}
+
+
 def override(config, hparam_str):
   """Applies 'a.b=1,c.d=x' to `config` in place; unknown keys and wrong types raise one clear ValueError."""
   for assignment in _split_assignments(hparam_str or ""):

@@ -34,7 +34,7 @@ def finetune(dataset, model_name="efficientnetv2-s"):
 
 def photos(model_name):
   config = _recipe(model_name)
-  config.model.num_classes = None  # yours: the converter prints both counts
+  config.model.num_classes = None  # yours: from the converter's dataset.json (or give them)
   config.data.num_train_examples = None
   config.data.train_files = "train-*"
   config.data.eval_files = "val-*"

@@ -43,6 +43,8 @@ def test_fine_tuning_an_official_checkpoint_on_your_own_photos(tmp_path):
 
   converted, trained = run_as_written(commands, tmp_path)
   assert "5 classes" in converted and "train: 300 images" in converted
+  assert "model.num_classes 5 (my_records/dataset.json)" in trained  # the counts come from the data
+  assert "data.num_train_examples 300 (my_records/dataset.json)" in trained
   loaded = f"{len(official.weights) - 2} variables loaded ({len(official.weights) - 2} from EMA shadows, 0 raw)"
   assert loaded in trained and "classifier left as initialised" in trained
   final = json.loads((tmp_path / "runs" / "my-b0" / "eval.jsonl").read_text().splitlines()[-1])

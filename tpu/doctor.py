@@ -122,7 +122,7 @@ def check_choices(report, runtime, config):
 def check_data(report, config, data_dir):
   """The train and eval files exist and hold records (the first train file's count as a sample)."""
   import tensorflow as tf
-  from effnetv2_tf.train.trainer import eval_source, train_source
+  from effnetv2_tf.train.run_data import eval_source, train_source
   if config.data.source == "tfds":
     report.info("data", f"TFDS {config.data.tfds_name} in {data_dir} (read when training starts)")
     return

@@ -4,8 +4,9 @@
 
 Writes OUT_DIR/SPLIT-00000-of-0000N.tfrecord in the ImageNet layout (image/encoded JPEG bytes,
 image/class/label 1-based, so the default TFRecordSource reads it), and OUT_DIR/labels.txt with one class
-name per line (line i is label i, 0-based). Files are assigned to shards in a fixed shuffled order, so
-the same folder always gives the same shards. Images that do not decode are skipped and listed;
+name per line (line i is label i, 0-based), and, last, OUT_DIR/dataset.json with the class count and each
+split's files and examples (a run reads its settings from it). Files are assigned to shards in a fixed
+shuffled order, so the same folder always gives the same shards. Images that do not decode are skipped and listed;
 non-JPEG images are re-encoded as JPEG (quality 95).
 """
 
@@ -13,6 +14,8 @@ import argparse
 import pathlib
 import random
 import sys
+
+from effnetv2_tf.data.facts import DATASET_FILE, write_dataset_file
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 LABELS_FILE = "labels.txt"
@@ -60,9 +63,9 @@ def find_splits(src):
 
 
 def _earlier_output(out):
-  """The files of an earlier conversion in `out`: its shards and labels.txt."""
-  return sorted(path for path in out.glob("*-*-of-*.tfrecord") if path.is_file()) + (
-      [out / LABELS_FILE] if (out / LABELS_FILE).is_file() else [])
+  """The files of an earlier conversion in `out`: its shards, labels.txt and dataset.json."""
+  return sorted(path for path in out.glob("*-*-of-*.tfrecord") if path.is_file()) + [
+      out / name for name in (LABELS_FILE, DATASET_FILE) if (out / name).is_file()]
 
 
 def _jpeg_bytes(path, tf):
@@ -130,6 +133,7 @@ def convert(src, out, shards=8, seed=0, overwrite=False):
     for writer in writers:
       writer.close()
     summary["written"][split] = written
+  write_dataset_file(out, len(classes), summary["written"])
   return summary
 
 
@@ -151,6 +155,7 @@ def main(argv=None):
     print(f"  warning: {folder} holds no image and was left out")
   for split, count in summary["written"].items():
     print(f"  {split}: {count} images")
+  print(f"class and image counts -> {pathlib.Path(args.out) / DATASET_FILE} (training reads them from there)")
   print(f"  skipped (not decodable): {len(summary['skipped'])}")
   for path in summary["skipped"][:20]:
     print(f"    {path}")

@@ -3,7 +3,7 @@
 The loop is the paper's Algorithm 1: for each stage, build its data (image size, augmentation and mixing
 strength), run the compiled step (dropout rate set), log, save. Its parts live beside it: TrainState
 (model, optimizer, EMA, checkpoint, the compiled step), Evaluator (top-1/top-5), RunLog (console,
-TensorBoard, JSONL, plot) and RunDir (the folder's file names).
+TensorBoard, JSONL, plot), run_data (sources, class names) and RunDir (the folder's file names).
 """
 
 import contextlib
@@ -17,50 +17,16 @@ import yaml
 
 from effnetv2_tf.data.pipeline import Preprocessing, RecordCounts, build_dataset, explained_data_errors
 from effnetv2_tf.data.seeds import STAGE, derive_seed
-from effnetv2_tf.data.sources import TFDSSource, TFRecordSource
 from effnetv2_tf.model import get_model_spec
-from effnetv2_tf.run_dir import LABELS_FILE, RunDir, model_identity, read_labels
+from effnetv2_tf.run_dir import RunDir, model_identity
 from effnetv2_tf.train.divergence import LossWatch
 from effnetv2_tf.train.evaluation import Evaluator
 from effnetv2_tf.train.preemption import Preempted, StopSignals
+from effnetv2_tf.train.run_data import class_names, eval_source, train_source
 from effnetv2_tf.train.run_log import RunLog
 from effnetv2_tf.train.schedule import ProgressiveSchedule
 from effnetv2_tf.train.state import CheckpointMismatchError, TrainState, compute_dtype
 from effnetv2_tf.train.warm_start import warm_start
-
-
-def train_source(config, data_dir):
-  return _source(config, data_dir, config.data.train_split, config.data.train_files)
-
-
-def eval_source(config, data_dir):
-  return _source(config, data_dir, config.data.eval_split, config.data.eval_files)
-
-
-def _source(config, data_dir, tfds_split, file_pattern):
-  data = config.data
-  if data.source == "tfds":
-    return TFDSSource(data.tfds_name, tfds_split, data_dir)
-  if data.source != "tfrecord":
-    raise ValueError(f"Unknown data.source {data.source!r}; expected tfrecord or tfds.")
-  if not data_dir:
-    raise FileNotFoundError("No --data_dir given: point it at a folder of TFRecords (or data.source=tfds).")
-  source = TFRecordSource(os.path.join(data_dir, file_pattern), data.label_offset)
-  source.files()  # no matching file is an error now, not after the training stages
-  return source
-
-
-def class_names(config, data_dir):
-  """The class names of a TFRecord folder that has a labels.txt (our converter writes one), checked against
-  model.num_classes; None when the data names no classes."""
-  if config.data.source != "tfrecord" or not data_dir:
-    return None
-  path = os.path.join(data_dir, LABELS_FILE)
-  names = read_labels(path)
-  if names is not None and len(names) != config.model.num_classes:
-    raise ValueError(f"{path} names {len(names)} classes but model.num_classes is {config.model.num_classes}: "
-                     f"set --hparam_str=\"model.num_classes={len(names)}\" (or use the data the model is for).")
-  return names
 
 
 def check_same_model(run_dir, config):

@@ -71,10 +71,11 @@ def test_converting_into_an_earlier_conversion_is_refused_or_replaced_never_mixe
   assert _convert(tmp_path / "src", tmp_path / "out", "--shards", "4").returncode == 0
   before = sorted(p.name for p in (tmp_path / "out").iterdir())
   again = _convert(tmp_path / "src", tmp_path / "out", "--shards", "2")
-  assert again.returncode == 2 and again.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'out'} holds an earlier conversion (5 files")
+  assert again.returncode == 2  # 4 shards, labels.txt, dataset.json
+  assert again.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'out'} holds an earlier conversion (6 files")
   assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before
   replaced = _convert(tmp_path / "src", tmp_path / "out", "--shards", "2", "--overwrite")
-  assert replaced.returncode == 0 and "replaced an earlier conversion (5 files)" in replaced.stdout
+  assert replaced.returncode == 0 and "replaced an earlier conversion (6 files)" in replaced.stdout
   records = sum(1 for _ in TFRecordSource(str(tmp_path / "out" / "train-*")).examples())
   assert records == 6 and len(list((tmp_path / "out").glob("*.tfrecord"))) == 2
 
@@ -85,8 +86,9 @@ def test_a_stray_image_beside_class_folders_is_refused_and_empty_classes_are_rep
   _image(tmp_path / "src" / "train" / "stray.jpg")
   done = _convert(tmp_path / "src", tmp_path / "out")
   assert done.returncode == 2 and not (tmp_path / "out").exists()
-  assert done.stderr.strip().splitlines()[-1] == (f"error: {tmp_path / 'src'}: 1 image(s) outside a class folder (train/stray.jpg): "
-                                 "expected SPLIT/CLASS/image; move or remove them.")
+  assert done.stderr.strip().splitlines()[-1] == (
+      f"error: {tmp_path / 'src'}: 1 image(s) outside a class folder (train/stray.jpg): expected SPLIT/CLASS/image; "
+      "move or remove them.")
   (tmp_path / "src" / "train" / "stray.jpg").unlink()
   (tmp_path / "src" / "train" / "dog").mkdir()
   done = _convert(tmp_path / "src", tmp_path / "out")

@@ -29,8 +29,8 @@ def test_official_checkpoint_with_another_class_count_gets_a_new_classifier(tmp_
 @pytest.mark.slow
 def test_fine_tuning_from_our_run_to_three_classes_beats_chance(demo_records, tmp_path):
   """Train on 5 classes, fine-tune on a 3-class folder of real photos with a new head."""
-  common = ("model.width=0.5,model.depth=0.5,train.batch_size=32,progressive.image_size_min=64,progressive.image_size_max=80,"
-            "eval.image_size=80,runtime.steps_per_loop=10")
+  common = ("model.width=0.5,model.depth=0.5,train.batch_size=32,progressive.image_size_min=64,"
+            "progressive.image_size_max=80,eval.image_size=80,runtime.steps_per_loop=10")
   source = tmp_path / "source"
   subprocess.run([sys.executable, str(ROOT / "main.py"), "--mode=train", f"--model_dir={source}",
                   f"--data_dir={demo_records}", f"--hparam_str={common},train.epochs=20.0,progressive.stages=2"],
@@ -79,8 +79,8 @@ def test_a_run_of_another_model_is_refused(tmp_path):
 def test_fine_tuning_from_our_run_takes_its_width_and_depth(finished_run, demo_records, tmp_path):
   from tests.helpers import main_py
   hparam_str = ("model.num_classes=5,model.bn_epsilon=0.5,data.eval_files=val-*,data.num_train_examples=16,"
-                "train.batch_size=8,train.epochs=1.0,progressive.stages=1,progressive.image_size_min=32,progressive.image_size_max=40,"
-                f"eval.image_size=40,eval.batch_size=50,train.ft_init_ckpt={finished_run}/")
+                "train.batch_size=8,train.epochs=1.0,progressive.stages=1,progressive.image_size_min=32,"
+                f"progressive.image_size_max=40,eval.image_size=40,eval.batch_size=50,train.ft_init_ckpt={finished_run}/")
   done = main_py("--mode=train", "--hparams=imagenet-b0", f"--model_dir={tmp_path}", f"--data_dir={demo_records}",
                  f"--hparam_str={hparam_str}")
   assert done.returncode == 0, done.stderr[-3000:]

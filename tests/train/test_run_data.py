@@ -1,0 +1,60 @@
+"""The settings a run takes from its data: the converter's dataset.json, TFDS metadata."""
+
+import json
+
+import pytest
+
+import hparams
+from effnetv2_tf.train.run_data import settings_from_data
+
+
+def _settings(name, data_dir, hparam_str=""):
+  config = hparams.override(hparams.get_config(name), hparam_str)
+  lines = settings_from_data(config, str(data_dir), explicit=hparams.assigned_keys(hparam_str))
+  return hparams.resolve(config), lines
+
+
+def test_the_converter_records_its_counts(demo_records):
+  written = json.loads((demo_records / "dataset.json").read_text())
+  assert written == {"num_classes": 5, "splits": {"train": {"files": "train-*", "examples": 300},
+                                                  "val": {"files": "val-*", "examples": 100}}}
+
+
+def test_a_photos_set_takes_the_class_and_example_counts_from_the_data(demo_records):
+  config, lines = _settings("photos-ft-b0", demo_records)
+  assert (config.model.num_classes, config.data.num_train_examples, config.data.eval_files) == (5, 300, "val-*")
+  assert lines == [f"model.num_classes 5 ({demo_records}/dataset.json)",
+                   f"data.num_train_examples 300 ({demo_records}/dataset.json)"]
+
+
+def test_an_imagenet_set_on_a_folder_of_photos_is_refused_naming_both_values(demo_records):
+  with pytest.raises(ValueError) as refused:
+    _settings("imagenet-b0", demo_records)
+  assert str(refused.value) == (
+      f"{demo_records}/dataset.json: model.num_classes is 1,000 but the data has 5, data.num_train_examples is "
+      "1,281,167 but the data has 300. Pass --hparam_str=\"model.num_classes=5,data.num_train_examples=300\", or "
+      "use a set that takes them from the data (e.g. --hparams=photos-ft-b0).")
+  with pytest.raises(ValueError, match="model.num_classes is 3 but the data has 5"):
+    _settings("photos-ft-b0", demo_records, "model.num_classes=3")  # given explicitly: refused too
+
+
+def test_an_explicit_example_count_is_kept_and_the_eval_split_is_found(demo_records):
+  config, lines = _settings("imagenet-b0", demo_records, "model.num_classes=5,data.num_train_examples=48")
+  assert (config.data.num_train_examples, config.data.eval_files) == (48, "val-*")  # imagenet's validation-*
+  assert lines == [f"data.eval_files val-*: the data's val split ({demo_records}/dataset.json)",
+                   f"data.num_train_examples 48 as given, although {demo_records}/dataset.json counts 300: epochs "
+                   "are 48 examples long"]
+
+
+def test_a_folder_without_dataset_json_keeps_the_config(tmp_path):
+  config, lines = _settings("imagenet-b0", tmp_path)
+  assert lines == [] and config.model.num_classes == 1000
+
+
+def test_tfds_metadata_gives_the_class_count_without_the_data(tmp_path):
+  # TFDS knows cifar10's label feature from its code; the empty folder holds no prepared data (no counts).
+  config, lines = _settings("cifar10-ft", tmp_path, "model.num_classes=none")
+  assert config.model.num_classes == 10 and lines == ["model.num_classes 10 (tfds:cifar10 metadata)"]
+  assert config.data.num_train_examples == 50_000  # the set's own count stands
+  with pytest.raises(ValueError, match="tfds:cifar10 metadata: model.num_classes is 100 but the data has 10"):
+    _settings("cifar10-ft", tmp_path, "model.num_classes=100")
