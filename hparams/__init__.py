@@ -193,6 +193,8 @@ def _check(config):
       raise ValueError(f"hparam {key!r} must be at least 1, got {_value(config, key)!r}.")
   if config.train.epochs <= 0:
     raise ValueError(f"hparam 'train.epochs' must be positive, got {config.train.epochs!r}.")
+  if config.runtime.progress_seconds < 0:
+    raise ValueError(f"hparam 'runtime.progress_seconds' must be 0 or more, got {config.runtime.progress_seconds!r}.")
   if config.progressive.stages < 0:
     raise ValueError(f"hparam 'progressive.stages' must be 0 or more, got {config.progressive.stages!r}.")
   for key, choices in _CHOICES.items():

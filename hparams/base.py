@@ -84,7 +84,10 @@ def get_config():
   config.eval.image_size = None
 
   config.runtime = ml_collections.ConfigDict()
-  config.runtime.steps_per_loop = 100  # steps per tf.function call (a TPU host loop)
+  config.runtime.steps_per_loop = 100  # steps per tf.function call (a TPU host loop), at most
+  # ...and at most this many seconds of steps at the stage's pace (the first loops of a stage are one step),
+  # so that progress, logs and a stop signal are never further behind; 0: steps_per_loop alone.
+  config.runtime.progress_seconds = 5.0
   config.runtime.mixed_precision = "auto"  # auto: bfloat16 on TPU, float16 on GPU, float32 on CPU
   config.runtime.jit_compile = "auto"  # auto: on for TPU and GPU, off on CPU (XLA is 4-5x slower there)
   config.runtime.checkpoint_steps = 1000

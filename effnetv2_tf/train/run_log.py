@@ -79,6 +79,7 @@ def plot(path, stages, rows, evals=()):
 # Without a terminal (a redirected log), one plain progress line at most this often, and none of the
 # progress bar's colour codes and carriage returns.
 PLAIN_PROGRESS_SECONDS = 30.0
+DAY_SECONDS = 24 * 3600
 
 
 def _duration(seconds):
@@ -101,6 +102,7 @@ class RunLog:
     self._progress = None
     self._stage_clock = None  # (start time, start step) of the stage's progress
     self._last_plain = 0.0
+    self._run_estimated = False
 
   @property
   def writer(self):
@@ -119,10 +121,12 @@ class RunLog:
         for key, value in values.items():
           tf.summary.scalar(key, value)
 
-  def stage_started(self, stage, num_stages, step):
+  def stage_started(self, stage, num_stages, step, run_seconds_left=None):
+    """The stage's line (with the run's time left, once a pace is known) and a new progress bar."""
+    left = f" (run: about {_duration(run_seconds_left)} left)" if run_seconds_left is not None else ""
     print(f"stage {stage.index + 1}/{num_stages}: {stage.image_size} px, dropout {stage.dropout_rate:.3f}, "
           f"RandAugment {stage.randaug_magnitude:.2f}, mixup {stage.mixup_alpha:.3f}, "
-          f"cutmix {stage.cutmix_alpha:.3f}, steps {step}-{stage.end_step}", flush=True)
+          f"cutmix {stage.cutmix_alpha:.3f}, steps {step}-{stage.end_step}{left}", flush=True)
     self._stage_clock = (time.monotonic(), step)
     self._last_plain = time.monotonic()
     if self.interactive:
@@ -130,27 +134,42 @@ class RunLog:
                                            stateful_metrics=["loss", "top1", "img/s", "lr"])
       self._progress.update(step - stage.start_step)
 
-  def host_loop(self, row, stage):
-    """One host loop's row (step, loss, train_top1, lr, images_per_second, ...): progress, JSONL, TensorBoard."""
+  def host_loop(self, row, stage, stage_images_per_second=None, run_seconds_left=None):
+    """One host loop's row (step, loss, train_top1, lr, images_per_second, ...): progress, JSONL, TensorBoard.
+    The console shows the stage's average rate and the run's time left once the trainer knows them."""
+    rate = row["images_per_second"] if stage_images_per_second is None else stage_images_per_second
+    if run_seconds_left is not None and not self._run_estimated:
+      self._run_estimated = True
+      self._print_run_estimate(run_seconds_left)
     if self.interactive:
       self._progress.update(row["step"] - stage.start_step, [
-          ("loss", row["loss"]), ("top1", row["train_top1"]), ("img/s", row["images_per_second"]),
-          ("lr", row["lr"])])
+          ("loss", row["loss"]), ("top1", row["train_top1"]), ("img/s", rate), ("lr", row["lr"])])
     elif time.monotonic() - self._last_plain >= PLAIN_PROGRESS_SECONDS or row["step"] == stage.end_step:
-      self._print_plain(row, stage)
+      self._print_plain(row, stage, rate, run_seconds_left)
     if self.is_chief:
       self.rows.append(row)
       write_rows(self.run_dir.history_file, self.rows)
       self._scalars(row["step"], {key: value for key, value in row.items() if key != "step"})
 
-  def _print_plain(self, row, stage):
+  def _print_plain(self, row, stage, images_per_second, run_seconds_left):
     started, first_step = self._stage_clock
     elapsed = time.monotonic() - started
     remaining = elapsed / max(row["step"] - first_step, 1) * (stage.end_step - row["step"])
+    run = f", run {_duration(run_seconds_left)} left" if run_seconds_left is not None else ""
     print(f"  step {row['step']}/{stage.end_step}: loss {row['loss']:.4f}, top-1 {row['train_top1']:.3f}, "
-          f"{row['images_per_second']:.1f} img/s, lr {row['lr']:.4g}, stage {_duration(elapsed)} elapsed, "
-          f"{_duration(remaining)} left", flush=True)
+          f"{images_per_second:.1f} img/s, lr {row['lr']:.4g}, stage {_duration(elapsed)} elapsed, "
+          f"{_duration(remaining)} left{run}", flush=True)
     self._last_plain = time.monotonic()
+
+  def _print_run_estimate(self, seconds):
+    """Once per process: the run's time left, and a warning when it is more than a day."""
+    if self.interactive:
+      print(flush=True)  # below the progress bar
+    print(f"run: about {_duration(seconds)} of training left at this stage's pace", flush=True)
+    if seconds > DAY_SECONDS:
+      print(f"warning: at this pace the run takes about {seconds / DAY_SECONDS:.1f} more days on this machine: "
+            "fewer train.epochs, a smaller model or a faster machine (python main.py --doctor times one step)",
+            file=sys.stderr, flush=True)
 
   def stage_finished(self, stage, step, seconds, compile_seconds, compiled_with_xla, records_skipped):
     print(f"stage {stage.index + 1} done in {seconds:.1f} s, of which {compile_seconds:.1f} s tracing"

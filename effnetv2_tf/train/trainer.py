@@ -85,6 +85,23 @@ def _compile_seconds(loop_seconds):
   return max(first - first_steps * pace, 0.0)
 
 
+def _seconds_per_step(loop_seconds):
+  """The stage's pace over its host loops after the first (which also traces the step); None before."""
+  later = loop_seconds[1:]
+  return sum(seconds for _, seconds in later) / sum(steps for steps, _ in later) if later else None
+
+
+def host_loop_steps(step, stage_end, checkpoint_steps, steps_per_loop, progress_seconds, pace):
+  """Steps of the next host loop from `step`: steps_per_loop, cut at the stage's end and the next checkpoint,
+  and to what fits in progress_seconds at `pace` (seconds per step; one step while it is None); 0 seconds:
+  no cut by time."""
+  next_save = (step // checkpoint_steps + 1) * checkpoint_steps
+  steps = min(steps_per_loop, stage_end - step, next_save - step)
+  if progress_seconds > 0:
+    steps = min(steps, 1 if pace is None else max(1, int(progress_seconds / pace)))
+  return steps
+
+
 def run_plan(config):
   """(steps per epoch, the ProgressiveSchedule) of a resolved config."""
   train, progressive, augment = config.train, config.progressive, config.augment
@@ -201,6 +218,14 @@ class Trainer:
                        "rerun with the run's settings to resume it, use another --model_dir, or pass "
                        "--continue_with_new_settings to go on from this checkpoint with the new ones.")
 
+  def _warn_about_warmup(self):
+    steps_per_epoch, _ = run_plan(self.config)
+    warmup, total = int(self.config.train.warmup_epochs * steps_per_epoch), self.schedule.total_steps
+    if warmup > total / 3:
+      print(f"warning: the learning-rate warm-up takes {warmup} of the run's {total} steps "
+            f"(train.warmup_epochs {self.config.train.warmup_epochs:g} of {self.config.train.epochs:g} epochs): "
+            "lower train.warmup_epochs for a run this short", file=sys.stderr, flush=True)
+
   def _missed_stage_eval(self, eval_between_stages):
     """A stage's end was saved but its eval never ran (the run stopped in between)."""
     inner_ends = {stage.end_step for stage in self.schedule.stages[:-1]}
@@ -212,6 +237,7 @@ class Trainer:
     chief holds the run dir while it trains."""
     with self.run_dir.exclusive() if self.is_chief else contextlib.nullcontext():
       self._start()
+      self._warn_about_warmup()
       if self._missed_stage_eval(eval_between_stages):
         self.log.evaluation(self.evaluate())
       return self._train_stages(eval_between_stages)
@@ -220,18 +246,20 @@ class Trainer:
     runtime = self.config.runtime
     saver = self.state.checkpoint_manager(self.run_dir, self.is_chief)
     watch = LossWatch(self.config.model.num_classes, (row["loss"] for row in self.log.rows))
+    measured = None  # (seconds per step, at image size) of the latest stage with a known pace
     with StopSignals() as stop:  # SIGTERM / SIGINT: save at the end of the current host loop, then stop
       for stage in self.schedule.stages:
         if self.step >= stage.end_step:
           continue
         data = iter(self._stage_data(stage))
         train_loop = self.state.train_loop(stage.dropout_rate, stage.image_size)
-        self.log.stage_started(stage, len(self.schedule.stages), self.step)
+        self.log.stage_started(stage, len(self.schedule.stages), self.step,
+                               self._seconds_left(*measured) if measured else None)
         stage_started = time.perf_counter()
         loop_seconds = []  # (steps, seconds) per host loop: the first one also traces (and compiles) the step
         while self.step < stage.end_step:
-          next_save = (self.step // runtime.checkpoint_steps + 1) * runtime.checkpoint_steps
-          num_steps = min(runtime.steps_per_loop, stage.end_step - self.step, next_save - self.step)
+          pace = _seconds_per_step(loop_seconds)
+          num_steps = self._loop_steps(stage, pace)
           started = time.perf_counter()
           loss, top1 = self._run_loop(train_loop, data, num_steps)
           seconds = time.perf_counter() - started
@@ -242,7 +270,12 @@ class Trainer:
           if verdict == "jump":
             print(f"\nwarning: at step {self.step} {reason}: the run may be diverging (lower train.lr_base or "
                   "set train.gradient_clip)", file=sys.stderr, flush=True)
-          self.log.host_loop(self._row(stage, loss, top1, num_steps, seconds), stage)
+          pace = _seconds_per_step(loop_seconds)
+          if pace:
+            measured = (pace, stage.image_size)
+          self.log.host_loop(self._row(stage, loss, top1, num_steps, seconds), stage,
+                             self.config.train.batch_size / pace if pace else None,
+                             self._seconds_left(*measured) if measured else None)
           stopping = stop.received  # read once: a signal arriving after this is handled after the next loop
           due = self.step % runtime.checkpoint_steps == 0 or self.step == stage.end_step
           if stopping or (due and verdict == "ok"):  # weights after a loss jump wait for a healthy loop
@@ -257,6 +290,19 @@ class Trainer:
         if stop.received:  # during the eval: the stage's end is saved already
           self._stop(stop.received)
     return self.log.evals
+
+  def _loop_steps(self, stage, pace):
+    # Workers of a multi-worker run would time themselves apart, and their host loops must agree.
+    runtime = self.config.runtime
+    timed = not isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    return host_loop_steps(self.step, stage.end_step, runtime.checkpoint_steps, runtime.steps_per_loop,
+                           runtime.progress_seconds if timed else 0.0, pace)
+
+  def _seconds_left(self, pace, image_size):
+    """The run's training time left at `pace` seconds per step measured at `image_size`, each stage's steps
+    scaled by its pixels per image (a step's cost grows about with the image area); evals not counted."""
+    steps_left = [(stage, max(stage.end_step - max(stage.start_step, self.step), 0)) for stage in self.schedule.stages]
+    return sum(steps * pace * (stage.image_size / image_size) ** 2 for stage, steps in steps_left)
 
   def _run_loop(self, train_loop, data, num_steps):
     """(mean loss, top-1) of one host loop; an error the data raised is one clear line."""

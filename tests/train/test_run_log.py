@@ -40,3 +40,18 @@ def test_without_a_terminal_progress_is_plain_lines_at_most_every_30_seconds(tmp
   assert lines[0] == ("  step 15/40: loss 1.5000, top-1 0.500, 64.0 img/s, lr 0.01, stage 0:30 elapsed, "
                       "0:50 left")
   assert "\x1b" not in "".join(lines) and len(run_log.read_rows(str(tmp_path / "history.jsonl"))) == 40
+
+
+def test_the_run_estimate_is_said_once_with_a_warning_past_a_day(tmp_path, capsys):
+  log = run_log.RunLog(RunDir(tmp_path), interactive=False)
+  stage = ProgressiveSchedule(40, 1, (64, 64)).stages[0]
+  log.stage_started(stage, 1, 0, run_seconds_left=3 * 3600 + 65)
+  row = {"step": 40, "loss": 1.5, "train_top1": 0.5, "images_per_second": 90.0, "lr": 0.01}
+  log.host_loop(row, stage, stage_images_per_second=64.0, run_seconds_left=30 * 3600)
+  log.host_loop({**row, "step": 41}, stage, 64.0, 29 * 3600)
+  out, err = capsys.readouterr()
+  assert out.splitlines()[0].endswith("steps 0-40 (run: about 3:01:05 left)")
+  assert out.count("run: about 30:00:00 of training left at this stage's pace") == 1
+  assert "64.0 img/s" in out and "90.0 img/s" not in out  # the stage's average, not the last loop's
+  assert ", run 30:00:00 left" in out
+  assert err.count("warning: at this pace the run takes about 1.2 more days on this machine") == 1

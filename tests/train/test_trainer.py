@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import MAIN_TINY, ROOT, TINY_TRAINER, checkpoint_weights, result_of, run_trainer, trainer_command
+from tests.helpers import (MAIN_TINY, ROOT, TINY_TRAINER, checkpoint_weights, result_of, run_trainer, tiny,
+                           trainer_command)
 
 
 def test_mirrored_over_two_cpus_gives_the_default_strategy_losses(demo_records, tmp_path):
@@ -199,3 +200,32 @@ def test_each_stage_reports_what_tracing_its_step_cost(demo_records, tmp_path):
   seconds = [float(line.split("of which ")[1].split(" s tracing the step")[0]) for line in lines]
   totals = [float(line.split(" done in ")[1].split(" s,")[0]) for line in lines]
   assert len(lines) == 2 and 1.0 < seconds[0] <= totals[0] and seconds[1] < seconds[0] / 2, lines
+
+
+@pytest.mark.parametrize("pace, expected", [
+    (None, 1),  # the stage's first loops: one step each, until the pace is known
+    (0.01, 100),  # fast steps: steps_per_loop
+    (0.2, 25),  # 5 s of steps
+    (30.0, 1),  # slower than progress_seconds: one step
+])
+def test_a_host_loop_holds_at_most_progress_seconds_of_steps(pace, expected):
+  from effnetv2_tf.train.trainer import host_loop_steps
+  assert host_loop_steps(200, 1000, 1000, 100, 5.0, pace) == expected
+  assert host_loop_steps(200, 1000, 1000, 100, 0.0, pace) == 100  # 0: steps_per_loop alone
+  assert host_loop_steps(990, 1000, 1000, 100, 5.0, 0.01) == 10  # the stage's end (and a checkpoint)
+  assert host_loop_steps(240, 1000, 250, 100, 5.0, 0.01) == 10  # the next checkpoint
+
+
+def test_progress_moves_within_a_long_host_loop(demo_records, tmp_path):
+  """steps_per_loop 100 over a 36-step stage: the loops are cut to progress_seconds, so the log moves."""
+  hparam_str = tiny(data__num_train_examples=288, progressive__stages=1, runtime__steps_per_loop=100,
+                    runtime__progress_seconds=0.3)
+  done = subprocess.run(_main(tmp_path, demo_records, hparam_str), capture_output=True, text=True, timeout=300,
+                        cwd=ROOT)
+  assert done.returncode == 0, done.stderr[-3000:]
+  rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+  steps = [b["step"] - a["step"] for a, b in zip([{"step": 0}] + rows, rows)]
+  assert sum(steps) == 36 and steps[:2] == [1, 1] and len(steps) >= 5 and max(steps) < 36
+  seconds = sorted(n * 8 / row["images_per_second"] for n, row in zip(steps[2:], rows[2:]))
+  assert seconds[len(seconds) // 2] < 0.9  # the median loop: about 0.3 s
+  assert "run: about " in done.stdout and ", run " in done.stdout  # the estimate, and the plain lines' share

@@ -80,7 +80,8 @@ def test_fine_tuning_from_our_run_takes_its_width_and_depth(finished_run, demo_r
   from tests.helpers import main_py
   hparam_str = ("model.num_classes=5,model.bn_epsilon=0.5,data.eval_files=val-*,data.num_train_examples=16,"
                 "train.batch_size=8,train.epochs=1.0,progressive.stages=1,progressive.image_size_min=32,"
-                f"progressive.image_size_max=40,eval.image_size=40,eval.batch_size=50,train.ft_init_ckpt={finished_run}/")
+                "progressive.image_size_max=40,eval.image_size=40,eval.batch_size=50,"
+                f"train.ft_init_ckpt={finished_run}/")
   done = main_py("--mode=train", "--hparams=imagenet-b0", f"--model_dir={tmp_path}", f"--data_dir={demo_records}",
                  f"--hparam_str={hparam_str}")
   assert done.returncode == 0, done.stderr[-3000:]
