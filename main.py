@@ -213,7 +213,7 @@ def _export(run_dir, export_dir):
                               image_size=config.eval.image_size, overwrite=FLAGS.overwrite, labels=labels)
   step = int(checkpoint.rsplit("-", 1)[1])  # the manager numbers checkpoints by step
   print(f"exported step {step} of {_describe(config)} (EMA weights): {paths['classification']}, "
-        f"{paths['feature-vector']}")
+        f"{paths['feature-vector']}; best fed {config.eval.image_size}-px images (the run's eval size)")
   if FLAGS.tflite:
     tflite = export_tflite(paths["classification"], os.path.join(export_dir, TFLITE_FILE),
                            config.eval.image_size, FLAGS.tflite)

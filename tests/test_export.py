@@ -36,9 +36,11 @@ def test_export_runs_without_the_package_and_matches_keras(exported):
   for batch, size in shapes:
     x = unit_images(batch, size)
     expected = model((x * 255 - 128) / 128, training=False).numpy()
-    np.testing.assert_allclose(next(iter(out[f"classification{batch}x{size}"].values())), expected,
-                               atol=1e-5, rtol=1e-5)
-    features = next(iter(out[f"feature-vector{batch}x{size}"].values()))
+    classification = out[f"classification{batch}x{size}"]
+    assert sorted(classification) == ["logits", "probabilities"]
+    np.testing.assert_allclose(classification["logits"], expected, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(classification["probabilities"], tf.nn.softmax(expected), atol=1e-6)
+    features = out[f"feature-vector{batch}x{size}"]["features"]
     assert features.shape == (batch, model.get_layer("avg_pool").output.shape[-1])
 
 
@@ -191,19 +193,22 @@ def test_one_command_exports_an_official_checkpoint_that_runs_without_the_packag
   x = unit_images(2, 96)
   normalized = (x - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])  # B0: ImageNet mean/std
   expected = keras_model(normalized.astype("float32"), training=False).numpy()
-  logits = next(iter(out["logits"].values()))
+  logits = out["logits"]["logits"]
   assert logits.shape == (2, 11) and np.abs(expected).max() > 0.1
   np.testing.assert_allclose(logits, expected, atol=1e-5, rtol=1e-5)
-  assert next(iter(out["features"].values())).shape == (2, 1280)
+  assert out["features"]["features"].shape == (2, 1280)
 
 
-def test_an_imagenet_export_carries_its_class_names_and_predict_uses_them(exported, tmp_path):
+def test_an_export_carries_its_class_names_and_predict_uses_them(exported, tmp_path):
   from effnetv2_tf.predict import imagenet_labels_for, load_labels
   model, _, _ = exported
   names = ["daisy", "dandelion", "rose", "sunflower"]
   paths = export_saved_models(model, SPEC, str(tmp_path / "named"), image_size=64, labels=names)
   assert load_labels(f"{paths['classification']}/assets/labels.txt") == names
   photo = next((ROOT / "effnetv2_tf" / "demo_data" / "val" / "rose").glob("*.jpg"))
+  served = tf.saved_model.load(paths["classification"]).signatures["serving_bytes"](
+      image_bytes=tf.constant([photo.read_bytes()]))
+  assert [names[i] for i in served["classes"][0].numpy()] == [n.decode() for n in served["class_names"][0].numpy()]
   done = subprocess.run([sys.executable, "-m", "effnetv2_tf.predict", paths["classification"], str(photo)],
                         capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-2000:]

@@ -46,9 +46,10 @@ def test_export_needs_no_data_and_builds_the_run_s_own_model(finished_run, tmp_p
   done = main_py("--mode=export", f"--model_dir={finished_run}", f"--export_dir={tmp_path / 'export'}")
   assert done.returncode == 0, done.stderr[-3000:]
   assert "exported step 2 of efficientnetv2-b0 (width 0.25, depth 0.25) (EMA weights)" in done.stdout
+  assert done.stdout.strip().endswith("best fed 40-px images (the run's eval size)")
   assert _snapshot(finished_run) == before
   out = run_without_package({"logits": (tmp_path / "export" / "classification", "serving_default", "images", (3, 40))})
-  exported = next(iter(out["logits"].values()))
+  exported = out["logits"]["logits"]
   expected, weights, normalized = _trained_logits(finished_run, unit_images(3, 40))
   np.testing.assert_allclose(exported, expected, atol=1e-5, rtol=1e-5)
   # The run trained with bn_epsilon 0.5: the same weights in a model with the default epsilon differ.
