@@ -70,6 +70,8 @@ def _prepare_tensorflow(tpu):
     raise ValueError("TensorFlow cannot be imported as installed: run python main.py --doctor for the fix.")
   for line in pjrt.prepare_environment(tpu):
     print(line, flush=True)
+  from effnetv2_tf.quiet_start import import_tensorflow
+  import_tensorflow()
 
 
 def _config(data_dir=None):

@@ -15,7 +15,9 @@ import pathlib
 import stat
 import sys
 
-import tensorflow as tf
+from effnetv2_tf.quiet_start import import_tensorflow
+
+tf = import_tensorflow()  # without TensorFlow's start-up banner
 
 LABELS_DIR = pathlib.Path(__file__).resolve().parent / "labels"
 SHIPPED_LABELS = {"imagenet1k": "imagenet1k_labels.txt", "imagenet21k": "imagenet21k_labels.txt"}

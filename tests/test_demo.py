@@ -15,7 +15,8 @@ def test_demo_learns_the_shipped_photos(tmp_path):
   done = subprocess.run([sys.executable, str(ROOT / "main.py"), f"--model_dir={tmp_path}"], capture_output=True,
                         text=True, timeout=900, cwd=tmp_path)
   assert done.returncode == 0, done.stderr[-3000:]
-  assert "stage 4/4" in done.stdout and "size  dropout  randaug" in done.stdout  # the stage table
+  assert "stage 4/4" in done.stdout and "size  dropout          augment" in done.stdout  # the stage table
+  assert "RandAugment 2.00" in done.stdout  # the demo's first stage (its policy is RandAugment)
   final = json.loads((tmp_path / "eval.jsonl").read_text().splitlines()[-1])
   assert final["examples"] == 100 and final["ema"]
   assert final["top1"] >= 0.35, final  # chance is 0.2; 0.35 is 3.75 standard errors above it

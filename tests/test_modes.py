@@ -47,6 +47,8 @@ def test_export_needs_no_data_and_builds_the_run_s_own_model(finished_run, tmp_p
   assert done.returncode == 0, done.stderr[-3000:]
   assert "exported step 2 of efficientnetv2-b0 (width 0.25, depth 0.25) (EMA weights)" in done.stdout
   assert done.stdout.strip().endswith("best fed 40-px images (the run's eval size)")
+  # TensorFlow's start-up banner and, on a machine without a GPU, its CUDA lines stay out of the console.
+  assert not any(text in done.stderr for text in ("oneDNN custom operations", "cuInit", "cuda drivers"))
   assert _snapshot(finished_run) == before
   out = run_without_package({"logits": (tmp_path / "export" / "classification", "serving_default", "images", (3, 40))})
   exported = out["logits"]["logits"]

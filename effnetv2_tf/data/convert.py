@@ -108,7 +108,8 @@ def convert(src, out, shards=8, seed=0, overwrite=False):
   if earlier and not overwrite:
     raise LayoutError(f"{out} holds an earlier conversion ({len(earlier)} files, e.g. {earlier[0].name}): use an "
                       "empty folder, or pass --overwrite to replace it.")
-  import tensorflow as tf  # after the checks: a refusal is quick and quiet
+  from effnetv2_tf.quiet_start import import_tensorflow
+  tf = import_tensorflow()  # after the checks: a refusal is quick and quiet
   for path in earlier:
     path.unlink()
   out.mkdir(parents=True, exist_ok=True)

@@ -82,6 +82,11 @@ PLAIN_PROGRESS_SECONDS = 30.0
 DAY_SECONDS = 24 * 3600
 
 
+def augmentation(policy, magnitude):
+  """How a stage augments its images, in words: "RandAugment 5.00", "AutoAugment" or "no augmentation"."""
+  return {"randaug": f"RandAugment {magnitude:.2f}", "autoaug": "AutoAugment"}.get(policy, "no augmentation")
+
+
 def _duration(seconds):
   minutes, seconds = divmod(int(seconds), 60)
   hours, minutes = divmod(minutes, 60)
@@ -90,10 +95,12 @@ def _duration(seconds):
 
 class RunLog:
   """The logs of one run in `run_dir` (a RunDir); `is_chief` says whether this process writes files;
-  `interactive` (default: stdout is a terminal) picks the progress bar over plain progress lines."""
+  `interactive` (default: stdout is a terminal) picks the progress bar over plain progress lines;
+  `augment_policy` (the config's augment.policy) names the stages' augmentation."""
 
-  def __init__(self, run_dir, is_chief=True, interactive=None):
+  def __init__(self, run_dir, is_chief=True, interactive=None, augment_policy="randaug"):
     self.run_dir = run_dir
+    self.augment_policy = augment_policy
     self.is_chief = is_chief
     self.interactive = sys.stdout.isatty() if interactive is None else interactive
     self.rows = read_rows(run_dir.history_file)
@@ -125,7 +132,7 @@ class RunLog:
     """The stage's line (with the run's time left, once a pace is known) and a new progress bar."""
     left = f" (run: about {_duration(run_seconds_left)} left)" if run_seconds_left is not None else ""
     print(f"stage {stage.index + 1}/{num_stages}: {stage.image_size} px, dropout {stage.dropout_rate:.3f}, "
-          f"RandAugment {stage.randaug_magnitude:.2f}, mixup {stage.mixup_alpha:.3f}, "
+          f"{augmentation(self.augment_policy, stage.randaug_magnitude)}, mixup {stage.mixup_alpha:.3f}, "
           f"cutmix {stage.cutmix_alpha:.3f}, steps {step}-{stage.end_step}{left}", flush=True)
     self._stage_clock = (time.monotonic(), step)
     self._last_plain = time.monotonic()

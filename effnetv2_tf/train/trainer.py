@@ -23,7 +23,7 @@ from effnetv2_tf.train.divergence import LossWatch
 from effnetv2_tf.train.evaluation import Evaluator
 from effnetv2_tf.train.preemption import Preempted, StopSignals
 from effnetv2_tf.train.run_data import class_names, eval_source, train_source
-from effnetv2_tf.train.run_log import RunLog
+from effnetv2_tf.train.run_log import RunLog, augmentation
 from effnetv2_tf.train.schedule import ProgressiveSchedule
 from effnetv2_tf.train.state import CheckpointMismatchError, TrainState, compute_dtype
 from effnetv2_tf.train.warm_start import warm_start
@@ -153,7 +153,7 @@ class Trainer:
     self.evaluator = Evaluator(config, eval_source(config, data_dir), self.strategy, self.state.model,
                                self.state.ema, self.spec.normalization, self.compute_dtype, self.jit_compile,
                                self.counts)
-    self.log = RunLog(self.run_dir, self.is_chief)
+    self.log = RunLog(self.run_dir, self.is_chief, augment_policy=config.augment.policy)
     self.allow_new_settings = allow_new_settings
 
   @property
@@ -164,10 +164,11 @@ class Trainer:
     return self.evaluator.evaluate(self.step, use_ema)
 
   def stage_table(self):
-    lines = [f"{'stage':>5} {'steps':>13} {'size':>5} {'dropout':>8} {'randaug':>8} {'mixup':>6} {'cutmix':>6}"]
+    lines = [f"{'stage':>5} {'steps':>13} {'size':>5} {'dropout':>8} {'augment':>16} {'mixup':>6} {'cutmix':>6}"]
     for s in self.schedule.stages:
+      augment = augmentation(self.config.augment.policy, s.randaug_magnitude)
       lines.append(f"{s.index:>5} {f'{s.start_step}-{s.end_step}':>13} {s.image_size:>5} {s.dropout_rate:>8.3f} "
-                   f"{s.randaug_magnitude:>8.2f} {s.mixup_alpha:>6.3f} {s.cutmix_alpha:>6.3f}")
+                   f"{augment:>16} {s.mixup_alpha:>6.3f} {s.cutmix_alpha:>6.3f}")
     return "\n".join(lines)
 
   def _stage_data(self, stage):
