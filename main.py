@@ -202,7 +202,7 @@ def _export(run_dir, export_dir):
   import keras
   from effnetv2_tf.export import TFLITE_FILE, export_saved_models, export_tflite
   from effnetv2_tf.model import get_model_spec
-  from effnetv2_tf.predict import imagenet_labels_for
+  from effnetv2_tf.labels import imagenet_labels_for
   from effnetv2_tf.train.warm_start import load_run_model
   config = _run_config(run_dir)
   checkpoint = run_dir.latest_checkpoint()

@@ -198,7 +198,7 @@ def export_official(checkpoint, model_name, export_dir, use_ema=True, image_size
     (LoadReport, {flavour: path}), with "tflite" among the paths when `tflite` names a mode.
   """
   from effnetv2_tf.model import create_model, get_model_spec
-  from effnetv2_tf.predict import imagenet_labels_for
+  from effnetv2_tf.labels import imagenet_labels_for
   from effnetv2_tf.weights.official import load_official_checkpoint, official_num_classes
   spec = get_model_spec(model_name)
   if tflite is not None:

@@ -15,28 +15,13 @@ import pathlib
 import stat
 import sys
 
+from effnetv2_tf.labels import load_labels
 from effnetv2_tf.quiet_start import import_tensorflow
 
 tf = import_tensorflow()  # without TensorFlow's start-up banner
 
-LABELS_DIR = pathlib.Path(__file__).resolve().parent / "labels"
-SHIPPED_LABELS = {"imagenet1k": "imagenet1k_labels.txt", "imagenet21k": "imagenet21k_labels.txt"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp"}
 BATCH = 16
-
-
-def load_labels(name_or_path):
-  """Class names by index from a shipped list name or a file."""
-  path = LABELS_DIR / SHIPPED_LABELS[name_or_path] if name_or_path in SHIPPED_LABELS else pathlib.Path(name_or_path)
-  if not path.is_file():
-    raise FileNotFoundError(f"No label file {path}: use imagenet1k, imagenet21k or a file with one name per line.")
-  return [line.split("\t", 1)[-1].strip() for line in path.read_text().splitlines() if line.strip()]
-
-
-def imagenet_labels_for(num_classes):
-  """The shipped ImageNet class names for a 1k or 21k classifier, else None."""
-  name = {1000: "imagenet1k", 21_843: "imagenet21k"}.get(num_classes)
-  return load_labels(name) if name else None
 
 
 def _why_not_a_file(path):

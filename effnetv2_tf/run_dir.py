@@ -25,6 +25,7 @@ import tensorflow as tf
 import yaml
 
 import hparams
+from effnetv2_tf.labels import read_labels
 
 CONFIG_FILE = "config.yaml"
 LABELS_FILE = "labels.txt"
@@ -150,11 +151,3 @@ class RunDir:
   def write_labels(self, names):
     tf.io.gfile.makedirs(self.path)
     write_atomically(self.labels_file, "".join(f"{name}\n" for name in names))
-
-
-def read_labels(path):
-  """Class names by index from a file of one name per line, or None when there is no such file."""
-  if not tf.io.gfile.exists(path):
-    return None
-  with tf.io.gfile.GFile(path) as f:
-    return [line.strip() for line in f.read().splitlines() if line.strip()]

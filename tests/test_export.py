@@ -81,7 +81,7 @@ def test_a_non_empty_export_dir_and_a_file_are_refused(exported, tmp_path):
 
 def test_predict_names_the_top_classes_and_reports_a_corrupt_file(exported, tmp_path):
   import pathlib
-  from effnetv2_tf.predict import load_labels
+  from effnetv2_tf.labels import load_labels
   _, _, paths = exported
   demo = pathlib.Path(__file__).resolve().parents[1] / "effnetv2_tf" / "demo_data" / "val"
   photos = tmp_path / "photos"
@@ -200,7 +200,7 @@ def test_one_command_exports_an_official_checkpoint_that_runs_without_the_packag
 
 
 def test_an_export_carries_its_class_names_and_predict_uses_them(exported, tmp_path):
-  from effnetv2_tf.predict import imagenet_labels_for, load_labels
+  from effnetv2_tf.labels import imagenet_labels_for, load_labels
   model, _, _ = exported
   names = ["daisy", "dandelion", "rose", "sunflower"]
   paths = export_saved_models(model, SPEC, str(tmp_path / "named"), image_size=64, labels=names)

@@ -5,7 +5,8 @@ import os
 
 from effnetv2_tf.data.facts import tfds_facts, tfrecord_facts
 from effnetv2_tf.data.sources import TFDSSource, TFRecordSource
-from effnetv2_tf.run_dir import LABELS_FILE, read_labels
+from effnetv2_tf.labels import read_labels
+from effnetv2_tf.run_dir import LABELS_FILE
 
 
 def train_source(config, data_dir):
