@@ -145,19 +145,24 @@ def test_paper_rule_changes_dropout_per_stage_keeping_optimizer_and_ema_state(de
 
 
 def test_bad_input_gives_one_clear_line(demo_records, tmp_path):
+  import shutil
+  older = shutil.copytree(demo_records, tmp_path / "older_conversion")  # from before dataset.json
+  (older / "dataset.json").unlink()
   cases = [
       (_main(tmp_path / "a", demo_records, "train.batchsize=8"), "error: Unknown hparam 'train.batchsize'"),
       (_main(tmp_path / "b", tmp_path / "empty"), "error: No TFRecord files match"),
       (_main(tmp_path / "c", demo_records, MAIN_TINY, "--use_tpu", "--tpu=local"),
        "error: --tpu=local, but this machine has no TPU chips"),
       (_main(tmp_path / "d", demo_records, MAIN_TINY + ",model.num_classes=1000"),
+       'dataset.json: model.num_classes is 1,000 but the data has 5. Pass --hparam_str="model.num_classes=5"'),
+      (_main(tmp_path / "e", older, MAIN_TINY + ",model.num_classes=1000"),
        'labels.txt names 5 classes but model.num_classes is 1000: set --hparam_str="model.num_classes=5"'),
   ]
   for command, message in cases:
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
-  assert not any((tmp_path / name).exists() for name in "abd")  # a refused run leaves no folder behind
+  assert not any((tmp_path / name).exists() for name in "abde")  # a refused run leaves no folder behind
 
 
 def test_checkpoint_of_another_model_is_refused(demo_records, tmp_path):
