@@ -258,8 +258,8 @@ class Trainer:
                                self._seconds_left(*measured) if measured else None)
         stage_started = time.perf_counter()
         loop_seconds = []  # (steps, seconds) per host loop: the first one also traces (and compiles) the step
+        pace = None  # the stage's seconds per step, once a loop after the first has run
         while self.step < stage.end_step:
-          pace = _seconds_per_step(loop_seconds)
           num_steps = self._loop_steps(stage, pace)
           started = time.perf_counter()
           loss, top1 = self._run_loop(train_loop, data, num_steps)
