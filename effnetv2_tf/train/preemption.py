@@ -6,7 +6,9 @@ without a checkpoint (exit 128 + the signal's number), unless it comes within DO
 first (one notice delivered twice) or while a checkpoint is being written (TensorFlow writes to a temporary
 name and renames; the save finishes). That is the way out of a run stuck where the flag is never read, e.g.
 waiting for data that never comes: Python runs signal handlers only between bytecodes, so a watcher thread
-reads the signals from a wakeup pipe, which the C-level handler writes to at once.
+reads the signals from a wakeup pipe, which the C-level handler writes to at once. The watcher needs the
+interpreter too: signals sent while native code holds it (the TPU build searches for a TPU for about 5 s at the
+first TensorFlow op) are read together when it is released, and count as one notice.
 """
 
 import contextlib
