@@ -47,6 +47,7 @@ flags.DEFINE_enum("tflite", None, ["float32", "dynamic-int8"], "With --mode=expo
                   "EXPORT_DIR/classification.tflite at the eval size.")
 FLAGS = flags.FLAGS
 
+STARTED = time.monotonic()  # a time budget counts from here
 DEMO_DATA = pathlib.Path(__file__).resolve().parent / "effnetv2_tf" / "demo_data"
 DEMO_RECORDS = "demo_records"  # the demo's photos as TFRecords, inside its (local) model_dir
 NO_SPACE = "No space left on device"  # what a full disk says, through Python or TensorFlow
@@ -74,15 +75,21 @@ def _prepare_tensorflow(tpu):
   import_tensorflow()
 
 
-def _config(data_dir=None):
-  """The resolved config of --hparams and --hparam_str, with the settings the data in `data_dir` decides."""
+def _recipe(data_dir=None):
+  """The config of --hparams and --hparam_str with the settings the data in `data_dir` decides, before
+  hparams.resolve fills in the defaults."""
   import hparams
   config = hparams.override(hparams.get_config(FLAGS.hparams), FLAGS.hparam_str)
   if data_dir:
     from effnetv2_tf.train.run_data import settings_from_data
     for line in settings_from_data(config, data_dir, explicit=hparams.assigned_keys(FLAGS.hparam_str)):
       print(line, flush=True)
-  return hparams.resolve(config)
+  return config
+
+
+def _config(data_dir=None):
+  import hparams
+  return hparams.resolve(_recipe(data_dir))
 
 
 def _run_config(run_dir):
@@ -148,18 +155,29 @@ def _scale_like_source(config):
 
 
 def _train(run_dir, runtime):
+  import hparams
   from effnetv2_tf.train.trainer import Trainer
-  config = _config(FLAGS.data_dir)  # the demo's set pins its photos' values
-  _scale_like_source(config)
+  recipe = _recipe(FLAGS.data_dir)  # the demo's set pins its photos' values
+  _scale_like_source(recipe)
+  config = hparams.resolve(recipe)
   data_dir = FLAGS.data_dir
   if data_dir is None and FLAGS.hparams == "demo":
     data_dir = _demo_records(run_dir.path)
   trainer = Trainer(config, run_dir.path, data_dir, runtime, allow_new_settings=FLAGS.continue_with_new_settings)
+  if config.train.time_budget > 0:
+    from effnetv2_tf.train.time_budget import fit_to_budget
+
+    def resolve(epochs):  # the values derived from the run's length follow its new epochs
+      recipe.train.epochs = float(epochs)
+      return hparams.resolve(recipe)
+
+    config, how = fit_to_budget(trainer, resolve, lambda: time.monotonic() - STARTED)
+    print(how, flush=True)
   print(f"{_describe(config)} ({trainer.state.model.count_params():,} parameters) on {runtime.platform}, "
         f"{runtime.strategy.num_replicas_in_sync} replica(s), model_dir {run_dir}")
   print(trainer.stage_table())
   started = time.perf_counter()
-  trainer.train(eval_between_stages=FLAGS.mode == "train_and_eval")
+  trainer.train(eval_between_stages=FLAGS.mode == "train_and_eval" and config.eval.between_stages)
   result = trainer.finish()
   print(f"done in {time.perf_counter() - started:.0f} s: top-1 {result['top1']:.4f} on {result['examples']} "
         f"held-out images (chance {1 / config.model.num_classes:.2f}); checkpoints, TensorBoard logs and "

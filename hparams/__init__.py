@@ -13,7 +13,7 @@ import sys
 import ml_collections
 
 from effnetv2_tf.specs import get_model_spec
-from hparams import base, demo, finetune, imagenet
+from hparams import base, demo, finetune, imagenet, photos
 
 _V2 = ("b0", "b1", "b2", "b3", "s", "m", "l", "xl")
 SETS = {
@@ -22,6 +22,7 @@ SETS = {
     **{f"imagenet-{v}": (lambda v=v: imagenet.imagenet(f"efficientnetv2-{v}")) for v in _V2},
     **{f"imagenet21k-{v}": (lambda v=v: imagenet.imagenet21k(f"efficientnetv2-{v}")) for v in ("s", "m", "l", "xl")},
     **{f"{d}-ft": (lambda d=d: finetune.finetune(d)) for d in finetune.DATASETS},
+    **{f"photos-{v}": (lambda v=v: photos.photos(f"efficientnetv2-{v}")) for v in _V2},
     **{f"photos-ft-{v}": (lambda v=v: finetune.photos(f"efficientnetv2-{v}")) for v in _V2},
 }
 
@@ -167,8 +168,23 @@ def resolve(config):
   fill(config.mixing, "mixup_max", spec.mixup_alpha)
   fill(config.mixing, "cutmix_max", spec.mixup_alpha)
   fill(config.eval, "image_size", spec.eval_size)
+  _fill_from_run(config, fill)
   _check(config)
   return config
+
+
+def _fill_from_run(config, fill):
+  """The values a run's own size decides, where the set leaves them None (the photos-* sets)."""
+  progressive, train = config.progressive, config.train
+  fine_tuning = bool(train.ft_init_ckpt)
+  fill(progressive, "stages", 1 if fine_tuning else 3)  # pretrained weights: at the final size throughout
+  half = progressive.image_size_max // 32 * 16
+  fill(progressive, "image_size_min", max(half, min(progressive.image_size_max, 64)))
+  fill(config.regularization, "dropout_min", config.regularization.dropout_max)  # a new rate retraces the step
+  fill(train, "lr_base", 0.0004 if fine_tuning else 0.004)  # Adam's 1e-3 at batch 64 from scratch
+  fill(train, "warmup_epochs", train.epochs / 20)
+  steps = max(train.epochs * config.data.num_train_examples / max(train.batch_size, 1), train.min_steps)
+  fill(train, "ema_decay", min(0.9999, round(1 - 1 / max(100, steps / 10), 6)))  # averages the last tenth
 
 
 # Keys that must be at least 1 (counts, sizes, cadences), and the allowed values of the named choices.
@@ -193,6 +209,8 @@ def _check(config):
       raise ValueError(f"hparam {key!r} must be at least 1, got {_value(config, key)!r}.")
   if config.train.epochs <= 0:
     raise ValueError(f"hparam 'train.epochs' must be positive, got {config.train.epochs!r}.")
+  if config.train.time_budget < 0:
+    raise ValueError(f"hparam 'train.time_budget' must be 0 (off) or more minutes, got {config.train.time_budget!r}.")
   if config.runtime.progress_seconds < 0:
     raise ValueError(f"hparam 'runtime.progress_seconds' must be 0 or more, got {config.runtime.progress_seconds!r}.")
   if config.progressive.stages < 0:

@@ -6,8 +6,9 @@ eval, runtime. Ranges are written *_min and *_max; stage i of M takes its value 
 progressive rule (effnetv2_tf.train.schedule).
 
 None means "the model's own value" (specs.ModelSpec): image sizes, dropout, augmentation policy,
-RandAugment and mixup maxima. hparams.resolve() fills them in; the resolved config is what a run writes to
-model_dir/config.yaml.
+RandAugment and mixup maxima; for the values a run's size decides (the photos-* sets), the value for the
+run (hparams.resolve lists the rules). hparams.resolve() fills them in; the resolved config is what a run
+writes to model_dir/config.yaml.
 """
 
 import ml_collections
@@ -34,6 +35,9 @@ def get_config():
   config.data.train_split = "train"
   config.data.eval_split = "validation"
   config.data.num_train_examples = 1_281_167
+  # Train and eval at the photos' own size (dataset.json's median shorter side, at most the model's sizes)
+  # where progressive.image_size_max and eval.image_size are None.
+  config.data.image_size_from_data = False
   config.data.cache = False
   config.data.shuffle_buffer = 16_384
 
@@ -62,6 +66,7 @@ def get_config():
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 4096
   config.train.epochs = 350.0
+  config.train.time_budget = 0.0  # minutes of training: > 0 sets epochs from the step time measured at the start
   config.train.min_steps = 0
   config.train.optimizer = "rmsprop"
   config.train.lr_base = 0.016  # per 256 images: lr = lr_base * batch_size / 256
@@ -82,6 +87,7 @@ def get_config():
   config.eval = ml_collections.ConfigDict()
   config.eval.batch_size = 256
   config.eval.image_size = None
+  config.eval.between_stages = True  # --mode=train_and_eval: an eval after each stage (always one at the end)
 
   config.runtime = ml_collections.ConfigDict()
   config.runtime.steps_per_loop = 100  # steps per tf.function call (a TPU host loop), at most

@@ -5,7 +5,7 @@
 Writes OUT_DIR/SPLIT-00000-of-0000N.tfrecord in the ImageNet layout (image/encoded JPEG bytes,
 image/class/label 1-based, so the default TFRecordSource reads it), and OUT_DIR/labels.txt with one class
 name per line (line i is label i, 0-based), and, last, OUT_DIR/dataset.json with the class count and each
-split's files and examples (a run reads its settings from it). Files are assigned to shards in a fixed
+split's files, examples and median image size (a run reads its settings from it). Files are assigned to shards in a fixed
 shuffled order, so the same folder always gives the same shards. Images that do not decode are skipped and listed;
 non-JPEG images are re-encoded as JPEG (quality 95).
 """
@@ -13,6 +13,7 @@ non-JPEG images are re-encoded as JPEG (quality 95).
 import argparse
 import pathlib
 import random
+import statistics
 import sys
 
 from effnetv2_tf.data.facts import DATASET_FILE, write_dataset_file
@@ -69,13 +70,14 @@ def _earlier_output(out):
 
 
 def _jpeg_bytes(path, tf):
-  """The file's bytes if it is a decodable JPEG, a re-encoded JPEG for other formats; None if unreadable."""
+  """(the file's bytes if it is a decodable JPEG, a re-encoded JPEG for other formats, its shorter side in
+  pixels); None if unreadable."""
   data = path.read_bytes()
   try:
     image = tf.io.decode_image(data, channels=3, expand_animations=False)
   except tf.errors.InvalidArgumentError:
     return None
-  return data if tf.io.is_jpeg(data) else tf.io.encode_jpeg(image, quality=95).numpy()
+  return (data if tf.io.is_jpeg(data) else tf.io.encode_jpeg(image, quality=95).numpy()), min(image.shape[:2])
 
 
 def _example(image_bytes, label, tf):
@@ -96,8 +98,9 @@ def _progress(split, done, total):
 
 def convert(src, out, shards=8, seed=0, overwrite=False):
   """Converts the folder; returns {"classes": [...], "written": {split: n}, "skipped": [paths],
-  "empty_classes": [folders], "replaced": n}. An output folder holding an earlier conversion is refused
-  (its shards would mix with the new ones) unless `overwrite`, which deletes those files first."""
+  "empty_classes": [folders], "replaced": n, "image_size": {split: median shorter side in pixels}}. An
+  output folder holding an earlier conversion is refused (its shards would mix with the new ones) unless
+  `overwrite`, which deletes those files first."""
   splits, empty = find_splits(src)
   classes = sorted({name for images in splits.values() for _, name in images})
   label_of = {name: index for index, name in enumerate(classes)}
@@ -114,27 +117,31 @@ def convert(src, out, shards=8, seed=0, overwrite=False):
     path.unlink()
   out.mkdir(parents=True, exist_ok=True)
   (out / LABELS_FILE).write_text("".join(f"{name}\n" for name in classes))
-  summary = {"classes": classes, "written": {}, "skipped": [], "empty_classes": empty, "replaced": len(earlier)}
+  summary = {"classes": classes, "written": {}, "skipped": [], "empty_classes": empty, "replaced": len(earlier),
+             "image_size": {}}
   for split, images in splits.items():
     images = list(images)
     random.Random(seed).shuffle(images)  # mixes classes across shards, the same way every time
     num_shards = max(1, min(shards, len(images)))
     writers = [tf.io.TFRecordWriter(str(out / f"{split}-{i:05d}-of-{num_shards:05d}.tfrecord"))
                for i in range(num_shards)]
-    written = 0
+    written, short_sides = 0, []
     for index, (path, class_name) in enumerate(images):
-      image_bytes = _jpeg_bytes(path, tf)
-      if image_bytes is None:
+      decoded = _jpeg_bytes(path, tf)
+      if decoded is None:
         summary["skipped"].append(str(path))
       else:
-        writers[written % num_shards].write(_example(image_bytes, label_of[class_name], tf))
+        writers[written % num_shards].write(_example(decoded[0], label_of[class_name], tf))
+        short_sides.append(decoded[1])
         written += 1
       if index % 50 == 0 or index + 1 == len(images):
         _progress(split, index + 1, len(images))
     for writer in writers:
       writer.close()
     summary["written"][split] = written
-  write_dataset_file(out, len(classes), summary["written"])
+    if short_sides:
+      summary["image_size"][split] = int(statistics.median(short_sides))
+  write_dataset_file(out, len(classes), summary["written"], summary["image_size"])
   return summary
 
 

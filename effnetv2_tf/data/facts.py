@@ -19,17 +19,21 @@ class DataFacts:
     num_classes: the number of classes, or None when unknown.
     examples: {split: number of examples} (TFRecord split names, or TFDS split strings).
     files: {split: file pattern} of a TFRecord folder ({} for TFDS).
+    image_sizes: {split: the median of its images' shorter sides in pixels}, where known.
   """
   where: str
   num_classes: int | None
   examples: dict
   files: dict = dataclasses.field(default_factory=dict)
+  image_sizes: dict = dataclasses.field(default_factory=dict)
 
 
-def write_dataset_file(folder, num_classes, examples):
+def write_dataset_file(folder, num_classes, examples, image_sizes):
   """The converter's record of a folder it wrote: splits named by their files' prefix (SPLIT-*)."""
-  facts = {"num_classes": num_classes, "splits": {split: {"files": f"{split}-*", "examples": count}
-                                                  for split, count in examples.items()}}
+  facts = {"num_classes": num_classes, "splits": {
+      split: {"files": f"{split}-*", "examples": count, **({"image_size": image_sizes[split]}
+                                                            if split in image_sizes else {})}
+      for split, count in examples.items()}}
   with open(os.path.join(folder, DATASET_FILE), "w") as f:
     json.dump(facts, f, indent=2)
 
@@ -45,7 +49,8 @@ def tfrecord_facts(data_dir):
       facts = json.load(f)
       splits = facts["splits"]
       return DataFacts(path, facts["num_classes"], {name: split["examples"] for name, split in splits.items()},
-                       {name: split["files"] for name, split in splits.items()})
+                       {name: split["files"] for name, split in splits.items()},
+                       {name: split["image_size"] for name, split in splits.items() if "image_size" in split})
     except (ValueError, KeyError, TypeError) as error:
       raise ValueError(f"{path} is damaged ({error}): convert the images again with --overwrite, or delete "
                        "it to give the counts yourself.") from None

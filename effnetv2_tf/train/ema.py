@@ -21,7 +21,9 @@ class ExponentialMovingAverage(tf.Module):
 
   def __init__(self, variables, decay):
     super().__init__(name="ema")
-    self.decay = decay
+    # A variable decay (a run fitted to a time budget sets it after tracing) is read at each update and
+    # belongs to the run's config, not to the checkpoint: held by a function, which tf.Module does not track.
+    self._decay = lambda: decay
     self._variables = list(variables)
     # ONLY_FIRST_REPLICA: every replica computes the same update from synchronized weights.
     self.shadows = [tf.Variable(tf.convert_to_tensor(v), trainable=False, name=f"shadow_{index}",
@@ -36,7 +38,7 @@ class ExponentialMovingAverage(tf.Module):
   def update(self, step):
     """Moves every shadow towards its variable; `step` is the optimizer step before this update."""
     step = tf.cast(step, tf.float32)
-    decay = tf.minimum(self.decay, (1.0 + step) / (10.0 + step))
+    decay = tf.minimum(tf.cast(self._decay(), tf.float32), (1.0 + step) / (10.0 + step))
     for shadow, variable in zip(self.shadows, self._variables):
       value = tf.cast(tf.convert_to_tensor(variable), shadow.dtype)
       shadow.assign(decay * shadow + (1.0 - decay) * value)

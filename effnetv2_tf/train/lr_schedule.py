@@ -17,6 +17,7 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     base_lr: peak learning rate (already scaled by batch / 256).
     total_steps: steps of the whole run (cosine and linear decay reach lr_min there).
     warmup_steps: linear warm-up length; lr = base_lr * step / warmup_steps before it.
+      Both may be variables, read at each step (a run fitted to a time budget sets them after tracing).
     schedule: "exponential", "cosine", "linear" or "constant".
     decay_steps, decay_factor: exponential: base_lr * decay_factor ** floor(step / decay_steps).
     lr_min: floor of the decayed rate.
@@ -36,20 +37,19 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
 
   def __call__(self, step):
     step = ops.cast(step, "float32")
+    total_steps, warmup_steps = ops.cast(self.total_steps, "float32"), ops.cast(self.warmup_steps, "float32")
     if self.schedule == "exponential":
       lr = self.base_lr * ops.power(self.decay_factor, ops.floor(step / self.decay_steps))
     elif self.schedule == "cosine":
-      lr = 0.5 * self.base_lr * (1 + ops.cos(math.pi * step / self.total_steps))
+      lr = 0.5 * self.base_lr * (1 + ops.cos(math.pi * step / total_steps))
     elif self.schedule == "linear":
-      lr = (1.0 - step / self.total_steps) * self.base_lr
+      lr = (1.0 - step / total_steps) * self.base_lr
     else:
       lr = self.base_lr * ops.ones_like(step)
     lr = ops.maximum(lr, self.lr_min)
-    if self.warmup_steps > 0:
-      lr = ops.where(step < self.warmup_steps, self.base_lr * step / self.warmup_steps, lr)
-    return lr
+    return ops.where(step < warmup_steps, self.base_lr * step / ops.maximum(warmup_steps, 1.0), lr)
 
   def get_config(self):
-    return {"base_lr": self.base_lr, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
+    return {"base_lr": self.base_lr, "total_steps": int(self.total_steps), "warmup_steps": int(self.warmup_steps),
             "schedule": self.schedule, "decay_steps": self.decay_steps, "decay_factor": self.decay_factor,
             "lr_min": self.lr_min}

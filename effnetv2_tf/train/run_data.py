@@ -6,6 +6,7 @@ import os
 from effnetv2_tf.data.facts import tfds_facts, tfrecord_facts
 from effnetv2_tf.data.sources import TFDSSource, TFRecordSource
 from effnetv2_tf.labels import read_labels
+from effnetv2_tf.specs import get_model_spec
 from effnetv2_tf.run_dir import LABELS_FILE
 
 
@@ -45,8 +46,9 @@ def class_names(config, data_dir):
 
 def settings_from_data(config, data_dir, explicit=()):
   """Sets, in the unresolved `config`, what the data says about itself: model.num_classes and
-  data.num_train_examples where the config leaves them unset, and data.eval_files when its pattern is no
-  split of the data and the data has one other split. Returns a line per value taken.
+  data.num_train_examples where the config leaves them unset, data.eval_files when its pattern is no split
+  of the data and the data has one other split, and with data.image_size_from_data the unset train and eval
+  sizes. Returns a line per value taken.
 
   A class count that contradicts the data is a ValueError, and so is an example count the hparams set
   pinned (imagenet-b0's 1,281,167 on a folder of photos); an example count given in --hparam_str (a key in
@@ -80,9 +82,28 @@ def settings_from_data(config, data_dir, explicit=()):
                    f"{group[leaf]:,} examples long")
     else:
       contradictions.append((key, group[leaf], found))
+  if data.image_size_from_data and train_split in facts.image_sizes:
+    lines += _sizes_from_data(config, facts.image_sizes[train_split], facts.where)
   if contradictions:
     said = ", ".join(f"{key} is {value:,} but the data has {found:,}" for key, value, found in contradictions)
     fix = ",".join(f"{key}={found}" for key, _, found in contradictions)
     raise ValueError(f"{facts.where}: {said}. Pass --hparam_str=\"{fix}\", or use a set that takes them from the "
                      "data (e.g. --hparams=photos-ft-b0).")
   return lines
+
+
+def _sizes_from_data(config, native, where):
+  """The last stage's train size and the eval size where unset: the photos' median shorter side `native`,
+  at most the model's own sizes (train sizes a multiple of 16)."""
+  spec = get_model_spec(config.model.name)
+  sizes = ((config.progressive, "image_size_max", min(spec.train_size, native // 16 * 16)),
+           (config.eval, "image_size", min(spec.eval_size, native)))
+  taken = []
+  for group, leaf, size in sizes:
+    if group[leaf] is None:
+      group[leaf] = size
+      taken.append(f"{'progressive' if group is config.progressive else 'eval'}.{leaf} {size}")
+  if not taken:
+    return []
+  return [f"{', '.join(taken)}: the photos' median shorter side is {native} px, {config.model.name} trains at "
+          f"{spec.train_size} and evaluates at {spec.eval_size} ({where})"]

@@ -45,8 +45,14 @@ class TrainState:
     with strategy.scope():
       self.model = model_from_config(config.model, dropout_rate=config.regularization.dropout_max,
                                      survival_prob=config.regularization.survival_prob)
+      # The run's length, read at each step but not checkpointed (config.yaml holds it): a run fitted to a
+      # time budget sets it after its step is traced (resize).
+      self.total_steps = tf.Variable(total_steps, trainable=False, name="total_steps")
+      self.warmup_steps = tf.Variable(int(train.warmup_epochs * steps_per_epoch), trainable=False,
+                                      name="warmup_steps")
+      self.ema_decay = tf.Variable(train.ema_decay, trainable=False, name="ema_decay", dtype=tf.float32)
       self.learning_rate = WarmupDecay(
-          train.lr_base * self.global_batch / 256, total_steps, int(train.warmup_epochs * steps_per_epoch),
+          train.lr_base * self.global_batch / 256, self.total_steps, self.warmup_steps,
           train.lr_schedule, max(train.lr_decay_epochs * steps_per_epoch, 1.0), train.lr_decay_factor, train.lr_min)
       optimizer = create_optimizer(train.optimizer, self.learning_rate)
       if keras.mixed_precision.global_policy().name == "mixed_float16":
@@ -54,7 +60,7 @@ class TrainState:
       self.optimizer = optimizer
       # Slots must exist before the first strategy.run (lazy creation there fails).
       self.optimizer.build(self.model.trainable_variables)
-      self.ema = ExponentialMovingAverage(averaged_variables(self.model), train.ema_decay)
+      self.ema = ExponentialMovingAverage(averaged_variables(self.model), self.ema_decay)
     self.decayed = losses.decayed_variables(self.model.trainable_variables)
     # Dropout / stochastic-depth RNG states are not part of the model's checkpoint; without them a
     # resumed run would draw other masks than an uninterrupted one.
@@ -62,6 +68,13 @@ class TrainState:
     self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, ema=self.ema,
                                           rng_states=rng_states)
     self._train_loop, self._train_loop_key = None, None
+
+  def resize(self, config, total_steps, steps_per_epoch):
+    """Gives the run `config`'s length (total_steps, warm-up, EMA decay) without retracing its step."""
+    self.total_steps.assign(total_steps)
+    self.warmup_steps.assign(int(config.train.warmup_epochs * steps_per_epoch))
+    self.ema_decay.assign(config.train.ema_decay)
+    self.config = config
 
   @property
   def step(self):

@@ -7,8 +7,10 @@ TensorBoard, JSONL, plot), run_data (sources, class names) and RunDir (the folde
 """
 
 import contextlib
+import dataclasses
 import os
 import sys
+import tempfile
 import time
 
 import keras
@@ -159,6 +161,34 @@ class Trainer:
   @property
   def step(self):
     return self.state.step
+
+  def replan(self, config):
+    """Trains `config` instead, a config that differs in the run's length only (epochs, warm-up, EMA
+    decay: a run fitted to a time budget); the traced step is kept."""
+    steps_per_epoch, self.schedule = run_plan(config)
+    self.state.resize(config, self.schedule.total_steps, steps_per_epoch)
+    self.config = config
+
+  def time_steps(self, image_sizes, seconds=3.0):
+    """{size: seconds per step} of the first stage's step at each of `image_sizes`, on the run's own data:
+    one untimed step per size (the trace, the pipeline's start), one to size a host loop of about `seconds`,
+    then that loop timed. Model, optimizer and EMA are put back as they were; the traced step stays."""
+    paces = {}
+    with tempfile.TemporaryDirectory() as scratch:
+      start = self.state.checkpoint.write(os.path.join(scratch, "start"))
+      for size in image_sizes:
+        stage = dataclasses.replace(self.schedule.stages[0], image_size=size)
+        data = iter(self._stage_data(stage))
+        train_loop = self.state.train_loop(stage.dropout_rate, size)
+        timings = []
+        for num_steps in (1, 1, None):
+          num_steps = num_steps or max(2, round(seconds / timings[-1]))
+          started = time.perf_counter()
+          self._run_loop(train_loop, data, num_steps)
+          timings.append((time.perf_counter() - started) / num_steps)
+        paces[size] = timings[-1]
+      self.state.restore(start)
+    return paces
 
   def evaluate(self, use_ema=True):
     return self.evaluator.evaluate(self.step, use_ema)

@@ -6,13 +6,43 @@ import hparams
 def test_every_named_set_resolves_to_a_buildable_config():
   for name in hparams.SETS:
     config = hparams.get_config(name)
-    if name.startswith("photos-ft-"):  # your photos: the counts are yours to give
+    if name.startswith("photos-"):  # your photos: the counts come from the data, or are yours to give
       with pytest.raises(ValueError, match="Set model.num_classes and data.num_train_examples for your data"):
         hparams.resolve(config)
       config = hparams.override(config, "model.num_classes=5,data.num_train_examples=300")
     config = hparams.resolve(config)
     assert config.progressive.image_size_max and config.eval.image_size
     assert config.regularization.dropout_max is not None
+
+
+def _photos(overrides=""):
+  config = hparams.override(hparams.get_config("photos-b0"), "model.num_classes=5,data.num_train_examples=3200")
+  return hparams.resolve(hparams.override(config, overrides))
+
+
+def test_the_photos_recipe_is_sized_by_the_run():
+  config = _photos()  # 30 epochs of 3,200 images at batch 64: 1,500 steps
+  assert (config.progressive.stages, config.progressive.image_size_min, config.progressive.image_size_max) == (
+      3, 96, 192)
+  assert config.regularization.dropout_min == config.regularization.dropout_max == 0.2  # one traced step
+  assert config.train.warmup_epochs == 1.5  # a twentieth of the run
+  assert config.train.ema_decay == round(1 - 1 / 150, 6)  # a horizon of a tenth of the 1,500 steps
+  assert config.train.lr_base * 64 / 256 == 1e-3  # Adam's usual rate at batch 64
+  short = _photos("train.epochs=2.0")  # 100 steps: the horizon stays at least 100 steps
+  assert (short.train.warmup_epochs, short.train.ema_decay) == (0.1, 0.99)
+  assert _photos("train.epochs=3000.0").train.ema_decay == 0.9999
+  tuned = _photos("train.ft_init_ckpt=somewhere/")  # fine-tuning: the final size throughout, a tenth of the lr
+  assert (tuned.progressive.stages, tuned.train.lr_base) == (1, config.train.lr_base / 10)
+  given = _photos("train.warmup_epochs=0.0,train.ema_decay=0.9,progressive.stages=2,progressive.image_size_min=64")
+  assert (given.train.warmup_epochs, given.train.ema_decay, given.progressive.stages,
+          given.progressive.image_size_min) == (0.0, 0.9, 2, 64)  # what is given is kept
+  small = _photos("progressive.image_size_max=48,eval.image_size=48")  # photos smaller than 64 px
+  assert small.progressive.image_size_min == 48
+
+
+def test_a_negative_time_budget_is_refused():
+  with pytest.raises(ValueError, match="train.time_budget' must be 0 .off. or more minutes"):
+    _photos("train.time_budget=-5")
 
 
 def test_resolve_fills_the_model_recipe():

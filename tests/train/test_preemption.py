@@ -37,16 +37,27 @@ with StopSignals() as stop:
 """
 
 
-def _start(script):
-  process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, cwd=ROOT)
-  assert process.stdout.readline().strip() in ("waiting", "saving")
-  time.sleep(0.5)
-  return process
+@pytest.fixture
+def start():
+  """Starts a script that prints "waiting" or "saving" when ready; it is killed if a test leaves it running."""
+  processes = []
+
+  def started(script):
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=ROOT)
+    processes.append(process)
+    assert process.stdout.readline().strip() in ("waiting", "saving")
+    time.sleep(0.5)
+    return process
+
+  yield started
+  for process in processes:
+    process.kill()
+    process.wait()
 
 
-def test_a_second_signal_ends_a_run_stuck_in_its_data_at_once():
-  process = _start(STUCK_IN_DATA)
+def test_a_second_signal_ends_a_run_stuck_in_its_data_at_once(start):
+  process = start(STUCK_IN_DATA)
   process.send_signal(signal.SIGTERM)
   time.sleep(2)  # past the doubled-notice window; the first signal alone cannot stop it
   assert process.poll() is None
@@ -59,8 +70,8 @@ def test_a_second_signal_ends_a_run_stuck_in_its_data_at_once():
   assert lines[-1].startswith("SIGTERM again: stopped at once, nothing saved since the last checkpoint")
 
 
-def test_a_doubled_notice_or_a_signal_during_a_save_does_not_cut_it_short():
-  process = _start(SAVING)
+def test_a_doubled_notice_or_a_signal_during_a_save_does_not_cut_it_short(start):
+  process = start(SAVING)
   process.send_signal(signal.SIGINT)
   process.send_signal(signal.SIGINT)  # the same notice twice: ignored
   time.sleep(1.5)

@@ -16,8 +16,28 @@ def _settings(name, data_dir, hparam_str=""):
 
 def test_the_converter_records_its_counts(demo_records):
   written = json.loads((demo_records / "dataset.json").read_text())
-  assert written == {"num_classes": 5, "splits": {"train": {"files": "train-*", "examples": 300},
-                                                  "val": {"files": "val-*", "examples": 100}}}
+  assert written == {"num_classes": 5, "splits": {  # the demo photos are 128 x 128
+      "train": {"files": "train-*", "examples": 300, "image_size": 128},
+      "val": {"files": "val-*", "examples": 100, "image_size": 128}}}
+
+
+def test_the_photos_recipe_trains_and_evaluates_at_the_photos_own_size(demo_records, tmp_path):
+  config, lines = _settings("photos-b0", demo_records)
+  assert (config.progressive.image_size_min, config.progressive.image_size_max, config.eval.image_size) == (
+      64, 128, 128)
+  assert lines[-1] == ("progressive.image_size_max 128, eval.image_size 128: the photos' median shorter side is "
+                       f"128 px, efficientnetv2-b0 trains at 192 and evaluates at 224 ({demo_records}/dataset.json)")
+  large = tmp_path / "large"  # photos larger than the model's sizes: the model's sizes
+  large.mkdir()
+  (large / "dataset.json").write_text(json.dumps({"num_classes": 3, "splits": {
+      "train": {"files": "train-*", "examples": 900, "image_size": 375}}}))
+  config, _ = _settings("photos-b0", large)
+  assert (config.progressive.image_size_min, config.progressive.image_size_max, config.eval.image_size) == (
+      96, 192, 224)
+  config, lines = _settings("photos-b0", demo_records, "eval.image_size=160")  # a size given is kept
+  assert config.eval.image_size == 160 and lines[-1].startswith("progressive.image_size_max 128: ")
+  config, _ = _settings("photos-ft-b0", demo_records)  # the official fine-tuning recipe keeps the model's sizes
+  assert (config.progressive.image_size_max, config.eval.image_size) == (192, 224)
 
 
 def test_a_photos_set_takes_the_class_and_example_counts_from_the_data(demo_records):

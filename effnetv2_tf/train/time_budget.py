@@ -1,0 +1,66 @@
+"""train.time_budget: a run's epochs from its step time, measured when it starts.
+
+The budget counts from the start of the process: start-up, the measurement and the training stages fit in it;
+the final eval comes on top. A step's cost is about a + b * pixels: the step is timed on the run's own data
+at the first and the last stage's image sizes, and the epochs are those whose stages (equal steps each) fill
+what is left of the budget. A rerun of the run takes the epochs it was started with from its config.yaml.
+"""
+
+import statistics
+
+import tensorflow as tf
+
+from effnetv2_tf.train.trainer import run_plan
+
+
+def pace_at(paces):
+  """Seconds per step at any image size, from {size: seconds per step} at one or two sizes: a + b * size**2
+  through two points (proportional to the pixels through one)."""
+  (small, small_pace), (large, large_pace) = sorted(paces.items())[0], sorted(paces.items())[-1]
+  if small == large:
+    return lambda size: large_pace * (size / large) ** 2
+  per_pixel = max(large_pace - small_pace, 0.0) / (large ** 2 - small ** 2)
+  fixed = large_pace - per_pixel * large ** 2
+  return lambda size: fixed + per_pixel * size ** 2
+
+
+def epochs_for(config, pace, seconds):
+  """The epochs of the resolved `config` whose stages take `seconds` at `pace(image_size)` per step."""
+  steps_per_epoch, schedule = run_plan(config)
+  seconds_per_step = statistics.fmean(pace(stage.image_size) for stage in schedule.stages)
+  return seconds / seconds_per_step / steps_per_epoch
+
+
+def fit_to_budget(trainer, resolve, seconds_since_start):
+  """Fits the run to config.train.time_budget minutes; returns the resolved config and a line saying how.
+
+  `resolve(epochs)` gives the resolved config for a number of epochs (the values derived from the run's
+  length follow); `seconds_since_start()` what the process has spent so far.
+  """
+  config = trainer.config
+  minutes = config.train.time_budget
+  if isinstance(trainer.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    raise ValueError("train.time_budget cannot be used on several workers (each would time itself apart and "
+                     "their schedules would differ): set train.epochs instead.")
+  saved = trainer.run_dir.read_config() if trainer.run_dir.latest_checkpoint() else None
+  if saved and saved.get("train", {}).get("time_budget") == minutes:
+    epochs = saved["train"]["epochs"]
+    how = f"train.epochs {epochs:.3g}: fitted to the {minutes:g}-minute budget when the run started"
+  else:
+    stages = trainer.schedule.stages
+    print(f"timing the step for the {minutes:g}-minute budget", flush=True)
+    # The last size first: under XLA the first stage's compiled step is then the one kept.
+    paces = trainer.time_steps(sorted({stages[-1].image_size, stages[0].image_size}, reverse=True))
+    left = minutes * 60 - seconds_since_start()
+    epochs = epochs_for(config, pace_at(paces), left)
+    steps = int(epochs * run_plan(config)[0])
+    if steps < max(1, len(stages)):
+      raise ValueError(f"train.time_budget {minutes:g} minutes leaves {max(left, 0):.0f} s after start-up, "
+                       f"{steps} steps at {max(paces.values()):.2f} s a step: give a longer budget, or set "
+                       "train.epochs instead.")
+    timed = ", ".join(f"{pace:.3f} s at {size} px" for size, pace in sorted(paces.items()))
+    how = (f"train.epochs {epochs:.3g}: {steps} steps fill the {minutes:g}-minute budget ({left:.0f} s left "
+           f"after start-up; a step takes {timed}; the final eval comes on top)")
+  config = resolve(epochs)
+  trainer.replan(config)
+  return config, how

@@ -1,0 +1,50 @@
+"""photos-{b0,b1,b2,b3,s,m,l,xl}: the recipe for a folder of your own photos converted by
+effnetv2_tf.data.convert (train-*, val-*): thousands of images, minutes to hours on one GPU or the CPU.
+
+Sized from the data and the run rather than for ImageNet (hparams.resolve and effnetv2_tf.train.run_data
+fill the values left None here):
+- class and example counts from the converter's dataset.json; train and eval at the photos' own size (their
+  median shorter side, at most the model's sizes), the first stage at half of it;
+- progressive learning by the paper's rule, 3 stages with weak regularization early (RandAugment 2 -> 8;
+  crops of 25-100% of the image: small sets cannot spare smaller ones), no mixup; dropout stays at the
+  model's rate (a new rate retraces the step, 15-40 s a stage on the CPU);
+- Adam with cosine decay (lr 1e-3 at batch 64 from scratch), warm-up a twentieth of the run, an EMA whose
+  horizon is a tenth of the run's steps, label smoothing 0.1; one eval, at the end (an eval between stages
+  costs as much as a short stage; eval.between_stages=true for them);
+- with train.ft_init_ckpt (an official checkpoint or one of our runs) the same set fine-tunes: one stage at
+  the final size and a tenth of the learning rate;
+- train.time_budget (minutes) sets the epochs from the step time measured when the run starts.
+"""
+
+from hparams import base
+
+
+def photos(model_name):
+  config = base.get_config()
+  config.model.name = model_name
+  config.model.num_classes = None  # from the converter's dataset.json (or give them)
+  config.data.num_train_examples = None
+  config.data.train_files = "train-*"
+  config.data.eval_files = "val-*"
+  config.data.image_size_from_data = True
+  config.progressive.stages = None  # 3, or 1 when fine-tuning
+  config.progressive.rule = "paper"
+  config.progressive.image_size_min = None  # half the last stage's size
+  config.augment.policy = "randaug"
+  config.augment.magnitude_min = 2.0
+  config.augment.magnitude_max = 8.0
+  config.augment.crop_area_min = 0.25
+  config.mixing.mixup_max = 0.0
+  config.mixing.cutmix_max = 0.0
+  config.regularization.dropout_min = None  # the model's rate throughout: a new rate retraces the step
+  config.train.batch_size = 64
+  config.train.epochs = 30.0
+  config.train.optimizer = "adam"
+  config.train.lr_base = None  # 0.004 per 256 (1e-3 at batch 64), a tenth of it when fine-tuning
+  config.train.lr_schedule = "cosine"
+  config.train.warmup_epochs = None
+  config.train.ema_decay = None
+  config.eval.batch_size = 64
+  config.eval.between_stages = False
+  config.runtime.checkpoint_steps = 500
+  return config

@@ -1,0 +1,81 @@
+"""train.time_budget: epochs from the step time measured on the run's own data and model."""
+
+import json
+import re
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+import hparams
+from effnetv2_tf.train.time_budget import epochs_for, pace_at
+from effnetv2_tf.train.trainer import Trainer
+from tests.helpers import main_py, tiny
+from tpu.strategy import resolve_runtime
+
+
+def test_a_step_costs_a_fixed_part_and_a_part_per_pixel():
+  pace = pace_at({96: 1.0, 192: 4.0})
+  assert pace(96) == pytest.approx(1.0) and pace(192) == pytest.approx(4.0)
+  assert pace(144) == pytest.approx(1.0 + 3.0 * (144 ** 2 - 96 ** 2) / (192 ** 2 - 96 ** 2))
+  assert pace_at({128: 2.0})(64) == pytest.approx(0.5)  # one size timed: in proportion to the pixels
+
+
+def test_the_epochs_fill_the_seconds_at_the_stages_paces():
+  config = hparams.override(hparams.get_config("photos-b0"), "model.num_classes=5,data.num_train_examples=3200")
+  config = hparams.resolve(config)  # 3 stages at 96, 144, 192 px; 50 steps an epoch
+  pace = pace_at({96: 1.0, 192: 4.0})
+  seconds = 600.0
+  steps = seconds / np.mean([pace(96), pace(144), pace(192)])
+  assert epochs_for(config, pace, seconds) == pytest.approx(steps / 50)
+
+
+def test_timing_the_step_puts_the_run_back_as_it_was(demo_records, tmp_path):
+  config = hparams.resolve(hparams.override(hparams.get_config("photos-b0"), tiny(
+      model__num_classes=5, data__num_train_examples=96, progressive__image_size_min=32)))
+  trainer = Trainer(config, str(tmp_path / "run"), str(demo_records), resolve_runtime("default"))
+  state = trainer.state
+  before = [v.numpy() for v in state.model.variables + state.optimizer.variables + state.ema.shadows]
+  paces = trainer.time_steps([40, 32], seconds=0.5)
+  assert sorted(paces) == [32, 40] and all(pace > 0 for pace in paces.values())
+  after = [v.numpy() for v in state.model.variables + state.optimizer.variables + state.ema.shadows]
+  assert trainer.step == 0 and all(np.array_equal(a, b) for a, b in zip(before, after))
+  assert not any((tmp_path / "run").glob("*"))  # the measurement writes nothing into the run
+
+  longer = hparams.resolve(hparams.override(hparams.get_config("photos-b0"), tiny(
+      model__num_classes=5, data__num_train_examples=96, progressive__image_size_min=32, train__epochs=4.0)))
+  trainer.replan(longer)  # the traced step stays; the run's length follows
+  assert trainer.schedule.total_steps == int(state.total_steps.numpy()) == 48
+  assert int(state.warmup_steps.numpy()) == int(longer.train.warmup_epochs * 12)
+  assert state.ema_decay.numpy() == pytest.approx(longer.train.ema_decay)
+  assert float(state.learning_rate(24)) == pytest.approx(0.5 * longer.train.lr_base * 8 / 256)  # cosine midway
+
+
+def test_a_run_fits_its_budget_and_its_rerun_keeps_the_epochs(demo_records, tmp_path):
+  budget = 0.75  # minutes
+  hparam_str = ",".join([tiny(eval__batch_size=50), f"train.time_budget={budget}"])
+  args = ("--hparams=photos-b0", f"--model_dir={tmp_path}", f"--data_dir={demo_records}", f"--hparam_str={hparam_str}")
+  started = time.monotonic()
+  done = main_py(*args)
+  seconds = time.monotonic() - started
+  assert done.returncode == 0, done.stderr[-3000:]
+  fitted = re.search(r"^train\.epochs ([\d.]+): (\d+) steps fill the 0\.75-minute budget \((\d+) s left after "
+                     r"start-up; a step takes [\d.]+ s at 32 px, [\d.]+ s at 40 px; the final eval comes on top\)$",
+                     done.stdout, re.MULTILINE)
+  assert fitted, done.stdout
+  steps = int(fitted.group(2))
+  rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+  assert rows[0]["step"] == 1 and rows[-1]["step"] == steps > 20  # from step 0: the timing steps were undone
+  train = yaml.safe_load((tmp_path / "config.yaml").read_text())["train"]
+  assert train["time_budget"] == budget and float(f"{train['epochs']:.3g}") == float(fitted.group(1))
+  # The budget holds start-up and training; the final eval (100 small images) comes on top. Wide bounds: the
+  # speed of a shared 2-core machine drifts by up to 40% within minutes.
+  assert 0.5 * budget * 60 < seconds < 1.5 * budget * 60 + 20, seconds
+
+  again = main_py(*args)  # finished: the rerun takes the epochs the run was started with
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert f"train.epochs {float(fitted.group(1)):.3g}: fitted to the 0.75-minute budget when the run started" in (
+      again.stdout)
+  assert "timing the step" not in again.stdout
+
