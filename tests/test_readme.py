@@ -51,6 +51,21 @@ def test_fine_tuning_an_official_checkpoint_on_your_own_photos(tmp_path):
   assert final["examples"] == 100 and final["step"] == 70  # 15 epochs of 300 photos at batch 64
 
 
+@pytest.mark.slow
+def test_fine_tuning_one_of_our_runs_on_your_own_photos(finished_run, demo_records, tmp_path):
+  import shutil
+  block = readme_commands("# from an official checkpoint (the unpacked efficientnetv2-s-21k.tgz), the official "
+                          "CIFAR-10 recipe (TFDS)")
+  command = next(command for command in block if "train.ft_init_ckpt=runs/demo" in command)
+  shutil.copytree(finished_run, tmp_path / "runs" / "demo")  # a scaled B0 (width and depth 0.25), 5 classes
+  (tmp_path / "my_records").symlink_to(demo_records)
+  (tuned,) = run_as_written([command], tmp_path)
+  assert "model.width 0.25, as in runs/demo" in tuned and "model.depth 0.25, as in runs/demo" in tuned
+  assert "fine-tuning from runs/demo" in tuned and "efficientnetv2-b0 (width 0.25, depth 0.25)" in tuned
+  final = json.loads((tmp_path / "runs" / "tuned" / "eval.jsonl").read_text().splitlines()[-1])
+  assert final["examples"] == 100 and final["step"] == 70  # 15 epochs of 300 photos at batch 64
+
+
 def test_evaluating_exporting_and_predicting_with_a_finished_run(finished_run, demo_records, tmp_path):
   import shutil
   commands = readme_commands("# evaluate, export and predict with a finished run")

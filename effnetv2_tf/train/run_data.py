@@ -88,7 +88,7 @@ def settings_from_data(config, data_dir, explicit=()):
     said = ", ".join(f"{key} is {value:,} but the data has {found:,}" for key, value, found in contradictions)
     fix = ",".join(f"{key}={found}" for key, _, found in contradictions)
     raise ValueError(f"{facts.where}: {said}. Pass --hparam_str=\"{fix}\", or use a set that takes them from the "
-                     "data (e.g. --hparams=photos-ft-b0).")
+                     "data (e.g. --hparams=photos-b0).")
   return lines
 
 

@@ -53,7 +53,7 @@ def test_an_imagenet_set_on_a_folder_of_photos_is_refused_naming_both_values(dem
   assert str(refused.value) == (
       f"{demo_records}/dataset.json: model.num_classes is 1,000 but the data has 5, data.num_train_examples is "
       "1,281,167 but the data has 300. Pass --hparam_str=\"model.num_classes=5,data.num_train_examples=300\", or "
-      "use a set that takes them from the data (e.g. --hparams=photos-ft-b0).")
+      "use a set that takes them from the data (e.g. --hparams=photos-b0).")
   with pytest.raises(ValueError, match="model.num_classes is 3 but the data has 5"):
     _settings("photos-ft-b0", demo_records, "model.num_classes=3")  # given explicitly: refused too
 
