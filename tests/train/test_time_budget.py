@@ -52,6 +52,7 @@ def test_timing_the_step_puts_the_run_back_as_it_was(demo_records, tmp_path):
   assert float(state.learning_rate(24)) == pytest.approx(0.5 * longer.train.lr_base * 8 / 256)  # cosine midway
 
 
+@pytest.mark.slow  # 70 s: the TPU half of CI leaves it to the CPU half (the same code)
 def test_a_run_fits_its_budget_and_its_rerun_keeps_the_epochs(demo_records, tmp_path):
   budget = 0.75  # minutes
   hparam_str = ",".join([tiny(eval__batch_size=50), f"train.time_budget={budget}"])
