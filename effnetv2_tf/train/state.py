@@ -24,6 +24,11 @@ def compute_dtype(policy):
   return {"mixed_bfloat16": tf.bfloat16, "mixed_float16": tf.float16}.get(policy, tf.float32)
 
 
+def warmup_steps(config, steps_per_epoch):
+  """The learning-rate warm-up of a resolved config, in steps."""
+  return int(config.train.warmup_epochs * steps_per_epoch)
+
+
 class TrainState:
   """Model, optimizer, EMA and checkpoint of one resolved config, and its train loop.
 
@@ -48,8 +53,7 @@ class TrainState:
       # The run's length, read at each step but not checkpointed (config.yaml holds it): a run fitted to a
       # time budget sets it after its step is traced (resize).
       self.total_steps = tf.Variable(total_steps, trainable=False, name="total_steps")
-      self.warmup_steps = tf.Variable(int(train.warmup_epochs * steps_per_epoch), trainable=False,
-                                      name="warmup_steps")
+      self.warmup_steps = tf.Variable(warmup_steps(config, steps_per_epoch), trainable=False, name="warmup_steps")
       self.ema_decay = tf.Variable(train.ema_decay, trainable=False, name="ema_decay", dtype=tf.float32)
       self.learning_rate = WarmupDecay(
           train.lr_base * self.global_batch / 256, self.total_steps, self.warmup_steps,
@@ -72,7 +76,7 @@ class TrainState:
   def resize(self, config, total_steps, steps_per_epoch):
     """Gives the run `config`'s length (total_steps, warm-up, EMA decay) without retracing its step."""
     self.total_steps.assign(total_steps)
-    self.warmup_steps.assign(int(config.train.warmup_epochs * steps_per_epoch))
+    self.warmup_steps.assign(warmup_steps(config, steps_per_epoch))
     self.ema_decay.assign(config.train.ema_decay)
     self.config = config
 

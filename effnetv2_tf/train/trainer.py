@@ -250,8 +250,7 @@ class Trainer:
                        "--continue_with_new_settings to go on from this checkpoint with the new ones.")
 
   def _warn_about_warmup(self):
-    steps_per_epoch, _ = run_plan(self.config)
-    warmup, total = int(self.config.train.warmup_epochs * steps_per_epoch), self.schedule.total_steps
+    warmup, total = int(self.state.warmup_steps.numpy()), self.schedule.total_steps
     if warmup > total / 3:
       print(f"warning: the learning-rate warm-up takes {warmup} of the run's {total} steps "
             f"(train.warmup_epochs {self.config.train.warmup_epochs:g} of {self.config.train.epochs:g} epochs): "
