@@ -164,21 +164,22 @@ def _train(run_dir, runtime):
   if data_dir is None and FLAGS.hparams == "demo":
     data_dir = _demo_records(run_dir.path)
   trainer = Trainer(config, run_dir.path, data_dir, runtime, allow_new_settings=FLAGS.continue_with_new_settings)
-  if config.train.time_budget > 0:
-    from effnetv2_tf.train.time_budget import fit_to_budget
+  with trainer.holding_run_dir():  # from the step timing on: a second run on the folder spends nothing
+    if config.train.time_budget > 0:
+      from effnetv2_tf.train.time_budget import fit_to_budget
 
-    def resolve(epochs):  # the values derived from the run's length follow its new epochs
-      recipe.train.epochs = float(epochs)
-      return hparams.resolve(recipe)
+      def resolve(epochs):  # the values derived from the run's length follow its new epochs
+        recipe.train.epochs = float(epochs)
+        return hparams.resolve(recipe)
 
-    config, how = fit_to_budget(trainer, resolve, lambda: time.monotonic() - STARTED)
-    print(how, flush=True)
-  print(f"{_describe(config)} ({trainer.state.model.count_params():,} parameters) on {runtime.platform}, "
-        f"{runtime.strategy.num_replicas_in_sync} replica(s), model_dir {run_dir}")
-  print(trainer.stage_table())
-  started = time.perf_counter()
-  trainer.train(eval_between_stages=FLAGS.mode == "train_and_eval" and config.eval.between_stages)
-  result = trainer.finish()
+      config, how = fit_to_budget(trainer, resolve, lambda: time.monotonic() - STARTED)
+      print(how, flush=True)
+    print(f"{_describe(config)} ({trainer.state.model.count_params():,} parameters) on {runtime.platform}, "
+          f"{runtime.strategy.num_replicas_in_sync} replica(s), model_dir {run_dir}")
+    print(trainer.stage_table())
+    started = time.perf_counter()
+    trainer.train(eval_between_stages=FLAGS.mode == "train_and_eval" and config.eval.between_stages)
+    result = trainer.finish()
   print(f"done in {time.perf_counter() - started:.0f} s: top-1 {result['top1']:.4f} on {result['examples']} "
         f"held-out images (chance {1 / config.model.num_classes:.2f}); checkpoints, TensorBoard logs and "
         f"training.png in {run_dir}")

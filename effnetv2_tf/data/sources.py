@@ -7,6 +7,7 @@ one file, else by element.
 """
 
 import dataclasses
+import functools
 
 import tensorflow as tf
 
@@ -35,6 +36,12 @@ class TFRecordSource:
     return str(self.file_pattern)
 
   def files(self):
+    """The matching files, listed once per source (a glob on gs:// is a round trip): a run's epochs read the
+    files that were there when it started."""
+    return self._files
+
+  @functools.cached_property
+  def _files(self):
     patterns = [self.file_pattern] if isinstance(self.file_pattern, str) else list(self.file_pattern)
     files = sorted({f for pattern in patterns for f in tf.io.gfile.glob(pattern)})
     if not files:

@@ -24,10 +24,9 @@ def pace_at(paces):
   return lambda size: fixed + per_pixel * size ** 2
 
 
-def epochs_for(config, pace, seconds):
-  """The epochs of the resolved `config` whose stages take `seconds` at `pace(image_size)` per step."""
-  steps_per_epoch, schedule = run_plan(config)
-  seconds_per_step = statistics.fmean(pace(stage.image_size) for stage in schedule.stages)
+def epochs_for(steps_per_epoch, stages, pace, seconds):
+  """The epochs whose `stages` (equal steps each) take `seconds` at `pace(image_size)` per step."""
+  seconds_per_step = statistics.fmean(pace(stage.image_size) for stage in stages)
   return seconds / seconds_per_step / steps_per_epoch
 
 
@@ -42,18 +41,19 @@ def fit_to_budget(trainer, resolve, seconds_since_start):
   if isinstance(trainer.strategy, tf.distribute.MultiWorkerMirroredStrategy):
     raise ValueError("train.time_budget cannot be used on several workers (each would time itself apart and "
                      "their schedules would differ): set train.epochs instead.")
-  saved = trainer.run_dir.read_config() if trainer.run_dir.latest_checkpoint() else None
+  saved = trainer.resumed_config
   if saved and saved.get("train", {}).get("time_budget") == minutes:
     epochs = saved["train"]["epochs"]
     how = f"train.epochs {epochs:.3g}: fitted to the {minutes:g}-minute budget when the run started"
   else:
-    stages = trainer.schedule.stages
+    steps_per_epoch, schedule = run_plan(config)
+    stages = schedule.stages
     print(f"timing the step for the {minutes:g}-minute budget", flush=True)
     # The last size first: under XLA the first stage's compiled step is then the one kept.
     paces = trainer.time_steps(sorted({stages[-1].image_size, stages[0].image_size}, reverse=True))
     left = minutes * 60 - seconds_since_start()
-    epochs = epochs_for(config, pace_at(paces), left)
-    steps = int(epochs * run_plan(config)[0])
+    epochs = epochs_for(steps_per_epoch, stages, pace_at(paces), left)
+    steps = max(int(epochs * steps_per_epoch), 0)
     if steps < max(1, len(stages)):
       raise ValueError(f"train.time_budget {minutes:g} minutes leaves {max(left, 0):.0f} s after start-up, "
                        f"{steps} steps at {max(paces.values()):.2f} s a step: give a longer budget, or set "

@@ -31,12 +31,10 @@ from effnetv2_tf.train.state import CheckpointMismatchError, TrainState, compute
 from effnetv2_tf.train.warm_start import warm_start
 
 
-def check_same_model(run_dir, config):
-  """Refuses a run dir whose checkpoints belong to a model other than `config`'s."""
-  saved = run_dir.read_config()
-  if saved is None or not run_dir.latest_checkpoint():
-    return
-  if model_identity(saved) != model_identity(config):
+def check_same_model(run_dir, saved, config):
+  """Refuses a run dir whose checkpoints belong to a model other than `config`'s (`saved`: the config.yaml
+  of its checkpoints' run, or None)."""
+  if saved is not None and model_identity(saved) != model_identity(config):
     raise CheckpointMismatchError(
         f"{run_dir} holds checkpoints of {model_identity(saved)}, not {model_identity(config)}: use another "
         "--model_dir (or the same model settings to resume).")
@@ -146,7 +144,9 @@ class Trainer:
     self.is_chief = is_chief(self.strategy)
     self.train_source = train_source(config, data_dir)
     self.class_names = class_names(config, data_dir)
-    check_same_model(self.run_dir, config)
+    # The config.yaml of the run this one resumes (None for a new run), read once.
+    self.resumed_config = self.run_dir.read_config() if self.run_dir.latest_checkpoint() else None
+    check_same_model(self.run_dir, self.resumed_config, config)
     self.compute_dtype, self.jit_compile = prepare_process(config, runtime)
     _, self.schedule = run_plan(config)
     self.spec = get_model_spec(config.model.name)
@@ -157,6 +157,21 @@ class Trainer:
                                self.counts)
     self.log = RunLog(self.run_dir, self.is_chief, augment_policy=config.augment.policy)
     self.allow_new_settings = allow_new_settings
+    self._holding_run_dir = False
+
+  @contextlib.contextmanager
+  def holding_run_dir(self):
+    """Holds the run dir for this process (the chief's OS lock) while it trains or times steps in it, so that
+    a second run on the folder is refused before it spends anything; nested holds are one."""
+    if self._holding_run_dir or not self.is_chief:
+      yield
+      return
+    with self.run_dir.exclusive():
+      self._holding_run_dir = True
+      try:
+        yield
+      finally:
+        self._holding_run_dir = False
 
   @property
   def step(self):
@@ -174,7 +189,7 @@ class Trainer:
     one untimed step per size (the trace, the pipeline's start), one to size a host loop of about `seconds`,
     then that loop timed. Model, optimizer and EMA are put back as they were; the traced step stays."""
     paces = {}
-    with tempfile.TemporaryDirectory() as scratch:
+    with self.holding_run_dir(), tempfile.TemporaryDirectory() as scratch:
       start = self.state.checkpoint.write(os.path.join(scratch, "start"))
       for size in image_sizes:
         stage = dataclasses.replace(self.schedule.stages[0], image_size=size)
@@ -242,7 +257,7 @@ class Trainer:
         self.run_dir.write_labels(self.class_names)
 
   def _check_unchanged(self, checkpoint):
-    changed = changed_settings(self.run_dir.read_config() or {}, self.config)
+    changed = changed_settings(self.resumed_config or {}, self.config)
     if changed:
       listed = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in sorted(changed.items()))
       raise ValueError(f"{self.run_dir} holds {os.path.basename(checkpoint)} of a run with other settings ({listed}): "
@@ -265,7 +280,7 @@ class Trainer:
   def train(self, eval_between_stages=False):
     """Runs every stage from the restored step to the end; returns the eval results made on the way. The
     chief holds the run dir while it trains."""
-    with self.run_dir.exclusive() if self.is_chief else contextlib.nullcontext():
+    with self.holding_run_dir():
       self._start()
       self._warn_about_warmup()
       if self._missed_stage_eval(eval_between_stages):

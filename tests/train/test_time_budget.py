@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 import hparams
+from effnetv2_tf.run_dir import RunDir, RunDirBusyError
 from effnetv2_tf.train.time_budget import epochs_for, pace_at
-from effnetv2_tf.train.trainer import Trainer
+from effnetv2_tf.train.trainer import Trainer, run_plan
 from tests.helpers import main_py, tiny
 from tpu.strategy import resolve_runtime
 
@@ -28,20 +29,23 @@ def test_the_epochs_fill_the_seconds_at_the_stages_paces():
   pace = pace_at({96: 1.0, 192: 4.0})
   seconds = 600.0
   steps = seconds / np.mean([pace(96), pace(144), pace(192)])
-  assert epochs_for(config, pace, seconds) == pytest.approx(steps / 50)
+  steps_per_epoch, schedule = run_plan(config)
+  assert epochs_for(steps_per_epoch, schedule.stages, pace, seconds) == pytest.approx(steps / 50)
 
 
 def test_timing_the_step_puts_the_run_back_as_it_was(demo_records, tmp_path):
   config = hparams.resolve(hparams.override(hparams.get_config("photos-b0"), tiny(
       model__num_classes=5, data__num_train_examples=96, progressive__image_size_min=32)))
   trainer = Trainer(config, str(tmp_path / "run"), str(demo_records), resolve_runtime("default"))
+  with RunDir(tmp_path / "run").exclusive(), pytest.raises(RunDirBusyError):  # another run holds the folder
+    trainer.time_steps([40, 32], seconds=0.5)
   state = trainer.state
   before = [v.numpy() for v in state.model.variables + state.optimizer.variables + state.ema.shadows]
   paces = trainer.time_steps([40, 32], seconds=0.5)
   assert sorted(paces) == [32, 40] and all(pace > 0 for pace in paces.values())
   after = [v.numpy() for v in state.model.variables + state.optimizer.variables + state.ema.shadows]
   assert trainer.step == 0 and all(np.array_equal(a, b) for a, b in zip(before, after))
-  assert not any((tmp_path / "run").glob("*"))  # the measurement writes nothing into the run
+  assert [path.name for path in (tmp_path / "run").iterdir()] == [".lock"]  # nothing but the folder's lock
 
   longer = hparams.resolve(hparams.override(hparams.get_config("photos-b0"), tiny(
       model__num_classes=5, data__num_train_examples=96, progressive__image_size_min=32, train__epochs=4.0)))

@@ -123,19 +123,21 @@ def test_sigint_stops_the_same_way(demo_records, tmp_path):
   assert process.returncode == 75 and "stopped by SIGINT at step " in stderr and "Traceback" not in stderr
 
 
-def test_paper_rule_changes_dropout_per_stage_keeping_optimizer_and_ema_state(demo_records, tmp_path):
+def test_paper_rule_changes_dropout_per_stage_keeping_optimizer_and_ema_state(demo_records, tmp_path, capsys):
   import hparams
   from effnetv2_tf.train.trainer import Trainer
   from tpu.strategy import resolve_runtime
   config = hparams.resolve(hparams.override(hparams.get_config("demo"), TINY_TRAINER + (
       ",progressive.rule=paper,regularization.dropout_min=0.0,regularization.dropout_max=0.8,progressive.stages=3,"
-      "data.num_train_examples=72,runtime.deterministic=false")))
+      "data.num_train_examples=72,runtime.deterministic=false,train.warmup_epochs=0.5")))
   trainer = Trainer(config, tmp_path / "run", demo_records, resolve_runtime("default"))
   assert [round(s.dropout_rate, 2) for s in trainer.schedule.stages] == [0.0, 0.4, 0.8]
   state = trainer.state
   initial = [v.numpy().copy() for v in state.ema.shadows]
   trainer.train()
   assert trainer.step == 9 and int(state.optimizer.iterations.numpy()) == 9  # one optimizer across stages
+  assert ("warning: the learning-rate warm-up takes 4 of the run's 9 steps (train.warmup_epochs 0.5 of 1 epochs): "
+          "lower train.warmup_epochs for a run this short") in capsys.readouterr().err
   assert any(not np.array_equal(a, b.numpy()) for a, b in zip(initial, state.ema.shadows))
   # Measured on the model: the last stage's rate is what the dropout layer now drops.
   dropout = state.model.get_layer("top_dropout")
