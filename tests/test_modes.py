@@ -4,6 +4,7 @@ use (export: no data) and write nothing into the run."""
 import hashlib
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tests.helpers import main_py, run_without_package, unit_images
@@ -61,6 +62,7 @@ def test_export_needs_no_data_and_builds_the_run_s_own_model(finished_run, tmp_p
   assert np.abs(default(normalized, training=False).numpy() - expected).max() > 1e-2
 
 
+@pytest.mark.slow  # platform-independent; CI's TPU-stack half leaves it to the CPU half
 def test_overrides_that_change_the_model_are_refused_and_nothing_is_created(finished_run, tmp_path):
   before = _snapshot(finished_run)
   done = main_py("--mode=export", f"--model_dir={finished_run}", f"--export_dir={tmp_path / 'export'}",
@@ -74,6 +76,7 @@ def test_overrides_that_change_the_model_are_refused_and_nothing_is_created(fini
   assert _snapshot(finished_run) == before and not (tmp_path / "export").exists()
 
 
+@pytest.mark.slow  # platform-independent; CI's TPU-stack half leaves it to the CPU half
 def test_export_overwrite_replaces_only_a_previous_export(finished_run, tmp_path):
   before = _snapshot(finished_run)
   into_run = main_py("--mode=export", f"--model_dir={finished_run}", f"--export_dir={finished_run}", "--overwrite")

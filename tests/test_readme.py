@@ -66,6 +66,7 @@ def test_fine_tuning_one_of_our_runs_on_your_own_photos(finished_run, demo_recor
   assert final["examples"] == 100 and final["step"] == 70  # 15 epochs of 300 photos at batch 64
 
 
+@pytest.mark.slow  # platform-independent; CI's TPU-stack half leaves it to the CPU half
 def test_evaluating_exporting_and_predicting_with_a_finished_run(finished_run, demo_records, tmp_path):
   import shutil
   commands = readme_commands("# evaluate, export and predict with a finished run")

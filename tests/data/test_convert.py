@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from effnetv2_tf.data.convert import convert
@@ -43,6 +44,7 @@ def test_png_is_reencoded_and_broken_files_are_skipped(tmp_path):
   assert bool(tf.io.is_jpeg(image)) and int(label) == 0
 
 
+@pytest.mark.slow  # platform-independent; CI's TPU-stack half leaves it to the CPU half
 def test_command_line_reports_and_fails_clearly(flower_folder, tmp_path):
   done = subprocess.run([sys.executable, "-m", "effnetv2_tf.data.convert", str(flower_folder), str(tmp_path),
                          "--shards", "2"], capture_output=True, text=True, check=True)
@@ -64,6 +66,7 @@ def _convert(*args):
                         text=True, timeout=120)
 
 
+@pytest.mark.slow  # platform-independent; CI's TPU-stack half leaves it to the CPU half
 def test_converting_into_an_earlier_conversion_is_refused_or_replaced_never_mixed(tmp_path):
   for name in ("a", "b", "c"):
     _image(tmp_path / "src" / "train" / "cat" / f"{name}.jpg")
@@ -80,6 +83,7 @@ def test_converting_into_an_earlier_conversion_is_refused_or_replaced_never_mixe
   assert records == 6 and len(list((tmp_path / "out").glob("*.tfrecord"))) == 2
 
 
+@pytest.mark.slow  # platform-independent; CI's TPU-stack half leaves it to the CPU half
 def test_a_stray_image_beside_class_folders_is_refused_and_empty_classes_are_reported(tmp_path):
   _image(tmp_path / "src" / "train" / "cat" / "a.jpg")
   _image(tmp_path / "src" / "val" / "cat" / "b.jpg")
@@ -98,6 +102,7 @@ def test_a_stray_image_beside_class_folders_is_refused_and_empty_classes_are_rep
   assert "Output " in _convert(tmp_path / "src", tmp_path / "file").stderr
 
 
+@pytest.mark.slow  # platform-independent; CI's TPU-stack half leaves it to the CPU half
 def test_folders_named_like_images_and_symlink_loops_are_not_images(tmp_path):
   _image(tmp_path / "src" / "train" / "cat" / "a.jpg")
   (tmp_path / "src" / "train" / "cat" / "b.jpg").mkdir()

@@ -117,6 +117,7 @@ def test_sigterm_saves_at_its_step_exits_75_and_resumes_to_an_uninterrupted_run(
   _assert_resumes_to(uninterrupted, tmp_path, demo_records, hparam_str)
 
 
+@pytest.mark.slow  # platform-independent; CI's TPU-stack half leaves it to the CPU half
 def test_sigint_stops_the_same_way(demo_records, tmp_path):
   process, _ = _signal_in_stage_two(tmp_path, demo_records, [signal.SIGINT])
   stderr = process.stderr.read()
@@ -167,6 +168,7 @@ def test_bad_input_gives_one_clear_line(demo_records, tmp_path):
   assert not any((tmp_path / name).exists() for name in "abde")  # a refused run leaves no folder behind
 
 
+@pytest.mark.slow  # platform-independent; CI's TPU-stack half leaves it to the CPU half
 def test_checkpoint_of_another_model_is_refused(demo_records, tmp_path):
   subprocess.run(_main(tmp_path / "run", demo_records, MAIN_TINY + ",progressive.stages=1,data.num_train_examples=16"),
                  check=True, capture_output=True, timeout=300, cwd=ROOT)
@@ -223,6 +225,7 @@ def test_a_host_loop_holds_at_most_progress_seconds_of_steps(pace, expected):
   assert host_loop_steps(240, 1000, 250, 100, 5.0, 0.01) == 10  # the next checkpoint
 
 
+@pytest.mark.slow  # platform-independent; CI's TPU-stack half leaves it to the CPU half
 def test_progress_moves_within_a_long_host_loop(demo_records, tmp_path):
   """steps_per_loop 100 over a 36-step stage: the loops are cut to progress_seconds, so the log moves."""
   hparam_str = tiny(data__num_train_examples=288, progressive__stages=1, runtime__steps_per_loop=100,
