@@ -178,7 +178,7 @@ def test_checkpoint_of_another_model_is_refused(demo_records, tmp_path):
   assert list((tmp_path / "run" / "checkpoints").glob("ckpt-*.index"))  # nothing was lost
 
 
-@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+@pytest.mark.parametrize("precision", ["bfloat16", pytest.param("float16", marks=pytest.mark.gpu_path)])
 def test_mixed_precision_trains_on_the_cpu(demo_records, tmp_path, precision):
   """bf16 (the TPU setting) and fp16 with loss scaling (the GPU setting) run the same loop here."""
   result = run_trainer(tmp_path / precision, demo_records, f"--hparam_str=runtime.mixed_precision={precision}")
@@ -186,6 +186,7 @@ def test_mixed_precision_trains_on_the_cpu(demo_records, tmp_path, precision):
   assert all(np.isfinite(result["weights"]))
 
 
+@pytest.mark.gpu_path
 def test_gradient_clipping_means_the_same_under_loss_scaling(demo_records, tmp_path):
   """float16 gradients are loss-scaled until apply_gradients; clipping must not shrink them by the scale."""
   clip = "train.gradient_clip=0.01,train.optimizer=momentum,train.lr_base=1.0"
