@@ -132,6 +132,8 @@ def override(config, hparam_str):
         node[leaf], ml_collections.ConfigDict):
       raise ValueError(f"Unknown hparam {key!r}. Valid keys: {', '.join(_valid_keys(config))}.")
     value = _parse_value(text)
+    if value is None and text.strip().lower() == "none" and "none" in _CHOICES.get(key, ()):
+      value = "none"  # the choice "none" (e.g. no augmentation), not None (the model's own recipe)
     current = node[leaf]
     if isinstance(current, str) and isinstance(value, bool):  # "auto"-or-bool keys stay strings: "true"/"false"
       value = str(value).lower()

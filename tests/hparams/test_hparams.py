@@ -61,6 +61,14 @@ def test_override_parses_values_and_lists():
       64, "autoaug", 1e-3, None)
 
 
+def test_augment_policy_none_means_no_augmentation_not_the_model_s_recipe():
+  b0 = hparams.resolve(hparams.override(hparams.get_config("photos-b0"),
+                                        "augment.policy=none,model.num_classes=5,data.num_train_examples=300"))
+  assert b0.augment.policy == "none"
+  recipe = hparams.resolve(hparams.override(hparams.get_config("imagenet-b0"), "augment.policy=null"))
+  assert recipe.augment.policy == "autoaug"  # null: the model's own (B0: AutoAugment)
+
+
 def test_every_key_has_one_group_and_the_old_names_still_work(capsys):
   config = hparams.get_config("base")
   keys = {f"{group}.{key}" for group in config for key in config[group]}
