@@ -141,9 +141,10 @@ class RunLog:
                                            stateful_metrics=["loss", "top1", "img/s", "lr"])
       self._progress.update(step - stage.start_step)
 
-  def host_loop(self, row, stage, stage_images_per_second=None, run_seconds_left=None):
+  def host_loop(self, row, stage, stage_images_per_second=None, run_seconds_left=None, stage_seconds_left=None):
     """One host loop's row (step, loss, train_top1, lr, images_per_second, ...): progress, JSONL, TensorBoard.
-    The console shows the stage's average rate and the run's time left once the trainer knows them."""
+    The console shows the stage's average rate and the stage's and run's time left once the trainer knows them
+    (at the pace of the steps, without the first loop's tracing; until then, the stage's elapsed time per step)."""
     rate = row["images_per_second"] if stage_images_per_second is None else stage_images_per_second
     if run_seconds_left is not None and not self._run_estimated:
       self._run_estimated = True
@@ -152,16 +153,17 @@ class RunLog:
       self._progress.update(row["step"] - stage.start_step, [
           ("loss", row["loss"]), ("top1", row["train_top1"]), ("img/s", rate), ("lr", row["lr"])])
     elif time.monotonic() - self._last_plain >= PLAIN_PROGRESS_SECONDS or row["step"] == stage.end_step:
-      self._print_plain(row, stage, rate, run_seconds_left)
+      self._print_plain(row, stage, rate, run_seconds_left, stage_seconds_left)
     if self.is_chief:
       self.rows.append(row)
       write_rows(self.run_dir.history_file, self.rows)
       self._scalars(row["step"], {key: value for key, value in row.items() if key != "step"})
 
-  def _print_plain(self, row, stage, images_per_second, run_seconds_left):
+  def _print_plain(self, row, stage, images_per_second, run_seconds_left, stage_seconds_left):
     started, first_step = self._stage_clock
     elapsed = time.monotonic() - started
-    remaining = elapsed / max(row["step"] - first_step, 1) * (stage.end_step - row["step"])
+    remaining = stage_seconds_left if stage_seconds_left is not None else (
+        elapsed / max(row["step"] - first_step, 1) * (stage.end_step - row["step"]))
     run = f", run {_duration(run_seconds_left)} left" if run_seconds_left is not None else ""
     print(f"  step {row['step']}/{stage.end_step}: loss {row['loss']:.4f}, top-1 {row['train_top1']:.3f}, "
           f"{images_per_second:.1f} img/s, lr {row['lr']:.4g}, stage {_duration(elapsed)} elapsed, "

@@ -320,7 +320,8 @@ class Trainer:
             measured = (pace, stage.image_size)
           self.log.host_loop(self._row(stage, loss, top1, num_steps, seconds), stage,
                              self.config.train.batch_size / pace if pace else None,
-                             self._seconds_left(*measured) if measured else None)
+                             self._seconds_left(*measured) if measured else None,
+                             pace * (stage.end_step - self.step) if pace else None)
           stopping = stop.received  # read once: a signal arriving after this is handled after the next loop
           due = self.step % runtime.checkpoint_steps == 0 or self.step == stage.end_step
           if stopping or (due and verdict == "ok"):  # weights after a loss jump wait for a healthy loop

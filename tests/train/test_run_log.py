@@ -42,6 +42,21 @@ def test_without_a_terminal_progress_is_plain_lines_at_most_every_30_seconds(tmp
   assert "\x1b" not in "".join(lines) and len(run_log.read_rows(str(tmp_path / "history.jsonl"))) == 40
 
 
+def test_the_stage_s_time_left_is_at_the_trainer_s_pace_once_it_has_one(tmp_path, capsys, monkeypatch):
+  """The stage's elapsed time includes tracing the step; the trainer's pace does not, and the run's time left
+  is at that pace: a one-stage run says the same time left for both."""
+  clock = [100.0]
+  monkeypatch.setattr(run_log.time, "monotonic", lambda: clock[0])
+  log = run_log.RunLog(RunDir(tmp_path), interactive=False)
+  stage = ProgressiveSchedule(40, 1, (64, 64)).stages[0]
+  log.stage_started(stage, 1, 0)
+  clock[0] += 30.0
+  log.host_loop({"step": 15, "loss": 1.5, "train_top1": 0.5, "images_per_second": 64.0, "lr": 0.01}, stage,
+                64.0, run_seconds_left=25.0, stage_seconds_left=25.0)
+  (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  step ")]
+  assert line.endswith("stage 0:30 elapsed, 0:25 left, run 0:25 left")  # not 0:50 from 30 s per 15 steps
+
+
 def test_the_run_estimate_is_said_once_with_a_warning_past_a_day(tmp_path, capsys):
   log = run_log.RunLog(RunDir(tmp_path), interactive=False)
   stage = ProgressiveSchedule(40, 1, (64, 64)).stages[0]
