@@ -91,12 +91,14 @@ class RunDir:
 
     Local folders get an OS lock (fcntl.flock), which the OS drops when the process ends, however it ends:
     a killed run never blocks its own resume. Object stores (gs://) have no locks: there the caller must
-    make sure one job uses the folder (a warning says so).
+    make sure one job uses the folder (a warning says so). A folder this hold created and left with nothing but
+    its lock (a run refused before it wrote anything) is removed again.
     """
     if "://" in self.path:
       print(f"note: {self.path} cannot be locked (object store): make sure no other run uses it", flush=True)
       yield
       return
+    created = not os.path.isdir(self.path)
     os.makedirs(self.path, exist_ok=True)
     path = self._join(LOCK_FILE)
     with open(path, "a+", encoding="utf-8") as lock:
@@ -114,6 +116,9 @@ class RunDir:
       try:
         yield
       finally:
+        if created and os.listdir(self.path) == [LOCK_FILE]:  # removed while still locked: no run can be in it
+          os.remove(path)
+          os.rmdir(self.path)
         fcntl.flock(lock, fcntl.LOCK_UN)
 
   def remove_unfinished_saves(self):
