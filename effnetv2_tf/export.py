@@ -23,10 +23,12 @@ import os
 import sys
 import tempfile
 
-import keras
-import tensorflow as tf
+from effnetv2_tf.quiet_start import import_tensorflow
 
-from effnetv2_tf.data import preprocessing
+tf = import_tensorflow()  # first: without TensorFlow's start-up banner (python -m effnetv2_tf.export)
+import keras  # noqa: E402
+
+from effnetv2_tf.data import preprocessing  # noqa: E402
 
 FLAVOURS = ("classification", "feature-vector")
 LABELS_ASSET = "labels.txt"

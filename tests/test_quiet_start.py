@@ -1,8 +1,13 @@
 """TensorFlow's start-up banner is left out; every other line written to stderr meanwhile is kept."""
 
 import os
+import subprocess
+import sys
+
+import pytest
 
 from effnetv2_tf import quiet_start
+from tests.helpers import ROOT
 
 
 def test_only_the_known_start_up_lines_are_dropped(capfd):
@@ -11,3 +16,11 @@ def test_only_the_known_start_up_lines_are_dropped(capfd):
     os.write(2, b"E0000 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error\n")
     os.write(2, b"error: something the user must see\n")
   assert capfd.readouterr().err == "error: something the user must see\n"
+
+
+@pytest.mark.parametrize("module", ["effnetv2_tf.export", "effnetv2_tf.weights.official", "effnetv2_tf.predict"])
+def test_the_package_s_commands_start_without_the_banner(module):
+  done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120,
+                        cwd=ROOT)
+  assert done.returncode == 0 and "usage:" in done.stdout, done.stderr[-2000:]
+  assert not any(text in done.stderr for text in ("oneDNN custom operations", "cuInit", "cuda drivers")), done.stderr

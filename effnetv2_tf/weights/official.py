@@ -12,9 +12,10 @@ import dataclasses
 import difflib
 import os
 
-import tensorflow as tf
+from effnetv2_tf.quiet_start import import_tensorflow
 
-from effnetv2_tf.model.official_names import official_variable_name
+tf = import_tensorflow()  # first: without TensorFlow's start-up banner (python -m effnetv2_tf.weights.official)
+from effnetv2_tf.model.official_names import official_variable_name  # noqa: E402
 
 EMA_SUFFIX = "/ExponentialMovingAverage"
 
