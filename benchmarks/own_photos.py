@@ -71,8 +71,11 @@ def ours(records, model_dir, minutes, seed):
   seconds = time.time() - started
   evals = [json.loads(line) for line in open(os.path.join(model_dir, "eval.jsonl"))]
   config = open(os.path.join(model_dir, "config.yaml")).read()
-  size = next(int(line.split(":")[1]) for line in config.splitlines() if line.strip().startswith("image_size_max:"))
-  return {"top1": round(evals[-1]["top1"], 4), "size": size, "seconds": round(seconds, 1)}
+  def value(key):
+    return next(line.split(":")[1].strip() for line in config.splitlines() if line.strip().startswith(f"{key}:"))
+  return {"top1": round(evals[-1]["top1"], 4), "size": int(value("image_size_max")),
+          "epochs": round(float(value("epochs")), 2), "stages": int(value("stages")), "augment": value("policy"),
+          "seconds": round(seconds, 1)}
 
 
 def main():

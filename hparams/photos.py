@@ -8,8 +8,11 @@ fill the values left None here):
 - progressive learning by the paper's rule, 3 stages with weak regularization early (RandAugment 2 -> 8;
   crops of 25-100% of the image: small sets cannot spare smaller ones), no mixup; dropout stays at the
   model's rate (a new rate retraces the step, 15-40 s a stage on the CPU);
-- Adam with cosine decay (lr 1e-3 at batch 64 from scratch), warm-up a twentieth of the run, an EMA whose
-  horizon is a tenth of the run's steps, label smoothing 0.1; one eval, at the end (an eval between stages
+- a run of fewer than 10 epochs (hparams.SHORT_RUN_EPOCHS; minutes on a CPU) trains in one stage at the
+  final size without RandAugment (crops and flips stay): a few epochs underfit, and augmentation only pays
+  once a model can overfit; setting progressive.stages yourself keeps your stages and augmentation;
+- Adam with cosine decay (lr 1e-3 from scratch, at any batch), batch 64, warm-up a twentieth of the run, an
+  EMA whose horizon is a tenth of the run's steps, label smoothing 0.1; one eval, at the end (an eval between stages
   costs as much as a short stage; eval.between_stages=true for them);
 - with train.ft_init_ckpt (an official checkpoint or one of our runs) the same set fine-tunes: one stage at
   the final size and a tenth of the learning rate;
@@ -27,7 +30,7 @@ def photos(model_name):
   config.data.train_files = "train-*"
   config.data.eval_files = "val-*"
   config.data.image_size_from_data = True
-  config.progressive.stages = None  # 3, or 1 when fine-tuning
+  config.progressive.stages = None  # 3, or 1 for a short run (then without RandAugment) and when fine-tuning
   config.progressive.rule = "paper"
   config.progressive.image_size_min = None  # half the last stage's size
   config.augment.policy = "randaug"
@@ -40,7 +43,7 @@ def photos(model_name):
   config.train.batch_size = 64
   config.train.epochs = 30.0
   config.train.optimizer = "adam"
-  config.train.lr_base = None  # 0.004 per 256 (1e-3 at batch 64), a tenth of it when fine-tuning
+  config.train.lr_base = None  # Adam's 1e-3 at any batch (0.004 per 256 at 64), a tenth when fine-tuning
   config.train.lr_schedule = "cosine"
   config.train.warmup_epochs = None
   config.train.ema_decay = None

@@ -53,6 +53,11 @@ def fit_to_budget(trainer, resolve, seconds_since_start):
     paces = trainer.time_steps(sorted({stages[-1].image_size, stages[0].image_size}, reverse=True))
     left = minutes * 60 - seconds_since_start()
     epochs = epochs_for(steps_per_epoch, stages, pace_at(paces), left)
+    fitted = run_plan(resolve(epochs))[1].stages
+    if [stage.image_size for stage in fitted] != [stage.image_size for stage in stages]:
+      # The stages follow the run's length (photos-*: one stage for a short run): fit those instead; the
+      # pace at any size comes from the two timed ones.
+      epochs = epochs_for(steps_per_epoch, fitted, pace_at(paces), left)
     steps = max(int(epochs * steps_per_epoch), 0)
     if steps < max(1, len(stages)):
       raise ValueError(f"train.time_budget {minutes:g} minutes leaves {max(left, 0):.0f} s after start-up, "

@@ -3,6 +3,7 @@
 import json
 import re
 import time
+import types
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import yaml
 
 import hparams
 from effnetv2_tf.run_dir import RunDir, RunDirBusyError
-from effnetv2_tf.train.time_budget import epochs_for, pace_at
+from effnetv2_tf.train.time_budget import epochs_for, fit_to_budget, pace_at
 from effnetv2_tf.train.trainer import Trainer, run_plan
 from tests.helpers import main_py, tiny
 from tpu.strategy import resolve_runtime
@@ -31,6 +32,29 @@ def test_the_epochs_fill_the_seconds_at_the_stages_paces():
   steps = seconds / np.mean([pace(96), pace(144), pace(192)])
   steps_per_epoch, schedule = run_plan(config)
   assert epochs_for(steps_per_epoch, schedule.stages, pace, seconds) == pytest.approx(steps / 50)
+
+
+def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_run_gets():
+  """photos-*: under 10 epochs one stage at the final size. The epochs the 3 stages would fit (4.96 at their
+  mean pace) are a short run, so the budget is refitted at the final size's pace: 150 steps of 4 s."""
+  recipe = hparams.override(hparams.get_config("photos-b0"), "model.num_classes=5,data.num_train_examples=3200")
+  replanned = []
+
+  def resolve(epochs):
+    recipe.train.epochs = float(epochs)
+    return hparams.resolve(recipe)
+
+  def fit(minutes):
+    recipe.train.time_budget = minutes
+    trainer = types.SimpleNamespace(config=resolve(30.0), strategy=None, resumed_config=None,
+                                    time_steps=lambda sizes: {96: 1.0, 192: 4.0}, replan=replanned.append)
+    return fit_to_budget(trainer, resolve, lambda: 0.0)
+
+  short, how = fit(10.0)
+  assert (short.progressive.stages, short.augment.policy) == (1, "none") and replanned[-1] is short
+  assert short.train.epochs == pytest.approx(3.0) and "150 steps fill the 10-minute budget" in how
+  long, how = fit(60.0)  # 29.8 epochs at the stages' mean pace: the stages stay
+  assert (long.progressive.stages, long.augment.policy) == (3, "randaug") and long.train.epochs > 10
 
 
 def test_timing_the_step_puts_the_run_back_as_it_was(demo_records, tmp_path):
@@ -66,7 +90,7 @@ def test_a_run_fits_its_budget_and_its_rerun_keeps_the_epochs(demo_records, tmp_
   seconds = time.monotonic() - started
   assert done.returncode == 0, done.stderr[-3000:]
   fitted = re.search(r"^train\.epochs ([\d.]+): (\d+) steps fill the 0\.75-minute budget \((\d+) s left after "
-                     r"start-up; a step takes [\d.]+ s at 32 px, [\d.]+ s at 40 px; the final eval comes on top\)$",
+                     r"start-up; a step takes [\d.]+ s at 40 px; the final eval comes on top\)$",
                      done.stdout, re.MULTILINE)
   assert fitted, done.stdout
   steps = int(fitted.group(2))
