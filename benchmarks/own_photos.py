@@ -70,12 +70,11 @@ def ours(records, model_dir, minutes, seed):
                  check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
   seconds = time.time() - started
   evals = [json.loads(line) for line in open(os.path.join(model_dir, "eval.jsonl"))]
-  config = open(os.path.join(model_dir, "config.yaml")).read()
-  def value(key):
-    return next(line.split(":")[1].strip() for line in config.splitlines() if line.strip().startswith(f"{key}:"))
-  return {"top1": round(evals[-1]["top1"], 4), "size": int(value("image_size_max")),
-          "epochs": round(float(value("epochs")), 2), "stages": int(value("stages")), "augment": value("policy"),
-          "seconds": round(seconds, 1)}
+  from effnetv2_tf.run_dir import RunDir
+  config = RunDir(model_dir).read_config()
+  return {"top1": round(evals[-1]["top1"], 4), "size": config["progressive"]["image_size_max"],
+          "epochs": round(config["train"]["epochs"], 2), "stages": config["progressive"]["stages"],
+          "augment": config["augment"]["policy"], "seconds": round(seconds, 1)}
 
 
 def main():
