@@ -2,8 +2,8 @@
 
 The budget counts from the start of the process: start-up, the measurement and the training stages fit in it;
 the final eval comes on top. A step's cost is about a + b * pixels: the step is timed on the run's own data
-at the first and the last stage's image sizes, and the epochs are those whose stages (equal steps each) fill
-what is left of the budget. A rerun of the run takes the epochs it was started with from its config.yaml.
+at the last and, unless the run is short enough for one stage, the first stage's image sizes, and the epochs
+are those whose stages (equal steps each) fill what is left of the budget. A rerun of the run takes the epochs it was started with from its config.yaml.
 """
 
 import statistics
@@ -48,18 +48,29 @@ def fit_to_budget(trainer, resolve, seconds_since_start):
   else:
     steps_per_epoch, schedule = run_plan(config)
     stages = schedule.stages
+
+    def fit(paces, left):
+      """The epochs filling `left` seconds, and their stages: the stages follow the run's length (photos-*:
+      one stage for a short run), so the epochs are refitted when the plan changes."""
+      epochs = epochs_for(steps_per_epoch, stages, pace_at(paces), left)
+      fitted = run_plan(resolve(epochs))[1].stages
+      if [stage.image_size for stage in fitted] != [stage.image_size for stage in stages]:
+        epochs = epochs_for(steps_per_epoch, fitted, pace_at(paces), left)
+      return epochs, fitted
+
     print(f"timing the step for the {minutes:g}-minute budget", flush=True)
-    # The last size first: under XLA the first stage's compiled step is then the one kept.
-    paces = trainer.time_steps(sorted({stages[-1].image_size, stages[0].image_size}, reverse=True))
+    # The last size first (under XLA the compiled step kept is the last one timed: the first stage's). Timed
+    # at that size alone, smaller stages look cheaper than they are (a step has a fixed part) and the epochs
+    # come out too many; when even those make a one-stage run, its size is the only pace it needs.
+    paces = trainer.time_steps([stages[-1].image_size])
     left = minutes * 60 - seconds_since_start()
-    epochs = epochs_for(steps_per_epoch, stages, pace_at(paces), left)
-    fitted = run_plan(resolve(epochs))[1].stages
-    if [stage.image_size for stage in fitted] != [stage.image_size for stage in stages]:
-      # The stages follow the run's length (photos-*: one stage for a short run): fit those instead; the
-      # pace at any size comes from the two timed ones.
-      epochs = epochs_for(steps_per_epoch, fitted, pace_at(paces), left)
+    epochs, fitted = fit(paces, left)
+    if {stage.image_size for stage in fitted} - set(paces):
+      paces.update(trainer.time_steps([stages[0].image_size]))
+      left = minutes * 60 - seconds_since_start()
+      epochs, fitted = fit(paces, left)
     steps = max(int(epochs * steps_per_epoch), 0)
-    if steps < max(1, len(stages)):
+    if steps < max(1, len(fitted)):
       raise ValueError(f"train.time_budget {minutes:g} minutes leaves {max(left, 0):.0f} s after start-up, "
                        f"{steps} steps at {max(paces.values()):.2f} s a step: give a longer budget, or set "
                        "train.epochs instead.")

@@ -178,11 +178,13 @@ class Trainer:
     return self.state.step
 
   def replan(self, config):
-    """Trains `config` instead, a config that differs in the run's length only (epochs, warm-up, EMA
-    decay: a run fitted to a time budget); the traced step is kept."""
+    """Trains `config` instead, a config that differs in the run's length and what follows from it only
+    (epochs, warm-up, EMA decay, photos-*' stages and augmentation: a run fitted to a time budget); the
+    traced step is kept."""
     steps_per_epoch, self.schedule = run_plan(config)
     self.state.resize(config, self.schedule.total_steps, steps_per_epoch)
     self.config = config
+    self.log.augment_policy = config.augment.policy
 
   def time_steps(self, image_sizes, seconds=3.0):
     """{size: seconds per step} of the first stage's step at each of `image_sizes`, on the run's own data:

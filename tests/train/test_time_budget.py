@@ -38,26 +38,33 @@ def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_
   """photos-*: under 10 epochs one stage at the final size. The epochs the 3 stages would fit (4.96 at their
   mean pace) are a short run, so the budget is refitted at the final size's pace: 150 steps of 4 s."""
   recipe = hparams.override(hparams.get_config("photos-b0"), "model.num_classes=5,data.num_train_examples=3200")
-  replanned = []
+  replanned, timed = [], []
 
   def resolve(epochs):
     recipe.train.epochs = float(epochs)
     return hparams.resolve(recipe)
 
+  def time_steps(sizes):
+    timed.extend(sizes)
+    return {size: {96: 1.0, 192: 4.0}[size] for size in sizes}
+
   def fit(minutes):
     recipe.train.time_budget = minutes
+    timed.clear()
     trainer = types.SimpleNamespace(config=resolve(30.0), strategy=None, resumed_config=None,
-                                    time_steps=lambda sizes: {96: 1.0, 192: 4.0}, replan=replanned.append)
+                                    time_steps=time_steps, replan=replanned.append)
     return fit_to_budget(trainer, resolve, lambda: 0.0)
 
   short, how = fit(10.0)
   assert (short.progressive.stages, short.augment.policy) == (1, "none") and replanned[-1] is short
   assert short.train.epochs == pytest.approx(3.0) and "150 steps fill the 10-minute budget" in how
+  assert timed == [192]  # one stage at 192 px: the 96-px stage it would have had is not timed
   long, how = fit(60.0)  # 29.8 epochs at the stages' mean pace: the stages stay
   assert (long.progressive.stages, long.augment.policy) == (3, "randaug") and long.train.epochs > 10
+  assert timed == [192, 96] and "1.000 s at 96 px, 4.000 s at 192 px" in how
 
 
-def test_timing_the_step_puts_the_run_back_as_it_was(demo_records, tmp_path):
+def test_timing_the_step_puts_the_run_back_as_it_was(demo_records, tmp_path, capsys):
   config = hparams.resolve(hparams.override(hparams.get_config("photos-b0"), tiny(
       model__num_classes=5, data__num_train_examples=96, progressive__image_size_min=32)))
   trainer = Trainer(config, str(tmp_path / "run"), str(demo_records), resolve_runtime("default"))
@@ -78,6 +85,10 @@ def test_timing_the_step_puts_the_run_back_as_it_was(demo_records, tmp_path):
   assert int(state.warmup_steps.numpy()) == int(longer.train.warmup_epochs * 12)
   assert state.ema_decay.numpy() == pytest.approx(longer.train.ema_decay)
   assert float(state.learning_rate(24)) == pytest.approx(0.5 * longer.train.lr_base * 8 / 256)  # cosine midway
+  longer.augment.policy = "none"  # as photos-* sets for a short run
+  trainer.replan(longer)
+  trainer.log.stage_started(trainer.schedule.stages[0], 1, 0)
+  assert ", no augmentation," in capsys.readouterr().out
 
 
 @pytest.mark.slow  # 70 s: the TPU half of CI leaves it to the CPU half (the same code)
