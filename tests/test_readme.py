@@ -48,7 +48,7 @@ def test_fine_tuning_an_official_checkpoint_on_your_own_photos(tmp_path):
   loaded = f"{len(official.weights) - 2} variables loaded ({len(official.weights) - 2} from EMA shadows, 0 raw)"
   assert loaded in trained and "classifier left as initialised" in trained
   final = json.loads((tmp_path / "runs" / "my-b0" / "eval.jsonl").read_text().splitlines()[-1])
-  assert final["examples"] == 100 and final["step"] == 70  # 15 epochs of 300 photos at batch 64
+  assert final["examples"] == 100 and final["step"] == 140  # 15 epochs of 300 photos at batch 32
 
 
 @pytest.mark.slow
@@ -63,7 +63,7 @@ def test_fine_tuning_one_of_our_runs_on_your_own_photos(finished_run, demo_recor
   assert "model.width 0.25, as in runs/demo" in tuned and "model.depth 0.25, as in runs/demo" in tuned
   assert "fine-tuning from runs/demo" in tuned and "efficientnetv2-b0 (width 0.25, depth 0.25)" in tuned
   final = json.loads((tmp_path / "runs" / "tuned" / "eval.jsonl").read_text().splitlines()[-1])
-  assert final["examples"] == 100 and final["step"] == 70  # 15 epochs of 300 photos at batch 64
+  assert final["examples"] == 100 and final["step"] == 140  # 15 epochs of 300 photos at batch 32
 
 
 @pytest.mark.slow  # platform-independent; CI's TPU-stack half leaves it to the CPU half

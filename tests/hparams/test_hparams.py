@@ -21,17 +21,17 @@ def _photos(overrides=""):
 
 
 def test_the_photos_recipe_is_sized_by_the_run():
-  config = _photos()  # 30 epochs of 3,200 images at batch 64: 1,500 steps
+  config = _photos()  # 30 epochs of 3,200 images at batch 32: 3,000 steps
   assert (config.progressive.stages, config.progressive.image_size_min, config.progressive.image_size_max) == (
       3, 96, 192)
   assert config.augment.policy == "randaug"
   assert config.regularization.dropout_min == config.regularization.dropout_max == 0.2  # one traced step
   assert config.train.warmup_epochs == 1.5  # a twentieth of the run
-  assert config.train.ema_decay == round(1 - 1 / 150, 6)  # a horizon of a tenth of the 1,500 steps
-  assert config.train.lr_base * 64 / 256 == pytest.approx(1e-3)  # Adam's usual rate, at batch 64
+  assert config.train.ema_decay == round(1 - 1 / 300, 6)  # a horizon of a tenth of the 3,000 steps
+  assert config.train.lr_base * 32 / 256 == pytest.approx(1e-3)  # Adam's usual rate, at batch 32
   assert _photos("train.batch_size=128").train.lr_base * 128 / 256 == pytest.approx(1e-3)  # at any batch
-  short = _photos("train.epochs=2.0")  # 100 steps: the horizon stays at least 100 steps
-  assert (short.train.warmup_epochs, short.train.ema_decay) == (0.1, 0.99)
+  short = _photos("train.epochs=1.0")  # 100 steps: the horizon stays at least 100 steps
+  assert (short.train.warmup_epochs, short.train.ema_decay) == (0.05, 0.99)
   # Under 10 epochs: one stage at the final size, without RandAugment; from 10 on, the stages.
   assert (short.progressive.stages, short.augment.policy) == (1, "none")
   assert (_photos("train.epochs=9.9").progressive.stages, _photos("train.epochs=10.0").progressive.stages) == (1, 3)

@@ -26,16 +26,16 @@ def test_a_step_costs_a_fixed_part_and_a_part_per_pixel():
 
 def test_the_epochs_fill_the_seconds_at_the_stages_paces():
   config = hparams.override(hparams.get_config("photos-b0"), "model.num_classes=5,data.num_train_examples=3200")
-  config = hparams.resolve(config)  # 3 stages at 96, 144, 192 px; 50 steps an epoch
+  config = hparams.resolve(config)  # 3 stages at 96, 144, 192 px; 100 steps an epoch
   pace = pace_at({96: 1.0, 192: 4.0})
   seconds = 600.0
   steps = seconds / np.mean([pace(96), pace(144), pace(192)])
   steps_per_epoch, schedule = run_plan(config)
-  assert epochs_for(steps_per_epoch, schedule.stages, pace, seconds) == pytest.approx(steps / 50)
+  assert epochs_for(steps_per_epoch, schedule.stages, pace, seconds) == pytest.approx(steps / 100)
 
 
 def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_run_gets():
-  """photos-*: under 10 epochs one stage at the final size. The epochs the 3 stages would fit (4.96 at their
+  """photos-*: under 10 epochs one stage at the final size. The epochs the 3 stages would fit (2.48 at their
   mean pace) are a short run, so the budget is refitted at the final size's pace: 150 steps of 4 s."""
   recipe = hparams.override(hparams.get_config("photos-b0"), "model.num_classes=5,data.num_train_examples=3200")
   replanned, timed = [], []
@@ -57,9 +57,9 @@ def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_
 
   short, how = fit(10.0)
   assert (short.progressive.stages, short.augment.policy) == (1, "none") and replanned[-1] is short
-  assert short.train.epochs == pytest.approx(3.0) and "150 steps fill the 10-minute budget" in how
+  assert short.train.epochs == pytest.approx(1.5) and "150 steps fill the 10-minute budget" in how
   assert timed == [192]  # one stage at 192 px: the 96-px stage it would have had is not timed
-  long, how = fit(60.0)  # 29.8 epochs at the stages' mean pace: the stages stay
+  long, how = fit(60.0)  # 14.9 epochs at the stages' mean pace: the stages stay
   assert (long.progressive.stages, long.augment.policy) == (3, "randaug") and long.train.epochs > 10
   assert timed == [192, 96] and "1.000 s at 96 px, 4.000 s at 192 px" in how
 
