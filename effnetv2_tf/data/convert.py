@@ -87,12 +87,16 @@ def _example(image_bytes, label, tf):
   })).SerializeToString()
 
 
-def _progress(split, done, total):
-  width = 30
-  filled = width * done // max(total, 1)
-  sys.stderr.write(f"\r{split:>10} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-  if done == total:
-    sys.stderr.write("\n")
+def _progress(split, done, total, interactive):
+  """A bar redrawn in place on a terminal; in a log file, a plain line at each tenth."""
+  if interactive:
+    if done % 50 == 1 or done == total:
+      width = 30
+      filled = width * done // max(total, 1)
+      sys.stderr.write(f"\r{split:>10} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+      sys.stderr.write("\n" if done == total else "")
+  elif done * 10 // total != (done - 1) * 10 // total:
+    sys.stderr.write(f"{split:>10} {done}/{total}\n")
   sys.stderr.flush()
 
 
@@ -119,6 +123,7 @@ def convert(src, out, shards=8, seed=0, overwrite=False):
   (out / LABELS_FILE).write_text("".join(f"{name}\n" for name in classes))
   summary = {"classes": classes, "written": {}, "skipped": [], "empty_classes": empty, "replaced": len(earlier),
              "image_size": {}}
+  interactive = sys.stderr.isatty()
   for split, images in splits.items():
     images = list(images)
     random.Random(seed).shuffle(images)  # mixes classes across shards, the same way every time
@@ -134,8 +139,7 @@ def convert(src, out, shards=8, seed=0, overwrite=False):
         writers[written % num_shards].write(_example(decoded[0], label_of[class_name], tf))
         short_sides.append(decoded[1])
         written += 1
-      if index % 50 == 0 or index + 1 == len(images):
-        _progress(split, index + 1, len(images))
+      _progress(split, index + 1, len(images), interactive)
     for writer in writers:
       writer.close()
     summary["written"][split] = written

@@ -50,7 +50,10 @@ def test_command_line_reports_and_fails_clearly(flower_folder, tmp_path):
                          "--shards", "2"], capture_output=True, text=True, check=True)
   for expected in ("5 classes", "train: 30 images", "skipped (not decodable): 0"):
     assert expected in done.stdout
-  assert "30/30" in done.stderr  # the progress bar
+  # Into a pipe: a plain line at each tenth, no bar redrawn with carriage returns.
+  lines = [line.split() for line in done.stderr.splitlines()]
+  assert "\r" not in done.stderr and [count for split, count in lines if split == "train"] == [
+      f"{n}/30" for n in range(3, 31, 3)]
   missing = subprocess.run([sys.executable, "-m", "effnetv2_tf.data.convert", str(tmp_path / "nope"),
                             str(tmp_path / "o")], capture_output=True, text=True)
   assert missing.returncode == 2 and "does not exist" in missing.stderr
