@@ -10,18 +10,8 @@ import statistics
 
 import tensorflow as tf
 
+from effnetv2_tf.train.pace import pace_at
 from effnetv2_tf.train.trainer import run_plan
-
-
-def pace_at(paces):
-  """Seconds per step at any image size, from {size: seconds per step} at one or two sizes: a + b * size**2
-  through two points (proportional to the pixels through one)."""
-  (small, small_pace), (large, large_pace) = sorted(paces.items())[0], sorted(paces.items())[-1]
-  if small == large:
-    return lambda size: large_pace * (size / large) ** 2
-  per_pixel = max(large_pace - small_pace, 0.0) / (large ** 2 - small ** 2)
-  fixed = large_pace - per_pixel * large ** 2
-  return lambda size: fixed + per_pixel * size ** 2
 
 
 def epochs_for(steps_per_epoch, stages, pace, seconds):
@@ -53,6 +43,8 @@ def fit_to_budget(trainer, resolve, seconds_since_start):
       """The epochs filling `left` seconds, and their stages: the stages follow the run's length (photos-*:
       one stage for a short run), so the epochs are refitted when the plan changes."""
       epochs = epochs_for(steps_per_epoch, stages, pace_at(paces), left)
+      if epochs * steps_per_epoch < 1:  # start-up took the budget: refused below
+        return epochs, stages
       fitted = run_plan(resolve(epochs))[1].stages
       if [stage.image_size for stage in fitted] != [stage.image_size for stage in stages]:
         epochs = epochs_for(steps_per_epoch, fitted, pace_at(paces), left)

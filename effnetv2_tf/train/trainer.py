@@ -23,6 +23,7 @@ from effnetv2_tf.model import get_model_spec
 from effnetv2_tf.run_dir import RunDir, model_identity
 from effnetv2_tf.train.divergence import LossWatch
 from effnetv2_tf.train.evaluation import Evaluator
+from effnetv2_tf.train.pace import pace_at
 from effnetv2_tf.train.preemption import Preempted, StopSignals
 from effnetv2_tf.train.run_data import class_names, eval_source, train_source
 from effnetv2_tf.train.run_log import RunLog, augmentation
@@ -156,6 +157,7 @@ class Trainer:
                                self.state.ema, self.spec.normalization, self.compute_dtype, self.jit_compile,
                                self.counts)
     self.log = RunLog(self.run_dir, self.is_chief, augment_policy=config.augment.policy)
+    self.timed_paces = {}  # {image size: seconds per step} from time_steps, until the stages measure their own
     self.allow_new_settings = allow_new_settings
     self._holding_run_dir = False
 
@@ -189,7 +191,8 @@ class Trainer:
   def time_steps(self, image_sizes, seconds=3.0):
     """{size: seconds per step} of the first stage's step at each of `image_sizes`, on the run's own data:
     one untimed step per size (the trace, the pipeline's start), one to size a host loop of about `seconds`,
-    then that loop timed. Model, optimizer and EMA are put back as they were; the traced step stays."""
+    then that loop timed. Model, optimizer and EMA are put back as they were; the traced step stays, and the
+    paces serve the run's time-left estimate until its stages have measured their own."""
     paces = {}
     with self.holding_run_dir(), tempfile.TemporaryDirectory() as scratch:
       start = self.state.checkpoint.write(os.path.join(scratch, "start"))
@@ -205,6 +208,7 @@ class Trainer:
           timings.append((time.perf_counter() - started) / num_steps)
         paces[size] = timings[-1]
       self.state.restore(start)
+    self.timed_paces.update(paces)
     return paces
 
   def evaluate(self, use_ema=True):
@@ -293,15 +297,14 @@ class Trainer:
     runtime = self.config.runtime
     saver = self.state.checkpoint_manager(self.run_dir, self.is_chief)
     watch = LossWatch(self.config.model.num_classes, (row["loss"] for row in self.log.rows))
-    measured = None  # (seconds per step, at image size) of the latest stage with a known pace
+    paces = dict(self.timed_paces)  # {image size: seconds per step}, the stages' own once measured
     with StopSignals() as stop:  # SIGTERM / SIGINT: save at the end of the current host loop, then stop
       for stage in self.schedule.stages:
         if self.step >= stage.end_step:
           continue
         data = iter(self._stage_data(stage))
         train_loop = self.state.train_loop(stage.dropout_rate, stage.image_size)
-        self.log.stage_started(stage, len(self.schedule.stages), self.step,
-                               self._seconds_left(*measured) if measured else None)
+        self.log.stage_started(stage, len(self.schedule.stages), self.step, self._seconds_left(paces))
         stage_started = time.perf_counter()
         loop_seconds = []  # (steps, seconds) per host loop: the first one also traces (and compiles) the step
         pace = None  # the stage's seconds per step, once a loop after the first has run
@@ -319,10 +322,9 @@ class Trainer:
                   "set train.gradient_clip)", file=sys.stderr, flush=True)
           pace = _seconds_per_step(loop_seconds)
           if pace:
-            measured = (pace, stage.image_size)
+            paces[stage.image_size] = pace
           self.log.host_loop(self._row(stage, loss, top1, num_steps, seconds), stage,
-                             self.config.train.batch_size / pace if pace else None,
-                             self._seconds_left(*measured) if measured else None,
+                             self.config.train.batch_size / pace if pace else None, self._seconds_left(paces),
                              pace * (stage.end_step - self.step) if pace else None)
           stopping = stop.received  # read once: a signal arriving after this is handled after the next loop
           due = self.step % runtime.checkpoint_steps == 0 or self.step == stage.end_step
@@ -346,11 +348,14 @@ class Trainer:
     return host_loop_steps(self.step, stage.end_step, runtime.checkpoint_steps, runtime.steps_per_loop,
                            runtime.progress_seconds if timed else 0.0, pace)
 
-  def _seconds_left(self, pace, image_size):
-    """The run's training time left at `pace` seconds per step measured at `image_size`, each stage's steps
-    scaled by its pixels per image (a step's cost grows about with the image area); evals not counted."""
-    steps_left = [(stage, max(stage.end_step - max(stage.start_step, self.step), 0)) for stage in self.schedule.stages]
-    return sum(steps * pace * (stage.image_size / image_size) ** 2 for stage, steps in steps_left)
+  def _seconds_left(self, paces):
+    """The run's training time left (evals not counted), each stage's steps at its size's pace from `paces`
+    ({image size: seconds per step}: pace.pace_at); None before any pace is known."""
+    if not paces:
+      return None
+    pace = pace_at(paces)
+    return sum(max(stage.end_step - max(stage.start_step, self.step), 0) * pace(stage.image_size)
+               for stage in self.schedule.stages)
 
   def _run_loop(self, train_loop, data, num_steps):
     """(mean loss, top-1) of one host loop; an error the data raised is one clear line."""

@@ -11,17 +11,11 @@ import yaml
 
 import hparams
 from effnetv2_tf.run_dir import RunDir, RunDirBusyError
-from effnetv2_tf.train.time_budget import epochs_for, fit_to_budget, pace_at
+from effnetv2_tf.train.pace import pace_at
+from effnetv2_tf.train.time_budget import epochs_for, fit_to_budget
 from effnetv2_tf.train.trainer import Trainer, run_plan
 from tests.helpers import main_py, tiny
 from tpu.strategy import resolve_runtime
-
-
-def test_a_step_costs_a_fixed_part_and_a_part_per_pixel():
-  pace = pace_at({96: 1.0, 192: 4.0})
-  assert pace(96) == pytest.approx(1.0) and pace(192) == pytest.approx(4.0)
-  assert pace(144) == pytest.approx(1.0 + 3.0 * (144 ** 2 - 96 ** 2) / (192 ** 2 - 96 ** 2))
-  assert pace_at({128: 2.0})(64) == pytest.approx(0.5)  # one size timed: in proportion to the pixels
 
 
 def test_the_epochs_fill_the_seconds_at_the_stages_paces():
@@ -48,12 +42,12 @@ def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_
     timed.extend(sizes)
     return {size: {96: 1.0, 192: 4.0}[size] for size in sizes}
 
-  def fit(minutes):
+  def fit(minutes, start_up=0.0):
     recipe.train.time_budget = minutes
     timed.clear()
     trainer = types.SimpleNamespace(config=resolve(30.0), strategy=None, resumed_config=None,
                                     time_steps=time_steps, replan=replanned.append)
-    return fit_to_budget(trainer, resolve, lambda: 0.0)
+    return fit_to_budget(trainer, resolve, lambda: start_up)
 
   short, how = fit(10.0)
   assert (short.progressive.stages, short.augment.policy) == (1, "none") and replanned[-1] is short
@@ -62,6 +56,8 @@ def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_
   long, how = fit(60.0)  # 14.9 epochs at the stages' mean pace: the stages stay
   assert (long.progressive.stages, long.augment.policy) == (3, "randaug") and long.train.epochs > 10
   assert timed == [192, 96] and "1.000 s at 96 px, 4.000 s at 192 px" in how
+  with pytest.raises(ValueError, match="leaves 0 s after start-up, 0 steps at 4.00 s a step: give a longer budget"):
+    fit(10.0, start_up=700.0)  # a start-up longer than the budget
 
 
 def test_timing_the_step_puts_the_run_back_as_it_was(demo_records, tmp_path, capsys):

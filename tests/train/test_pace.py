@@ -1,0 +1,26 @@
+"""A step's cost at any image size, and the run's time left estimated with it."""
+
+import types
+
+import pytest
+
+from effnetv2_tf.train.pace import pace_at
+from effnetv2_tf.train.schedule import Stage
+from effnetv2_tf.train.trainer import Trainer
+
+
+def test_a_step_costs_a_fixed_part_and_a_part_per_pixel():
+  pace = pace_at({96: 1.0, 192: 4.0})
+  assert pace(96) == pytest.approx(1.0) and pace(192) == pytest.approx(4.0)
+  assert pace(144) == pytest.approx(1.0 + 3.0 * (144 ** 2 - 96 ** 2) / (192 ** 2 - 96 ** 2))
+  assert pace_at({128: 2.0})(64) == pytest.approx(0.5)  # one size timed: in proportion to the pixels
+
+
+def test_the_time_left_counts_each_stage_at_its_own_pace():
+  stages = [Stage(index=i, start_step=100 * i, end_step=100 * (i + 1), image_size=size, dropout_rate=0.1,
+                  randaug_magnitude=5.0, mixup_alpha=0.0, cutmix_alpha=0.0) for i, size in enumerate((96, 144, 192))]
+  run = types.SimpleNamespace(schedule=types.SimpleNamespace(stages=stages), step=150)
+  assert Trainer._seconds_left(run, {}) is None  # no pace known yet
+  # Timed at 96 and 192 px (a time budget): 50 steps at 144 px and 100 at 192, from a fixed part and a part per pixel.
+  assert Trainer._seconds_left(run, {96: 1.0, 192: 4.0}) == pytest.approx(50 * pace_at({96: 1.0, 192: 4.0})(144) + 400)
+  assert Trainer._seconds_left(run, {144: 2.0}) == pytest.approx(50 * 2.0 + 100 * 2.0 * (192 / 144) ** 2)  # by pixels
