@@ -174,7 +174,7 @@ class RunLog:
     """Once per process: the run's time left, and a warning when it is more than a day."""
     if self.interactive:
       print(flush=True)  # below the progress bar
-    print(f"run: about {_duration(seconds)} of training left at this stage's pace", flush=True)
+    print(f"run: about {_duration(seconds)} of training left at the paces measured so far", flush=True)
     if seconds > DAY_SECONDS:
       print(f"warning: at this pace the run takes about {seconds / DAY_SECONDS:.1f} more days on this machine: "
             "fewer train.epochs, a smaller model or a faster machine (python main.py --doctor times one step)",

@@ -66,7 +66,7 @@ def test_the_run_estimate_is_said_once_with_a_warning_past_a_day(tmp_path, capsy
   log.host_loop({**row, "step": 41}, stage, 64.0, 29 * 3600)
   out, err = capsys.readouterr()
   assert out.splitlines()[0].endswith("steps 0-40 (run: about 3:01:05 left)")
-  assert out.count("run: about 30:00:00 of training left at this stage's pace") == 1
+  assert out.count("run: about 30:00:00 of training left at the paces measured so far") == 1
   assert "64.0 img/s" in out and "90.0 img/s" not in out  # the stage's average, not the last loop's
   assert ", run 30:00:00 left" in out
   assert err.count("warning: at this pace the run takes about 1.2 more days on this machine") == 1
