@@ -3,7 +3,8 @@
 The budget counts from the start of the process: start-up, the measurement and the training stages fit in it;
 the final eval comes on top. A step's cost is about a + b * pixels: the step is timed on the run's own data
 at the last and, unless the run is short enough for one stage, the first stage's image sizes, and the epochs
-are those whose stages (equal steps each) fill what is left of the budget. A rerun of the run takes the epochs it was started with from its config.yaml.
+are those whose stages (equal steps each) fill what is left of the budget. A rerun of the run takes the
+epochs it was started with from its config.yaml.
 """
 
 import statistics

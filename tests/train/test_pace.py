@@ -18,9 +18,12 @@ def test_a_step_costs_a_fixed_part_and_a_part_per_pixel():
 
 def test_the_time_left_counts_each_stage_at_its_own_pace():
   stages = [Stage(index=i, start_step=100 * i, end_step=100 * (i + 1), image_size=size, dropout_rate=0.1,
-                  randaug_magnitude=5.0, mixup_alpha=0.0, cutmix_alpha=0.0) for i, size in enumerate((96, 144, 192))]
+                  randaug_magnitude=5.0, mixup_alpha=0.0, cutmix_alpha=0.0)
+            for i, size in enumerate((96, 144, 192))]
   run = types.SimpleNamespace(schedule=types.SimpleNamespace(stages=stages), step=150)
   assert Trainer._seconds_left(run, {}) is None  # no pace known yet
-  # Timed at 96 and 192 px (a time budget): 50 steps at 144 px and 100 at 192, from a fixed part and a part per pixel.
-  assert Trainer._seconds_left(run, {96: 1.0, 192: 4.0}) == pytest.approx(50 * pace_at({96: 1.0, 192: 4.0})(144) + 400)
-  assert Trainer._seconds_left(run, {144: 2.0}) == pytest.approx(50 * 2.0 + 100 * 2.0 * (192 / 144) ** 2)  # by pixels
+  # Timed at 96 and 192 px (a time budget): 50 steps left at 144 px and 100 at 192, each at its own pace.
+  timed = {96: 1.0, 192: 4.0}
+  assert Trainer._seconds_left(run, timed) == pytest.approx(50 * pace_at(timed)(144) + 100 * 4.0)
+  # One size known: the others in proportion to the pixels.
+  assert Trainer._seconds_left(run, {144: 2.0}) == pytest.approx(50 * 2.0 + 100 * 2.0 * (192 / 144) ** 2)
