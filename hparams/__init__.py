@@ -163,6 +163,7 @@ def resolve(config):
     if node[key] is None:
       node[key] = value
 
+  _plan_by_length(config, fill)
   fill(config.regularization, "dropout_max", spec.dropout_rate)
   fill(config.augment, "policy", spec.augment)
   fill(config.progressive, "image_size_max", spec.train_size)
@@ -175,21 +176,32 @@ def resolve(config):
   return config
 
 
-# Runs from scratch shorter than this train at the final size without augmentation (the photos-* sets):
-# a few epochs underfit, and augmentation only pays once a model can overfit (10-minute runs of B0 on 4,000
-# photos, 2-3 epochs: 0.20 top-1 with 3 stages and RandAugment 2 -> 8, 0.28-0.30 without RandAugment).
+# Runs from scratch shorter than this train at the final size without regularization (the photos-* sets):
+# a few epochs underfit, and regularization only pays once a model can overfit (10-minute runs of B0 on
+# 4,000 photos, 2-4 epochs: 0.20 top-1 with 3 stages and RandAugment 2 -> 8, 0.28-0.30 without RandAugment;
+# then 0.41 with the model's dropout and stochastic depth, 0.52 without).
 SHORT_RUN_EPOCHS = 10
+
+
+def _plan_by_length(config, fill):
+  """The stages and regularization a run's length decides, where the set leaves the stages None (the
+  photos-* sets): 3 stages, or one at the final size without augmentation, dropout or stochastic depth for
+  a short run from scratch; pretrained weights train at the final size throughout."""
+  fine_tuning = bool(config.train.ft_init_ckpt)
+  if config.progressive.stages is None:
+    short = config.train.epochs < SHORT_RUN_EPOCHS and not fine_tuning
+    config.progressive.stages = 1 if fine_tuning or short else 3
+    if short:
+      config.augment.policy = "none"
+      fill(config.regularization, "dropout_max", 0.0)
+      fill(config.regularization, "survival_prob", 1.0)
+  fill(config.regularization, "survival_prob", base.SURVIVAL_PROB)
 
 
 def _fill_from_run(config, fill):
   """The values a run's own size decides, where the set leaves them None (the photos-* sets)."""
   progressive, train = config.progressive, config.train
   fine_tuning = bool(train.ft_init_ckpt)
-  if progressive.stages is None:
-    short = train.epochs < SHORT_RUN_EPOCHS
-    progressive.stages = 1 if fine_tuning or short else 3  # pretrained weights: at the final size throughout
-    if short and not fine_tuning:
-      config.augment.policy = "none"
   half = progressive.image_size_max // 32 * 16
   fill(progressive, "image_size_min", max(half, min(progressive.image_size_max, 64)))
   fill(config.regularization, "dropout_min", config.regularization.dropout_max)  # a new rate retraces the step

@@ -13,6 +13,8 @@ writes to model_dir/config.yaml.
 
 import ml_collections
 
+SURVIVAL_PROB = 0.8  # stochastic depth: the last block keeps its branch with this probability
+
 
 def get_config():
   config = ml_collections.ConfigDict()
@@ -61,7 +63,7 @@ def get_config():
   config.regularization = ml_collections.ConfigDict()
   config.regularization.dropout_min = 0.1  # the paper rule's first stage; the official rule uses only the max
   config.regularization.dropout_max = None
-  config.regularization.survival_prob = 0.8  # stochastic depth of the last block
+  config.regularization.survival_prob = SURVIVAL_PROB
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 4096

@@ -124,6 +124,20 @@ def set_dropout_rate(model, rate):
   model.get_layer("top_dropout").rate = rate
 
 
+def set_survival_prob(model, survival_prob):
+  """Sets the stochastic depth of a model made by create_model to what `survival_prob` builds (block i of N
+  keeps 1 - (1 - survival_prob) * i / N); a step traced before keeps the old one. A model built without
+  stochastic depth (1.0) has no layer to take a lower value."""
+  blocks = blocks_of(model)
+  for index, block in enumerate(blocks):
+    keep = 1.0 - (1.0 - survival_prob) * index / len(blocks)
+    if block.drop_path is not None:
+      block.drop_path.survival_prob = block.survival_prob = keep
+    elif block.has_residual and keep < 1.0:
+      raise ValueError(f"{model.name} was built without stochastic depth and cannot take survival_prob "
+                       f"{survival_prob:g}: build it with a survival_prob below 1.0.")
+
+
 MODEL_CONFIG_KEYS = ("width", "depth", "bn_momentum", "bn_epsilon", "synchronized_bn")
 
 

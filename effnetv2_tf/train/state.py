@@ -9,7 +9,7 @@ needs no data of its own, so the doctor can time it on a synthetic batch.
 import keras
 import tensorflow as tf
 
-from effnetv2_tf.model import model_from_config, set_dropout_rate
+from effnetv2_tf.model import model_from_config, set_dropout_rate, set_survival_prob
 from effnetv2_tf.train import losses
 from effnetv2_tf.train.ema import ExponentialMovingAverage, averaged_variables
 from effnetv2_tf.train.lr_schedule import WarmupDecay
@@ -132,10 +132,12 @@ class TrainState:
 
   def train_loop(self, dropout_rate, image_size):
     """The traced loop for a stage, `loop(iterator, num_steps) -> (mean loss, top-1)`: reused while the
-    dropout rate (read at trace time) and, under XLA, the image size stay the same."""
-    key = (dropout_rate, image_size if self.jit_compile else None)
+    dropout rate and stochastic depth (read at trace time) and, under XLA, the image size stay the same."""
+    survival_prob = self.config.regularization.survival_prob  # the run's: a short photos-* run has none
+    key = (dropout_rate, survival_prob, image_size if self.jit_compile else None)
     if self._train_loop_key != key:
       set_dropout_rate(self.model, dropout_rate)
+      set_survival_prob(self.model, survival_prob)
       self._train_loop = self._make_train_loop()
       self._train_loop_key = key
     return self._train_loop

@@ -41,15 +41,18 @@ def fit_to_budget(trainer, resolve, seconds_since_start):
     stages = schedule.stages
 
     def fit(paces, left):
-      """The epochs filling `left` seconds, and their stages: the stages follow the run's length (photos-*:
-      one stage for a short run), so the epochs are refitted when the plan changes."""
+      """The epochs filling `left` seconds, their stages and the seconds a second trace of the step takes of
+      them: the stages follow the run's length (photos-*: a short run has one, without dropout or stochastic
+      depth), so the epochs are refitted when the plan or the traced regularization changes."""
       epochs = epochs_for(steps_per_epoch, stages, pace_at(paces), left)
       if epochs * steps_per_epoch < 1:  # start-up took the budget: refused below
-        return epochs, stages
-      fitted = run_plan(resolve(epochs))[1].stages
-      if [stage.image_size for stage in fitted] != [stage.image_size for stage in stages]:
-        epochs = epochs_for(steps_per_epoch, fitted, pace_at(paces), left)
-      return epochs, fitted
+        return epochs, stages, 0.0
+      fitted = resolve(epochs)
+      fitted_stages = run_plan(fitted)[1].stages
+      retrace = trainer.trace_seconds if _traced_as(fitted, fitted_stages) != _traced_as(config, stages) else 0.0
+      if not retrace and [stage.image_size for stage in fitted_stages] == [stage.image_size for stage in stages]:
+        return epochs, stages, 0.0
+      return epochs_for(steps_per_epoch, fitted_stages, pace_at(paces), left - retrace), fitted_stages, retrace
 
     print(f"timing the step for the {minutes:g}-minute budget", flush=True)
     # The last size first (under XLA the compiled step kept is the last one timed: the first stage's). Timed
@@ -57,19 +60,25 @@ def fit_to_budget(trainer, resolve, seconds_since_start):
     # come out too many; when even those make a one-stage run, its size is the only pace it needs.
     paces = trainer.time_steps([stages[-1].image_size])
     left = minutes * 60 - seconds_since_start()
-    epochs, fitted = fit(paces, left)
+    epochs, fitted, retrace = fit(paces, left)
     if {stage.image_size for stage in fitted} - set(paces):
       paces.update(trainer.time_steps([stages[0].image_size]))
       left = minutes * 60 - seconds_since_start()
-      epochs, fitted = fit(paces, left)
+      epochs, fitted, retrace = fit(paces, left)
     steps = max(int(epochs * steps_per_epoch), 0)
     if steps < max(1, len(fitted)):
       raise ValueError(f"train.time_budget {minutes:g} minutes leaves {max(left, 0):.0f} s after start-up, "
                        f"{steps} steps at {max(paces.values()):.2f} s a step: give a longer budget, or set "
                        "train.epochs instead.")
     timed = ", ".join(f"{pace:.3f} s at {size} px" for size, pace in sorted(paces.items()))
+    retraced = f", {retrace:.0f} s of it to trace the step again" if retrace else ""
     how = (f"train.epochs {epochs:.3g}: {steps} steps fill the {minutes:g}-minute budget ({left:.0f} s left "
-           f"after start-up; a step takes {timed}; the final eval comes on top)")
+           f"after start-up{retraced}; a step takes {timed}; the final eval comes on top)")
   config = resolve(epochs)
   trainer.replan(config)
   return config, how
+
+
+def _traced_as(config, stages):
+  """What the traced step holds of a run: its first stage's dropout rate and its stochastic depth."""
+  return stages[0].dropout_rate, config.regularization.survival_prob

@@ -158,6 +158,7 @@ class Trainer:
                                self.counts)
     self.log = RunLog(self.run_dir, self.is_chief, augment_policy=config.augment.policy)
     self.timed_paces = {}  # {image size: seconds per step} from time_steps, until the stages measure their own
+    self.trace_seconds = 0.0  # what time_steps' first step took beyond its pace: the trace, the pipeline's start
     self.allow_new_settings = allow_new_settings
     self._holding_run_dir = False
 
@@ -207,6 +208,7 @@ class Trainer:
           self._run_loop(train_loop, data, num_steps)
           timings.append((time.perf_counter() - started) / num_steps)
         paces[size] = timings[-1]
+        self.trace_seconds = max(self.trace_seconds, timings[0] - timings[-1])
       self.state.restore(start)
     self.timed_paces.update(paces)
     return paces

@@ -32,14 +32,21 @@ def test_the_photos_recipe_is_sized_by_the_run():
   assert _photos("train.batch_size=128").train.lr_base * 128 / 256 == pytest.approx(1e-3)  # at any batch
   short = _photos("train.epochs=1.0")  # 100 steps: the horizon stays at least 100 steps
   assert (short.train.warmup_epochs, short.train.ema_decay) == (0.05, 0.99)
-  # Under 10 epochs: one stage at the final size, without RandAugment; from 10 on, the stages.
+  # Under 10 epochs: one stage at the final size, without RandAugment, dropout or stochastic depth; from 10
+  # on, the stages, with the model's dropout and stochastic depth.
   assert (short.progressive.stages, short.augment.policy) == (1, "none")
+  assert (short.regularization.dropout_min, short.regularization.dropout_max, short.regularization.survival_prob) == (
+      0.0, 0.0, 1.0)
+  assert (config.regularization.survival_prob, _photos("train.epochs=10.0").regularization.survival_prob) == (0.8, 0.8)
   assert (_photos("train.epochs=9.9").progressive.stages, _photos("train.epochs=10.0").progressive.stages) == (1, 3)
-  yours = _photos("train.epochs=2.0,progressive.stages=2")  # stages given: stages and augmentation kept
-  assert (yours.progressive.stages, yours.augment.policy) == (2, "randaug")
+  yours = _photos("train.epochs=2.0,progressive.stages=2")  # stages given: stages, augmentation, dropout kept
+  assert (yours.progressive.stages, yours.augment.policy, yours.regularization.dropout_max,
+          yours.regularization.survival_prob) == (2, "randaug", 0.2, 0.8)
+  assert _photos("train.epochs=2.0,regularization.survival_prob=0.9").regularization.survival_prob == 0.9  # given
   assert _photos("train.epochs=3000.0").train.ema_decay == 0.9999
-  tuned = _photos("train.ft_init_ckpt=somewhere/")  # fine-tuning: the final size throughout, a tenth of the lr
-  assert (tuned.progressive.stages, tuned.train.lr_base) == (1, config.train.lr_base / 10)
+  tuned = _photos("train.ft_init_ckpt=somewhere/,train.epochs=2.0")  # fine-tuning: the final size throughout,
+  assert (tuned.progressive.stages, tuned.train.lr_base) == (1, config.train.lr_base / 10)  # a tenth of the lr,
+  assert (tuned.augment.policy, tuned.regularization.survival_prob) == ("randaug", 0.8)  # regularized, however short
   given = _photos("train.warmup_epochs=0.0,train.ema_decay=0.9,progressive.stages=2,progressive.image_size_min=64")
   assert (given.train.warmup_epochs, given.train.ema_decay, given.progressive.stages,
           given.progressive.image_size_min) == (0.0, 0.9, 2, 64)  # what is given is kept

@@ -6,7 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from effnetv2_tf.model import create_backbone, create_model, feature_endpoints, set_dropout_rate
+from effnetv2_tf.model import (create_backbone, create_model, feature_endpoints, set_dropout_rate,
+                              set_survival_prob)
+from effnetv2_tf.model.efficientnet import blocks_of
 from effnetv2_tf.specs import round_filters
 
 # Official counts at 1000 classes (trainable, total incl. BN moving statistics), from the automl
@@ -105,6 +107,22 @@ def test_a_model_built_without_dropout_takes_a_scheduled_rate():
   assert model.get_layer("top_dropout").rate == 0.5
   assert not np.allclose(model(x, training=True), model(x, training=True))
   np.testing.assert_allclose(model(x, training=False), model(x, training=False))
+
+
+def test_stochastic_depth_can_be_turned_off_and_on_again_in_a_built_model():
+  model = create_model(**TINY, num_classes=3, dropout_rate=0.0, survival_prob=0.5, classifier_activation=None)
+  built = [block.drop_path.survival_prob for block in blocks_of(model) if block.drop_path]
+  x = np.random.default_rng(5).normal(size=(64, 32, 32, 3)).astype("float32")
+  assert not np.allclose(model(x, training=True), model(x, training=True))  # branches dropped at random
+  set_survival_prob(model, 1.0)
+  np.testing.assert_allclose(model(x, training=True), model(x, training=True))  # nothing random left
+  set_survival_prob(model, 0.5)  # block i of N keeps 1 - 0.5 * i / N, as built
+  assert [block.drop_path.survival_prob for block in blocks_of(model) if block.drop_path] == built
+  assert not np.allclose(model(x, training=True), model(x, training=True))
+  plain = create_model(**TINY, num_classes=3, survival_prob=1.0)
+  set_survival_prob(plain, 1.0)
+  with pytest.raises(ValueError, match="built without stochastic depth and cannot take survival_prob 0.8"):
+    set_survival_prob(plain, 0.8)
 
 
 def test_wrong_channel_count_says_so():

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 import hparams
+from effnetv2_tf.model.efficientnet import blocks_of
 from effnetv2_tf.run_dir import RunDir, RunDirBusyError
 from effnetv2_tf.train.pace import pace_at
 from effnetv2_tf.train.time_budget import epochs_for, fit_to_budget
@@ -29,8 +30,9 @@ def test_the_epochs_fill_the_seconds_at_the_stages_paces():
 
 
 def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_run_gets():
-  """photos-*: under 10 epochs one stage at the final size. The epochs the 3 stages would fit (2.48 at their
-  mean pace) are a short run, so the budget is refitted at the final size's pace: 150 steps of 4 s."""
+  """photos-*: under 10 epochs one stage at the final size, without dropout or stochastic depth. The epochs
+  the 3 stages would fit (2.48 at their mean pace) are a short run, so the budget is refitted at the final
+  size's pace, less the 30 s that tracing the step without them takes again: 142 steps of 4 s."""
   recipe = hparams.override(hparams.get_config("photos-b0"), "model.num_classes=5,data.num_train_examples=3200")
   replanned, timed = [], []
 
@@ -45,24 +47,27 @@ def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_
   def fit(minutes, start_up=0.0):
     recipe.train.time_budget = minutes
     timed.clear()
-    trainer = types.SimpleNamespace(config=resolve(30.0), strategy=None, resumed_config=None,
+    trainer = types.SimpleNamespace(config=resolve(30.0), strategy=None, resumed_config=None, trace_seconds=30.0,
                                     time_steps=time_steps, replan=replanned.append)
     return fit_to_budget(trainer, resolve, lambda: start_up)
 
   short, how = fit(10.0)
   assert (short.progressive.stages, short.augment.policy) == (1, "none") and replanned[-1] is short
-  assert short.train.epochs == pytest.approx(1.5) and "150 steps fill the 10-minute budget" in how
+  assert (short.regularization.dropout_max, short.regularization.survival_prob) == (0.0, 1.0)
+  assert short.train.epochs == pytest.approx(1.425) and (
+      "142 steps fill the 10-minute budget (600 s left after start-up, 30 s of it to trace the step again;") in how
   assert timed == [192]  # one stage at 192 px: the 96-px stage it would have had is not timed
   long, how = fit(60.0)  # 14.9 epochs at the stages' mean pace: the stages stay
   assert (long.progressive.stages, long.augment.policy) == (3, "randaug") and long.train.epochs > 10
-  assert timed == [192, 96] and "1.000 s at 96 px, 4.000 s at 192 px" in how
+  assert timed == [192, 96] and "1.000 s at 96 px, 4.000 s at 192 px" in how and "trace" not in how  # as timed
   with pytest.raises(ValueError, match="leaves 0 s after start-up, 0 steps at 4.00 s a step: give a longer budget"):
     fit(10.0, start_up=700.0)  # a start-up longer than the budget
 
 
 def test_timing_the_step_puts_the_run_back_as_it_was(demo_records, tmp_path, capsys):
-  config = hparams.resolve(hparams.override(hparams.get_config("photos-b0"), tiny(
-      model__num_classes=5, data__num_train_examples=96, progressive__image_size_min=32)))
+  config = hparams.resolve(hparams.override(hparams.get_config("photos-b0"), tiny(  # 10 epochs: 3 stages,
+      model__num_classes=5, data__num_train_examples=96, progressive__image_size_min=32, train__epochs=10.0)))
+  assert (config.regularization.dropout_max, config.regularization.survival_prob) == (0.2, 0.8)  # regularized
   trainer = Trainer(config, str(tmp_path / "run"), str(demo_records), resolve_runtime("default"))
   with RunDir(tmp_path / "run").exclusive(), pytest.raises(RunDirBusyError):  # another run holds the folder
     trainer.time_steps([40, 32], seconds=0.5)
@@ -72,17 +77,25 @@ def test_timing_the_step_puts_the_run_back_as_it_was(demo_records, tmp_path, cap
   assert sorted(paces) == [32, 40] and all(pace > 0 for pace in paces.values())
   after = [v.numpy() for v in state.model.variables + state.optimizer.variables + state.ema.shadows]
   assert trainer.step == 0 and all(np.array_equal(a, b) for a, b in zip(before, after))
+  assert trainer.trace_seconds > max(paces.values())  # the first step traced the step
   assert not (tmp_path / "run").exists()  # the folder the timing created, holding only its lock, is gone
 
-  longer = hparams.resolve(hparams.override(hparams.get_config("photos-b0"), tiny(
+  fitted = hparams.resolve(hparams.override(hparams.get_config("photos-b0"), tiny(
       model__num_classes=5, data__num_train_examples=96, progressive__image_size_min=32, train__epochs=4.0)))
-  trainer.replan(longer)  # the traced step stays; the run's length follows
+  traced = state.train_loop(0.2, 40)
+  assert state.train_loop(0.2, 32) is traced  # one traced step for every size (no XLA here)
+  trainer.replan(fitted)  # the run's length follows
   assert trainer.schedule.total_steps == int(state.total_steps.numpy()) == 48
-  assert int(state.warmup_steps.numpy()) == int(longer.train.warmup_epochs * 12)
-  assert state.ema_decay.numpy() == pytest.approx(longer.train.ema_decay)
-  assert float(state.learning_rate(24)) == pytest.approx(0.5 * longer.train.lr_base * 8 / 256)  # cosine midway
-  longer.augment.policy = "none"  # as photos-* sets for a short run
-  trainer.replan(longer)
+  assert (fitted.regularization.dropout_max, fitted.regularization.survival_prob) == (0.0, 1.0)  # 4 epochs: short
+  assert trainer.schedule.stages[0].dropout_rate == 0.0
+  assert state.train_loop(0.2, 40) is not traced  # traced again, without stochastic depth
+  drop_paths = [block.drop_path for block in blocks_of(state.model) if block.drop_path]
+  assert drop_paths and {layer.survival_prob for layer in drop_paths} == {1.0}
+  assert int(state.warmup_steps.numpy()) == int(fitted.train.warmup_epochs * 12)
+  assert state.ema_decay.numpy() == pytest.approx(fitted.train.ema_decay)
+  assert float(state.learning_rate(24)) == pytest.approx(0.5 * fitted.train.lr_base * 8 / 256)  # cosine midway
+  fitted.augment.policy = "none"  # as photos-* sets for a short run
+  trainer.replan(fitted)
   trainer.log.stage_started(trainer.schedule.stages[0], 1, 0)
   assert ", no augmentation," in capsys.readouterr().out
 
@@ -96,9 +109,10 @@ def test_a_run_fits_its_budget_and_its_rerun_keeps_the_epochs(demo_records, tmp_
   done = main_py(*args)
   seconds = time.monotonic() - started
   assert done.returncode == 0, done.stderr[-3000:]
+  # Timed at 40 px, and at 32 unless the budget fits a short run (one stage, traced again without dropout).
   fitted = re.search(r"^train\.epochs ([\d.]+): (\d+) steps fill the 0\.75-minute budget \((\d+) s left after "
-                     r"start-up; a step takes [\d.]+ s at 40 px; the final eval comes on top\)$",
-                     done.stdout, re.MULTILINE)
+                     r"start-up(?:, \d+ s of it to trace the step again)?; a step takes (?:[\d.]+ s at 32 px, )?"
+                     r"[\d.]+ s at 40 px; the final eval comes on top\)$", done.stdout, re.MULTILINE)
   assert fitted, done.stdout
   steps = int(fitted.group(2))
   rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
