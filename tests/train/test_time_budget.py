@@ -54,6 +54,7 @@ def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_
   short, how = fit(10.0)
   assert (short.progressive.stages, short.augment.policy) == (1, "none") and replanned[-1] is short
   assert (short.regularization.dropout_max, short.regularization.survival_prob) == (0.0, 1.0)
+  assert [stage.randaug_magnitude for stage in run_plan(short)[1].stages] == [0.0]  # no RandAugment m logged
   assert short.train.epochs == pytest.approx(1.425) and (
       "142 steps fill the 10-minute budget (600 s left after start-up, 30 s of it to trace the step again;") in how
   assert timed == [192]  # one stage at 192 px: the 96-px stage it would have had is not timed
