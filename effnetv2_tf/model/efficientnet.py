@@ -77,8 +77,8 @@ def create_model(model="efficientnetv2-s", include_top=True, num_classes=1000, i
   configs = list(block_configs(spec))
   for index, config in enumerate(configs):
     block_class = FusedMBConv if config.pop("fused") else MBConv
-    block_survival = 1.0 - (1.0 - survival_prob) * index / len(configs)
-    x = block_class(**config, survival_prob=block_survival, name=f"blocks_{index}", **norm)(x)
+    x = block_class(**config, survival_prob=_block_survival(survival_prob, index, len(configs)),
+                    name=f"blocks_{index}", **norm)(x)
   x = ConvBNAct(specs.round_filters(specs.FEATURE_SIZE, spec.width, spec.family), 1, name="head", **norm)(x)
 
   if include_top:
@@ -124,13 +124,18 @@ def set_dropout_rate(model, rate):
   model.get_layer("top_dropout").rate = rate
 
 
+def _block_survival(survival_prob, index, num_blocks):
+  """Stochastic depth grows linearly with depth: block `index` of `num_blocks` keeps its branch with this."""
+  return 1.0 - (1.0 - survival_prob) * index / num_blocks
+
+
 def set_survival_prob(model, survival_prob):
   """Sets the stochastic depth of a model made by create_model to what `survival_prob` builds (block i of N
   keeps 1 - (1 - survival_prob) * i / N); a step traced before keeps the old one. A model built without
   stochastic depth (1.0) has no layer to take a lower value."""
   blocks = blocks_of(model)
   for index, block in enumerate(blocks):
-    keep = 1.0 - (1.0 - survival_prob) * index / len(blocks)
+    keep = _block_survival(survival_prob, index, len(blocks))
     if block.drop_path is not None:
       block.drop_path.survival_prob = block.survival_prob = keep
     elif block.has_residual and keep < 1.0:
