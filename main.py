@@ -159,9 +159,7 @@ def _train(run_dir, runtime):
   from effnetv2_tf.train.trainer import Trainer
   recipe = _recipe(FLAGS.data_dir)  # the demo's set pins its photos' values
   _scale_like_source(recipe)
-  if recipe.train.time_budget > 0:  # the budget sets the epochs: its timing starts from a plan long enough to
-    recipe.train.epochs = max(recipe.train.epochs, hparams.SHORT_RUN_EPOCHS)  # build stochastic depth in
-  config = hparams.resolve(recipe)
+  config = hparams.resolve(hparams.budget_start(recipe) if recipe.train.time_budget > 0 else recipe)
   data_dir = FLAGS.data_dir
   if data_dir is None and FLAGS.hparams == "demo":
     data_dir = _demo_records(run_dir.path)

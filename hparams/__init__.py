@@ -183,6 +183,14 @@ def resolve(config):
 SHORT_RUN_EPOCHS = 10
 
 
+def budget_start(recipe):
+  """The recipe a run with train.time_budget builds its model and times its step from, before the budget sets
+  its epochs: at least SHORT_RUN_EPOCHS long, so the model has the stochastic depth any fitted plan may use."""
+  recipe = ml_collections.ConfigDict(recipe.to_dict())
+  recipe.train.epochs = max(recipe.train.epochs, SHORT_RUN_EPOCHS)
+  return recipe
+
+
 def _plan_by_length(config, fill):
   """The stages and regularization a run's length decides, where the set leaves the stages None (the
   photos-* sets): 3 stages, or one at the final size without augmentation, dropout or stochastic depth for

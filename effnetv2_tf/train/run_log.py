@@ -141,6 +141,13 @@ class RunLog:
                                            stateful_metrics=["loss", "top1", "img/s", "lr"])
       self._progress.update(step - stage.start_step)
 
+  def stage_refitted(self, stage, line):
+    """The stage's new length (train.time_budget refitted the run) and the line saying how."""
+    if self.interactive:
+      print(flush=True)  # below the progress bar
+      self._progress.target = stage.end_step - stage.start_step
+    print(line, flush=True)
+
   def host_loop(self, row, stage, stage_images_per_second=None, run_seconds_left=None, stage_seconds_left=None):
     """One host loop's row (step, loss, train_top1, lr, images_per_second, ...): progress, JSONL, TensorBoard.
     The console shows the stage's average rate and the stage's and run's time left once the trainer knows them

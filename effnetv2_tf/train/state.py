@@ -134,13 +134,21 @@ class TrainState:
     """The traced loop for a stage, `loop(iterator, num_steps) -> (mean loss, top-1)`: reused while the
     dropout rate and stochastic depth (read at trace time) and, under XLA, the image size stay the same."""
     survival_prob = self.config.regularization.survival_prob  # the run's: a short photos-* run has none
-    key = (dropout_rate, survival_prob, image_size if self.jit_compile else None)
+    key = self._loop_key(dropout_rate, survival_prob, image_size)
     if self._train_loop_key != key:
       set_dropout_rate(self.model, dropout_rate)
       set_survival_prob(self.model, survival_prob)
       self._train_loop = self._make_train_loop()
       self._train_loop_key = key
     return self._train_loop
+
+  def traces_again(self, config, stage):
+    """Whether `stage` of `config` needs the loop traced again (the traced one is the last train_loop gave)."""
+    return self._train_loop_key != self._loop_key(stage.dropout_rate, config.regularization.survival_prob,
+                                                  stage.image_size)
+
+  def _loop_key(self, dropout_rate, survival_prob, image_size):
+    return dropout_rate, survival_prob, image_size if self.jit_compile else None
 
   def _make_train_loop(self):
     step_fn = tf.function(self._train_step, jit_compile=self.jit_compile)

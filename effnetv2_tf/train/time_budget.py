@@ -2,9 +2,11 @@
 
 The budget counts from the start of the process: start-up, the measurement and the training stages fit in it;
 the final eval comes on top. A step's cost is about a + b * pixels: the step is timed on the run's own data
-at the last and, unless the run is short enough for one stage, the first stage's image sizes, and the epochs
-are those whose stages (equal steps each) fill what is left of the budget. A rerun of the run takes the
-epochs it was started with from its config.yaml.
+at the last and, unless the run is short enough for one stage, the first stage's image sizes (as a short run
+traces it: photos-* without dropout or stochastic depth), and the epochs
+are those whose stages (equal steps each) fill what is left of the budget. A few steps time the step only to
+within about 15%, so a run of one stage fits its steps again once a tenth of them has run, at the pace they
+measured. A rerun of the run takes the epochs it was started (or refitted) with from its config.yaml.
 """
 
 import statistics
@@ -35,7 +37,7 @@ def fit_to_budget(trainer, resolve, seconds_since_start):
   saved = trainer.resumed_config
   if saved and saved.get("train", {}).get("time_budget") == minutes:
     epochs = saved["train"]["epochs"]
-    how = f"train.epochs {epochs:.3g}: fitted to the {minutes:g}-minute budget when the run started"
+    how = f"train.epochs {epochs:.3g}: as the run fitted them to the {minutes:g}-minute budget"
   else:
     steps_per_epoch, schedule = run_plan(config)
     stages = schedule.stages
@@ -49,12 +51,15 @@ def fit_to_budget(trainer, resolve, seconds_since_start):
         return epochs, stages, 0.0
       fitted = resolve(epochs)
       fitted_stages = run_plan(fitted)[1].stages
-      retrace = trainer.trace_seconds if _traced_as(fitted, fitted_stages) != _traced_as(config, stages) else 0.0
+      retrace = trainer.trace_seconds if trainer.state.traces_again(fitted, fitted_stages[0]) else 0.0
       if not retrace and [stage.image_size for stage in fitted_stages] == [stage.image_size for stage in stages]:
         return epochs, stages, 0.0
       return epochs_for(steps_per_epoch, fitted_stages, pace_at(paces), left - retrace), fitted_stages, retrace
 
     print(f"timing the step for the {minutes:g}-minute budget", flush=True)
+    # Timed as a short run trains (photos-*: one stage without dropout or stochastic depth), the plan a budget
+    # of minutes gets: a longer plan, whose trace costs it less, traces its step again.
+    trainer.replan(resolve(1.0))
     # The last size first (under XLA the compiled step kept is the last one timed: the first stage's). Timed
     # at that size alone, smaller stages look cheaper than they are (a step has a fixed part) and the epochs
     # come out too many; when even those make a one-stage run, its size is the only pace it needs.
@@ -74,11 +79,32 @@ def fit_to_budget(trainer, resolve, seconds_since_start):
     retraced = f", {retrace:.0f} s of it to trace the step again" if retrace else ""
     how = (f"train.epochs {epochs:.3g}: {steps} steps fill the {minutes:g}-minute budget ({left:.0f} s left "
            f"after start-up{retraced}; a step takes {timed}; the final eval comes on top)")
+    trainer.refit = _refitter(trainer, resolve, minutes, seconds_since_start, paces)  # not on a rerun
   config = resolve(epochs)
   trainer.replan(config)
   return config, how
 
 
-def _traced_as(config, stages):
-  """What the traced step holds of a run: its first stage's dropout rate and its stochastic depth."""
-  return stages[0].dropout_rate, config.regularization.survival_prob
+def _refitter(trainer, resolve, minutes, seconds_since_start, timed):
+  """`refit(step, pace) -> (config, line)`: the run's epochs once its first stage has measured its own
+  `pace` (seconds per step) at `step`, filling the budget from there; (None, None) where the plan has more
+  than one stage or the fitted plan would change it (its stages, or what the traced step holds). `timed`:
+  the paces timed before the run, {size: seconds per step}."""
+
+  def refit(step, pace):
+    config = trainer.config
+    steps_per_epoch, schedule = run_plan(config)
+    if len(schedule.stages) > 1:
+      return None, None
+    total = step + max(int((minutes * 60 - seconds_since_start()) / pace), 1)
+    fitted = resolve((total + 0.5) / steps_per_epoch)  # int(epochs * steps_per_epoch) == total
+    stages = run_plan(fitted)[1].stages
+    if len(stages) > 1 or trainer.state.traces_again(fitted, stages[0]):
+      return None, None
+    size = stages[0].image_size
+    before = f", timed {timed[size]:.3f} s before the run" if size in timed else ""
+    return fitted, (f"train.epochs {fitted.train.epochs:.3g}: {stages[0].end_step} steps fill the "
+                    f"{minutes:g}-minute budget (refitted at step {step}, where the step takes {pace:.3f} s at "
+                    f"{size} px{before})")
+
+  return refit

@@ -161,6 +161,7 @@ class Trainer:
     self.log = RunLog(self.run_dir, self.is_chief, augment_policy=config.augment.policy)
     self.timed_paces = {}  # {image size: seconds per step} from time_steps, until the stages measure their own
     self.trace_seconds = 0.0  # what time_steps' first step took beyond its pace: the trace, the pipeline's start
+    self.refit = None  # train.time_budget: refit(step, pace) -> (config, line) of the run's length, used once
     self.allow_new_settings = allow_new_settings
     self._holding_run_dir = False
 
@@ -327,6 +328,8 @@ class Trainer:
           pace = _seconds_per_step(loop_seconds)
           if pace:
             paces[stage.image_size] = pace
+            if self.refit and self.step - stage.start_step >= (stage.end_step - stage.start_step) / 10:
+              stage = self._refit(stage, pace)
           self.log.host_loop(self._row(stage, loss, top1, num_steps, seconds), stage,
                              self.config.train.batch_size / pace if pace else None, self._seconds_left(paces),
                              pace * (stage.end_step - self.step) if pace else None)
@@ -344,6 +347,20 @@ class Trainer:
         if stop.received:  # during the eval: the stage's end is saved already
           self._stop(stop.received)
     return self.log.evals
+
+  def _refit(self, stage, pace):
+    """The stage as train.time_budget refits the run at the stage's own pace; config.yaml follows, so that
+    a rerun resumes the refitted run exactly."""
+    refit, self.refit = self.refit, None
+    config, line = refit(self.step, pace)
+    if config is None:
+      return stage
+    self.replan(config)
+    if self.is_chief:
+      self.run_dir.write_config(config.to_dict())
+    stage = self.schedule.stages[stage.index]
+    self.log.stage_refitted(stage, line)
+    return stage
 
   def _loop_steps(self, stage, pace):
     # Workers of a multi-worker run would time themselves apart, and their host loops must agree.

@@ -54,6 +54,15 @@ def test_the_photos_recipe_is_sized_by_the_run():
   assert small.progressive.image_size_min == 48
 
 
+def test_a_time_budget_starts_from_a_plan_with_stochastic_depth():
+  recipe = hparams.override(hparams.get_config("photos-b0"),
+                            "model.num_classes=5,data.num_train_examples=3200,train.epochs=3.0")
+  start = hparams.resolve(hparams.budget_start(recipe))  # the model it builds can train any fitted plan
+  assert (start.train.epochs, start.regularization.survival_prob) == (10.0, 0.8)
+  assert recipe.train.epochs == 3.0  # the recipe itself is left as given
+  assert hparams.budget_start(hparams.override(recipe, "train.epochs=40.0")).train.epochs == 40.0
+
+
 def test_a_negative_time_budget_is_refused():
   with pytest.raises(ValueError, match="train.time_budget' must be 0 .off. or more minutes"):
     _photos("train.time_budget=-5")

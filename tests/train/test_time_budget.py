@@ -1,5 +1,6 @@
 """train.time_budget: epochs from the step time measured on the run's own data and model."""
 
+import dataclasses
 import json
 import re
 import time
@@ -30,37 +31,58 @@ def test_the_epochs_fill_the_seconds_at_the_stages_paces():
 
 
 def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_run_gets():
-  """photos-*: under 10 epochs one stage at the final size, without dropout or stochastic depth. The epochs
-  the 3 stages would fit (2.48 at their mean pace) are a short run, so the budget is refitted at the final
-  size's pace, less the 30 s that tracing the step without them takes again: 142 steps of 4 s."""
+  """photos-*: under 10 epochs one stage at the final size, without dropout or stochastic depth, as the step
+  is timed. The epochs the 3 stages would fit (2.48 at their mean pace) are a short run, so the budget is
+  refitted at the final size's pace: 150 steps of 4 s. A longer budget's stages trace the step again."""
   recipe = hparams.override(hparams.get_config("photos-b0"), "model.num_classes=5,data.num_train_examples=3200")
-  replanned, timed = [], []
+  replanned, timed, traced, now = [], [], [], [0.0]
 
   def resolve(epochs):
     recipe.train.epochs = float(epochs)
     return hparams.resolve(recipe)
 
-  def time_steps(sizes):
-    timed.extend(sizes)
-    return {size: {96: 1.0, 192: 4.0}[size] for size in sizes}
+  def traced_as(config):  # what a traced step holds: the first stage's dropout, the stochastic depth
+    return run_plan(config)[1].stages[0].dropout_rate, config.regularization.survival_prob
 
   def fit(minutes, start_up=0.0):
     recipe.train.time_budget = minutes
     timed.clear()
-    trainer = types.SimpleNamespace(config=resolve(30.0), strategy=None, resumed_config=None, trace_seconds=30.0,
-                                    time_steps=time_steps, replan=replanned.append)
-    return fit_to_budget(trainer, resolve, lambda: start_up)
+    trainer = types.SimpleNamespace(config=resolve(30.0), strategy=None, resumed_config=None, trace_seconds=30.0)
 
-  short, how = fit(10.0)
+    def time_steps(sizes):
+      timed.extend(sizes)
+      traced[:] = [traced_as(trainer.config)]
+      return {size: {96: 1.0, 192: 4.0}[size] for size in sizes}
+
+    trainer.time_steps = time_steps
+    trainer.replan = lambda config: (replanned.append(config), setattr(trainer, "config", config))
+    trainer.state = types.SimpleNamespace(
+        traces_again=lambda config, stage: (stage.dropout_rate, config.regularization.survival_prob) != traced[0])
+    now[0] = start_up
+    fitted, how = fit_to_budget(trainer, resolve, lambda: now[0])
+    return fitted, how, trainer
+
+  short, how, trainer = fit(10.0)
   assert (short.progressive.stages, short.augment.policy) == (1, "none") and replanned[-1] is short
   assert (short.regularization.dropout_max, short.regularization.survival_prob) == (0.0, 1.0)
   assert [stage.randaug_magnitude for stage in run_plan(short)[1].stages] == [0.0]  # no RandAugment m logged
-  assert short.train.epochs == pytest.approx(1.425) and (
-      "142 steps fill the 10-minute budget (600 s left after start-up, 30 s of it to trace the step again;") in how
+  assert traced[0] == (0.0, 1.0)  # timed as a short run traces its step
+  assert short.train.epochs == pytest.approx(1.5) and (
+      "150 steps fill the 10-minute budget (600 s left after start-up; a step takes 4.000 s at 192 px;") in how
   assert timed == [192]  # one stage at 192 px: the 96-px stage it would have had is not timed
-  long, how = fit(60.0)  # 14.9 epochs at the stages' mean pace: the stages stay
+  # Once the stage has run, its own pace fits the run again: at step 20, 3 s a step, 540 s left (60 s spent).
+  now[0] = 60.0
+  refitted, line = trainer.refit(20, 3.0)
+  assert run_plan(refitted)[1].total_steps == 20 + 180 and refitted.train.epochs == pytest.approx(200.5 / 100)
+  assert (refitted.progressive.stages, refitted.regularization.survival_prob) == (1, 1.0)
+  assert "200 steps fill the 10-minute budget (refitted at step 20, where the step takes 3.000 s at 192 px, " \
+         "timed 4.000 s before the run)" in line
+  assert trainer.refit(20, 0.05) == (None, None)  # 10,800 steps, 108 epochs: another plan, kept as it is
+  long, how, trainer = fit(60.0)  # about 15 epochs at the stages' mean pace: the stages stay
   assert (long.progressive.stages, long.augment.policy) == (3, "randaug") and long.train.epochs > 10
-  assert timed == [192, 96] and "1.000 s at 96 px, 4.000 s at 192 px" in how and "trace" not in how  # as timed
+  assert timed == [192, 96] and "1.000 s at 96 px, 4.000 s at 192 px" in how  # as timed
+  assert "(3600 s left after start-up, 30 s of it to trace the step again;" in how  # with their regularization
+  assert trainer.refit(20, 3.0) == (None, None)  # 3 stages: their paces differ, the timed ones stand
   with pytest.raises(ValueError, match="leaves 0 s after start-up, 0 steps at 4.00 s a step: give a longer budget"):
     fit(10.0, start_up=700.0)  # a start-up longer than the budget
 
@@ -89,7 +111,9 @@ def test_timing_the_step_puts_the_run_back_as_it_was(demo_records, tmp_path, cap
   assert trainer.schedule.total_steps == int(state.total_steps.numpy()) == 48
   assert (fitted.regularization.dropout_max, fitted.regularization.survival_prob) == (0.0, 1.0)  # 4 epochs: short
   assert trainer.schedule.stages[0].dropout_rate == 0.0
+  assert state.traces_again(fitted, trainer.schedule.stages[0])
   assert state.train_loop(0.2, 40) is not traced  # traced again, without stochastic depth
+  assert not state.traces_again(fitted, dataclasses.replace(trainer.schedule.stages[0], dropout_rate=0.2))
   drop_paths = [block.drop_path for block in blocks_of(state.model) if block.drop_path]
   assert drop_paths and {layer.survival_prob for layer in drop_paths} == {1.0}
   assert int(state.warmup_steps.numpy()) == int(fitted.train.warmup_epochs * 12)
@@ -115,6 +139,13 @@ def test_a_run_fits_its_budget_and_its_rerun_keeps_the_epochs(demo_records, tmp_
                      r"start-up(?:, \d+ s of it to trace the step again)?; a step takes (?:[\d.]+ s at 32 px, )?"
                      r"[\d.]+ s at 40 px; the final eval comes on top\)$", done.stdout, re.MULTILINE)
   assert fitted, done.stdout
+  # A one-stage run fits its steps again at the pace its first tenth measured; config.yaml follows.
+  refitted = re.search(r"^train\.epochs ([\d.]+): (\d+) steps fill the 0\.75-minute budget \(refitted at step "
+                       r"\d+, where the step takes [\d.]+ s at 40 px, timed [\d.]+ s before the run\)$",
+                       done.stdout, re.MULTILINE)
+  stages = int(re.search(r"^stage 1/(\d): ", done.stdout, re.MULTILINE).group(1))
+  assert bool(refitted) == (stages == 1), done.stdout
+  fitted = refitted or fitted
   steps = int(fitted.group(2))
   rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
   assert rows[0]["step"] == 1 and rows[-1]["step"] == steps > 20  # from step 0: the timing steps were undone
@@ -124,9 +155,9 @@ def test_a_run_fits_its_budget_and_its_rerun_keeps_the_epochs(demo_records, tmp_
   # speed of a shared 2-core machine drifts by up to 40% within minutes.
   assert 0.5 * budget * 60 < seconds < 1.5 * budget * 60 + 20, seconds
 
-  again = main_py(*args)  # finished: the rerun takes the epochs the run was started with
+  again = main_py(*args)  # finished: the rerun takes the epochs the run fitted
   assert again.returncode == 0, again.stderr[-3000:]
-  assert f"train.epochs {float(fitted.group(1)):.3g}: fitted to the 0.75-minute budget when the run started" in (
+  assert f"train.epochs {float(fitted.group(1)):.3g}: as the run fitted them to the 0.75-minute budget" in (
       again.stdout)
   assert "timing the step" not in again.stdout
 
