@@ -2,11 +2,11 @@
 
 The budget counts from the start of the process: start-up, the measurement and the training stages fit in it;
 the final eval comes on top. A step's cost is about a + b * pixels: the step is timed on the run's own data
-at the last and, unless the run is short enough for one stage, the first stage's image sizes (as a short run
-traces it: photos-* without dropout or stochastic depth), and the epochs
-are those whose stages (equal steps each) fill what is left of the budget. A few steps time the step only to
-within about 15%, so a run of one stage fits its steps again once a tenth of them has run, at the pace they
-measured. A rerun of the run takes the epochs it was started (or refitted) with from its config.yaml.
+at the last and, unless the run is short enough for one stage, the first stage's image sizes (traced as a
+short run traces it: photos-* without dropout or stochastic depth), and the epochs are those whose stages
+(equal steps each) fill what is left of the budget. A few steps time the step only to within about 15%, so a
+run of one stage fits its steps again once a tenth of them has run, at the pace they measured. A rerun of the
+run takes the epochs it was started (or refitted) with from its config.yaml.
 """
 
 import statistics
