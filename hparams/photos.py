@@ -8,11 +8,12 @@ fill the values left None here):
 - progressive learning by the paper's rule, 3 stages with weak regularization early (RandAugment 2 -> 8;
   crops of 25-100% of the image: small sets cannot spare smaller ones), no mixup; dropout stays at the
   model's rate (a new rate retraces the step, 15-40 s a stage on the CPU);
-- a run of fewer than 10 epochs (hparams.SHORT_RUN_EPOCHS; minutes on a CPU) trains in one stage at the
-  final size without RandAugment, dropout or stochastic depth (crops and flips stay): a few epochs underfit,
-  and regularization only pays once a model can overfit (10 minutes of B0 on imagenette, 2 seeds: 0.41
-  and 0.38 top-1 with the model's dropout and stochastic depth, 0.52 and 0.47 without); setting
-  progressive.stages yourself keeps your stages, augmentation and regularization;
+- a run of fewer than 10 epochs (hparams.SHORT_RUN_EPOCHS; minutes on a CPU) trains in one stage at 5/6 of
+  the final size (hparams.SHORT_RUN_SIZE; B0 160 px instead of 192, still evaluated at 224) without
+  RandAugment, dropout or stochastic depth (crops and flips stay): a few epochs underfit, so more of them
+  beat more pixels, and regularization only pays once a model can overfit (10 minutes of B0 on imagenette,
+  2 seeds: 0.41 and 0.38 top-1 with the model's dropout and stochastic depth, 0.52 and 0.47 without);
+  setting progressive.stages yourself keeps your stages, size, augmentation and regularization;
 - Adam with cosine decay (lr 1e-3 from scratch, at any batch), batch 32 (a run of minutes is short of updates,
   not of images a step: 10 minutes of B0 at 192 px, 0.39 top-1 at 32 against 0.36 at 64), warm-up a twentieth
   of the run, an EMA whose horizon is a tenth of the run's steps, label smoothing 0.1; one eval, at the end (an

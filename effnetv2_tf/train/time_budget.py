@@ -2,11 +2,11 @@
 
 The budget counts from the start of the process: start-up, the measurement and the training stages fit in it;
 the final eval comes on top. A step's cost is about a + b * pixels: the step is timed on the run's own data
-at the last and, unless the run is short enough for one stage, the first stage's image sizes (traced as a
-short run traces it: photos-* without dropout or stochastic depth), and the epochs are those whose stages
-(equal steps each) fill what is left of the budget. A few steps time the step only to within about 15%, so a
-run of one stage fits its steps again once a tenth of them has run, at the pace they measured. A rerun of the
-run takes the epochs it was started (or refitted) with from its config.yaml.
+as a short run trains it (photos-*: one stage at 5/6 of the final size, without dropout or stochastic depth)
+and, where the budget makes a longer plan, at its last and first stages' sizes, and the epochs are those
+whose stages (equal steps each) fill what is left of the budget. A few steps time the step only to within
+about 15%, so a run of one stage fits its steps again once a tenth of them has run, at the pace they
+measured. A rerun of the run takes the epochs it was started (or refitted) with from its config.yaml.
 """
 
 import statistics
@@ -39,7 +39,11 @@ def fit_to_budget(trainer, resolve, seconds_since_start):
     epochs = saved["train"]["epochs"]
     how = f"train.epochs {epochs:.3g}: as the run fitted them to the {minutes:g}-minute budget"
   else:
-    steps_per_epoch, schedule = run_plan(config)
+    print(f"timing the step for the {minutes:g}-minute budget", flush=True)
+    # Timed as a short run trains (photos-*: one stage at 5/6 of the final size, without dropout or stochastic
+    # depth), the plan a budget of minutes gets: a longer plan, whose trace costs it less, traces its step again.
+    trainer.replan(resolve(1.0))
+    steps_per_epoch, schedule = run_plan(trainer.config)
     stages = schedule.stages
 
     def fit(paces, left):
@@ -56,18 +60,15 @@ def fit_to_budget(trainer, resolve, seconds_since_start):
         return epochs, stages, 0.0
       return epochs_for(steps_per_epoch, fitted_stages, pace_at(paces), left - retrace), fitted_stages, retrace
 
-    print(f"timing the step for the {minutes:g}-minute budget", flush=True)
-    # Timed as a short run trains (photos-*: one stage without dropout or stochastic depth), the plan a budget
-    # of minutes gets: a longer plan, whose trace costs it less, traces its step again.
-    trainer.replan(resolve(1.0))
-    # The last size first (under XLA the compiled step kept is the last one timed: the first stage's). Timed
-    # at that size alone, smaller stages look cheaper than they are (a step has a fixed part) and the epochs
-    # come out too many; when even those make a one-stage run, its size is the only pace it needs.
+    # The one stage's size first; when the budget makes a longer plan, its last and first stage's sizes (under
+    # XLA the compiled step kept is the last one timed: the first stage's). A step has a fixed part, so the
+    # stages' paces are drawn through the sizes timed, not scaled from one.
     paces = trainer.time_steps([stages[-1].image_size])
     left = minutes * 60 - seconds_since_start()
     epochs, fitted, retrace = fit(paces, left)
-    if {stage.image_size for stage in fitted} - set(paces):
-      paces.update(trainer.time_steps([stages[0].image_size]))
+    untimed = [size for size in dict.fromkeys((fitted[-1].image_size, fitted[0].image_size)) if size not in paces]
+    if untimed:
+      paces.update(trainer.time_steps(untimed))
       left = minutes * 60 - seconds_since_start()
       epochs, fitted, retrace = fit(paces, left)
     steps = max(int(epochs * steps_per_epoch), 0)

@@ -32,9 +32,10 @@ def test_the_photos_recipe_is_sized_by_the_run():
   assert _photos("train.batch_size=128").train.lr_base * 128 / 256 == pytest.approx(1e-3)  # at any batch
   short = _photos("train.epochs=1.0")  # 100 steps: the horizon stays at least 100 steps
   assert (short.train.warmup_epochs, short.train.ema_decay) == (0.05, 0.99)
-  # Under 10 epochs: one stage at the final size, without RandAugment, dropout or stochastic depth; from 10
-  # on, the stages, with the model's dropout and stochastic depth.
-  assert (short.progressive.stages, short.augment.policy) == (1, "none")
+  # Under 10 epochs: one stage at 5/6 of the final size, without RandAugment, dropout or stochastic depth,
+  # evaluated at the eval size; from 10 on, the stages, with the model's dropout and stochastic depth.
+  assert (short.progressive.stages, short.progressive.image_size_max, short.eval.image_size) == (1, 160, 224)
+  assert short.augment.policy == "none"
   assert (short.regularization.dropout_min, short.regularization.dropout_max, short.regularization.survival_prob) == (
       0.0, 0.0, 1.0)
   assert (config.regularization.survival_prob, _photos("train.epochs=10.0").regularization.survival_prob) == (0.8, 0.8)
@@ -52,6 +53,9 @@ def test_the_photos_recipe_is_sized_by_the_run():
           given.progressive.image_size_min) == (0.0, 0.9, 2, 64)  # what is given is kept
   small = _photos("progressive.image_size_max=48,eval.image_size=48")  # photos smaller than 64 px
   assert small.progressive.image_size_min == 48
+  # A short run of small photos trains at 5/6 of their size, a multiple of 16, but not below 64 px.
+  assert [_photos(f"train.epochs=2.0,progressive.image_size_max={size}").progressive.image_size_max
+          for size in (48, 64, 80, 144)] == [48, 64, 64, 112]
 
 
 def test_a_time_budget_starts_from_a_plan_with_stochastic_depth():

@@ -31,9 +31,9 @@ def test_the_epochs_fill_the_seconds_at_the_stages_paces():
 
 
 def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_run_gets():
-  """photos-*: under 10 epochs one stage at the final size, without dropout or stochastic depth, as the step
-  is timed. The epochs the 3 stages would fit (2.48 at their mean pace) are a short run, so the budget is
-  refitted at the final size's pace: 150 steps of 4 s. A longer budget's stages trace the step again."""
+  """photos-*: under 10 epochs one stage at 5/6 of the final size (160 px), without dropout or stochastic
+  depth, as the step is timed: 200 steps of 3 s fill 10 minutes. A budget whose epochs make the 3 stages
+  (96, 144, 192 px) times their last and first sizes too, and their stages trace the step again."""
   recipe = hparams.override(hparams.get_config("photos-b0"), "model.num_classes=5,data.num_train_examples=3200")
   replanned, timed, traced, now = [], [], [], [0.0]
 
@@ -52,7 +52,7 @@ def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_
     def time_steps(sizes):
       timed.extend(sizes)
       traced[:] = [traced_as(trainer.config)]
-      return {size: {96: 1.0, 192: 4.0}[size] for size in sizes}
+      return {size: {96: 1.0, 160: 3.0, 192: 4.0}[size] for size in sizes}
 
     trainer.time_steps = time_steps
     trainer.replan = lambda config: (replanned.append(config), setattr(trainer, "config", config))
@@ -67,23 +67,24 @@ def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_
   assert (short.regularization.dropout_max, short.regularization.survival_prob) == (0.0, 1.0)
   assert [stage.randaug_magnitude for stage in run_plan(short)[1].stages] == [0.0]  # no RandAugment m logged
   assert traced[0] == (0.0, 1.0)  # timed as a short run traces its step
-  assert short.train.epochs == pytest.approx(1.5) and (
-      "150 steps fill the 10-minute budget (600 s left after start-up; a step takes 4.000 s at 192 px;") in how
-  assert timed == [192]  # one stage at 192 px: the 96-px stage it would have had is not timed
-  # Once the stage has run, its own pace fits the run again: at step 20, 3 s a step, 540 s left (60 s spent).
+  assert short.train.epochs == pytest.approx(2.0) and (
+      "200 steps fill the 10-minute budget (600 s left after start-up; a step takes 3.000 s at 160 px;") in how
+  assert timed == [160]  # one stage at 160 px: the sizes of the stages it would have had are not timed
+  # Once the stage has run, its own pace fits the run again: at step 20, 2.5 s a step, 540 s left (60 s spent).
   now[0] = 60.0
-  refitted, line = trainer.refit(20, 3.0)
-  assert run_plan(refitted)[1].total_steps == 20 + 180 and refitted.train.epochs == pytest.approx(200.5 / 100)
-  assert (refitted.progressive.stages, refitted.regularization.survival_prob) == (1, 1.0)
-  assert "200 steps fill the 10-minute budget (refitted at step 20, where the step takes 3.000 s at 192 px, " \
-         "timed 4.000 s before the run)" in line
+  refitted, line = trainer.refit(20, 2.5)
+  assert run_plan(refitted)[1].total_steps == 20 + 216 and refitted.train.epochs == pytest.approx(236.5 / 100)
+  assert (refitted.progressive.stages, refitted.progressive.image_size_max) == (1, 160)
+  assert refitted.regularization.survival_prob == 1.0
+  assert "236 steps fill the 10-minute budget (refitted at step 20, where the step takes 2.500 s at 160 px, " \
+         "timed 3.000 s before the run)" in line
   assert trainer.refit(20, 0.05) == (None, None)  # 10,800 steps, 108 epochs: another plan, kept as it is
-  long, how, trainer = fit(60.0)  # about 15 epochs at the stages' mean pace: the stages stay
+  long, how, trainer = fit(60.0)  # 12 epochs at 160 px's pace, about 15 at the stages' mean pace: 3 stages
   assert (long.progressive.stages, long.augment.policy) == (3, "randaug") and long.train.epochs > 10
-  assert timed == [192, 96] and "1.000 s at 96 px, 4.000 s at 192 px" in how  # as timed
+  assert timed == [160, 192, 96] and "1.000 s at 96 px, 3.000 s at 160 px, 4.000 s at 192 px" in how
   assert "(3600 s left after start-up, 30 s of it to trace the step again;" in how  # with their regularization
   assert trainer.refit(20, 3.0) == (None, None)  # 3 stages: their paces differ, the timed ones stand
-  with pytest.raises(ValueError, match="leaves 0 s after start-up, 0 steps at 4.00 s a step: give a longer budget"):
+  with pytest.raises(ValueError, match="leaves 0 s after start-up, 0 steps at 3.00 s a step: give a longer budget"):
     fit(10.0, start_up=700.0)  # a start-up longer than the budget
 
 
