@@ -205,20 +205,23 @@ def _plan_by_length(config, fill):
     short = config.train.epochs < SHORT_RUN_EPOCHS and not fine_tuning
     config.progressive.stages = 1 if fine_tuning or short else 3
     if short:
-      size = config.progressive.image_size_max
-      config.progressive.image_size_max = max(int(size * SHORT_RUN_SIZE) // 16 * 16, min(size, 64))
+      config.progressive.image_size_max = _smaller_size(config.progressive.image_size_max, SHORT_RUN_SIZE)
       config.augment.policy = "none"
       fill(config.regularization, "dropout_max", 0.0)
       fill(config.regularization, "survival_prob", 1.0)
   fill(config.regularization, "survival_prob", base.SURVIVAL_PROB)
 
 
+def _smaller_size(size, fraction):
+  """`fraction` of an image size, a multiple of 16, but not below 64 px (photos smaller than that keep theirs)."""
+  return max(int(size * fraction) // 16 * 16, min(size, 64))
+
+
 def _fill_from_run(config, fill):
   """The values a run's own size decides, where the set leaves them None (the photos-* sets)."""
   progressive, train = config.progressive, config.train
   fine_tuning = bool(train.ft_init_ckpt)
-  half = progressive.image_size_max // 32 * 16
-  fill(progressive, "image_size_min", max(half, min(progressive.image_size_max, 64)))
+  fill(progressive, "image_size_min", _smaller_size(progressive.image_size_max, 1 / 2))
   fill(config.regularization, "dropout_min", config.regularization.dropout_max)  # a new rate retraces the step
   fill(train, "lr_base", (1e-4 if fine_tuning else 1e-3) * 256 / max(train.batch_size, 1))  # Adam: 1e-3 at any batch
   fill(train, "warmup_epochs", train.epochs / 20)
