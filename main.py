@@ -174,6 +174,8 @@ def _train(run_dir, runtime):
 
       config, how = fit_to_budget(trainer, resolve, lambda: time.monotonic() - STARTED)
       print(how, flush=True)
+    if note := hparams.short_run_note(recipe, config):
+      print(note, flush=True)
     print(f"{_describe(config)} ({trainer.state.model.count_params():,} parameters) on {runtime.platform}, "
           f"{runtime.strategy.num_replicas_in_sync} replica(s), model_dir {run_dir}")
     print(trainer.stage_table())

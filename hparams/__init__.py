@@ -200,16 +200,31 @@ def _plan_by_length(config, fill):
   """The stages, their size and the regularization a run's length decides, where the set leaves the stages
   None (the photos-* sets): 3 stages, or for a short run from scratch one at 5/6 of the final size without
   augmentation, dropout or stochastic depth; pretrained weights train at the final size throughout."""
-  fine_tuning = bool(config.train.ft_init_ckpt)
   if config.progressive.stages is None:
-    short = config.train.epochs < SHORT_RUN_EPOCHS and not fine_tuning
-    config.progressive.stages = 1 if fine_tuning or short else 3
+    short = _short_run(config)
+    config.progressive.stages = 1 if config.train.ft_init_ckpt or short else 3
     if short:
       config.progressive.image_size_max = _smaller_size(config.progressive.image_size_max, SHORT_RUN_SIZE)
       config.augment.policy = "none"
       fill(config.regularization, "dropout_max", 0.0)
       fill(config.regularization, "survival_prob", 1.0)
   fill(config.regularization, "survival_prob", base.SURVIVAL_PROB)
+
+
+def _short_run(config):
+  return config.train.epochs < SHORT_RUN_EPOCHS and not config.train.ft_init_ckpt
+
+
+def short_run_note(recipe, config):
+  """Why a short run of `recipe` (resolved: `config`) trains below the size the data chose, or None."""
+  final = recipe.progressive.image_size_max or get_model_spec(config.model.name).train_size
+  size = config.progressive.image_size_max
+  if recipe.progressive.stages is not None or not _short_run(config) or size == final:
+    return None
+  return (f"progressive.image_size_max {size} instead of {final}: a run of {config.train.epochs:.3g} epochs from "
+          f"scratch (under {SHORT_RUN_EPOCHS}) trains in one stage at 5/6 of the size without RandAugment "
+          f"(evaluated at {config.eval.image_size}): a few epochs underfit, and a smaller size buys more of them "
+          "(progressive.stages given keeps the sizes)")
 
 
 def _smaller_size(size, fraction):

@@ -129,23 +129,26 @@ def test_timing_the_step_puts_the_run_back_as_it_was(demo_records, tmp_path, cap
 @pytest.mark.slow  # 70 s: the TPU half of CI leaves it to the CPU half (the same code)
 def test_a_run_fits_its_budget_and_its_rerun_keeps_the_epochs(demo_records, tmp_path):
   budget = 0.75  # minutes
-  hparam_str = ",".join([tiny(eval__batch_size=50), f"train.time_budget={budget}"])
+  hparam_str = ",".join([tiny(eval__batch_size=50, progressive__image_size_max=80, eval__image_size=80),
+                         f"train.time_budget={budget}"])
   args = ("--hparams=photos-b0", f"--model_dir={tmp_path}", f"--data_dir={demo_records}", f"--hparam_str={hparam_str}")
   started = time.monotonic()
   done = main_py(*args)
   seconds = time.monotonic() - started
   assert done.returncode == 0, done.stderr[-3000:]
-  # Timed at 40 px, and at 32 unless the budget fits a short run (one stage, traced again without dropout).
+  # Timed at 64 px (a short run's 5/6 of 80), and at 32 and 80 unless the budget fits a short run.
   fitted = re.search(r"^train\.epochs ([\d.]+): (\d+) steps fill the 0\.75-minute budget \((\d+) s left after "
                      r"start-up(?:, \d+ s of it to trace the step again)?; a step takes (?:[\d.]+ s at 32 px, )?"
-                     r"[\d.]+ s at 40 px; the final eval comes on top\)$", done.stdout, re.MULTILINE)
+                     r"[\d.]+ s at 64 px(?:, [\d.]+ s at 80 px)?; the final eval comes on top\)$",
+                     done.stdout, re.MULTILINE)
   assert fitted, done.stdout
   # A one-stage run fits its steps again at the pace its first tenth measured; config.yaml follows.
   refitted = re.search(r"^train\.epochs ([\d.]+): (\d+) steps fill the 0\.75-minute budget \(refitted at step "
-                       r"\d+, where the step takes [\d.]+ s at 40 px, timed [\d.]+ s before the run\)$",
+                       r"\d+, where the step takes [\d.]+ s at 64 px, timed [\d.]+ s before the run\)$",
                        done.stdout, re.MULTILINE)
   stages = int(re.search(r"^stage 1/(\d): ", done.stdout, re.MULTILINE).group(1))
   assert bool(refitted) == (stages == 1), done.stdout
+  assert ("\nprogressive.image_size_max 64 instead of 80: a run of " in done.stdout) == (stages == 1)  # says why
   fitted = refitted or fitted
   steps = int(fitted.group(2))
   rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
