@@ -27,6 +27,7 @@ def get_config():
   config.model.bn_momentum = 0.9
   config.model.bn_epsilon = 1e-3
   config.model.synchronized_bn = True  # cross-replica statistics, as the official TPU batch norm
+  config.model.zero_init_residual = False  # True: residual blocks start as the identity (officially not)
 
   config.data = ml_collections.ConfigDict()
   config.data.source = "tfrecord"  # "tfrecord" (files under --data_dir) or "tfds"

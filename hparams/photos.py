@@ -14,6 +14,10 @@ fill the values left None here):
   beat more pixels, and regularization only pays once a model can overfit (10 minutes of B0 on imagenette,
   2 seeds: 0.41 and 0.38 top-1 with the model's dropout and stochastic depth, 0.52 and 0.47 without);
   setting progressive.stages yourself keeps your stages, size, augmentation and regularization;
+- residual blocks start as the identity (their last batch norm's scale at 0, model.zero_init_residual):
+  a deep network from scratch trains as a shallow one first, which a short run cannot wait out (10 minutes
+  of B0, seeds 0, 1, 2: imagenette 0.617, 0.631, 0.614 against 0.538, 0.529, 0.545; flowers 0.685, 0.728,
+  0.739 against 0.647, 0.671, 0.686);
 - Adam with cosine decay (lr 1e-3 from scratch, at any batch), batch 32 (a run of minutes is short of updates,
   not of images a step: 10 minutes of B0 at 192 px, 0.39 top-1 at 32 against 0.36 at 64), warm-up a twentieth
   of the run, an EMA whose horizon is a tenth of the run's steps, label smoothing 0.1; one eval, at the end (an
@@ -29,6 +33,7 @@ from hparams import base
 def photos(model_name):
   config = base.get_config()
   config.model.name = model_name
+  config.model.zero_init_residual = True  # residual blocks start as the identity: see above
   config.model.num_classes = None  # from the converter's dataset.json (or give them)
   config.data.num_train_examples = None
   config.data.train_files = "train-*"

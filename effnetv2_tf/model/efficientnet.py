@@ -34,7 +34,7 @@ def resolve_spec(model, width=None, depth=None):
 def create_model(model="efficientnetv2-s", include_top=True, num_classes=1000, input_shape=(None, None, 3),
                  pooling=None, classifier_activation="softmax", dropout_rate=None, survival_prob=0.8,
                  width=None, depth=None, activation="silu", bn_momentum=0.9, bn_epsilon=1e-3,
-                 synchronized_bn=False, name=None):
+                 synchronized_bn=False, zero_init_residual=False, name=None):
   """Builds an EfficientNet V2 (or V1) Keras model.
 
   Inputs are normalized images (see effnetv2_tf.data for each family's normalization); spatial dims may
@@ -56,6 +56,8 @@ def create_model(model="efficientnetv2-s", include_top=True, num_classes=1000, i
     activation, bn_momentum, bn_epsilon: official defaults SiLU, 0.9 (Keras semantics), 1e-3.
     synchronized_bn: batch statistics over all replicas of a tf.distribute strategy (the official
       TPU batch norm); no effect on one device.
+    zero_init_residual: residual blocks start as the identity (their last BN's scale starts at 0, not 1
+      as officially): faster early training from scratch; no effect on loaded weights.
     name: the Keras model name; defaults to the spec's name, which prefixes official checkpoint names.
 
   Returns:
@@ -78,7 +80,7 @@ def create_model(model="efficientnetv2-s", include_top=True, num_classes=1000, i
   for index, config in enumerate(configs):
     block_class = FusedMBConv if config.pop("fused") else MBConv
     x = block_class(**config, survival_prob=_block_survival(survival_prob, index, len(configs)),
-                    name=f"blocks_{index}", **norm)(x)
+                    name=f"blocks_{index}", zero_init_residual=zero_init_residual, **norm)(x)
   x = ConvBNAct(specs.round_filters(specs.FEATURE_SIZE, spec.width, spec.family), 1, name="head", **norm)(x)
 
   if include_top:
@@ -143,7 +145,7 @@ def set_survival_prob(model, survival_prob):
                        f"{survival_prob:g}: build it with a survival_prob below 1.0.")
 
 
-MODEL_CONFIG_KEYS = ("width", "depth", "bn_momentum", "bn_epsilon", "synchronized_bn")
+MODEL_CONFIG_KEYS = ("width", "depth", "bn_momentum", "bn_epsilon", "synchronized_bn", "zero_init_residual")
 
 
 def model_from_config(model_config, **overrides):

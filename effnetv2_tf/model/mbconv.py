@@ -3,7 +3,8 @@
 MBConv:       [1x1 expand + BN + act] -> kxk depthwise (stride) + BN + act -> SE -> 1x1 project + BN
 Fused-MBConv: kxk expand (stride) + BN + act -> [SE] -> 1x1 project + BN;  with expand_ratio 1 the
               single kxk conv (stride) + BN + act is the whole block.
-Both add the input back through stochastic depth when stride is 1 and the channel count is unchanged.
+Both add the input back through stochastic depth when stride is 1 and the channel count is unchanged;
+with zero_init_residual the last BN of such a block starts at scale 0, so that the block starts as the identity.
 
 Sub-layers are created in the official order so that their names (official_names.BlockLayerNames) match
 the official checkpoints; the Python attributes say what each one is.
@@ -22,7 +23,7 @@ class _InvertedResidual(keras.layers.Layer):
 
   def __init__(self, input_filters, output_filters, kernel_size=3, strides=1, expand_ratio=1, se_ratio=None,
                survival_prob=1.0, activation="silu", bn_momentum=0.9, bn_epsilon=1e-3, synchronized_bn=False,
-               **kwargs):
+               zero_init_residual=False, **kwargs):
     super().__init__(**kwargs)
     self.input_filters = input_filters
     self.output_filters = output_filters
@@ -35,6 +36,7 @@ class _InvertedResidual(keras.layers.Layer):
     self.bn_momentum = bn_momentum
     self.bn_epsilon = bn_epsilon
     self.synchronized_bn = synchronized_bn
+    self.zero_init_residual = zero_init_residual
     self.act = keras.activations.get(activation)
     self.has_residual = strides == 1 and input_filters == output_filters
     self._names = BlockLayerNames()
@@ -48,8 +50,11 @@ class _InvertedResidual(keras.layers.Layer):
                                kernel_initializer=initializers.conv_kernel_initializer(),
                                name=self._names.conv())
 
-  def _bn(self):
+  def _bn(self, last=False):
+    """`last`: the BN ending the residual branch."""
+    zero = last and self.has_residual and self.zero_init_residual
     return keras.layers.BatchNormalization(momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+                                           gamma_initializer="zeros" if zero else "ones",
                                            synchronized=self.synchronized_bn, name=self._names.bn())
 
   def _squeeze_excite(self):
@@ -88,7 +93,8 @@ class _InvertedResidual(keras.layers.Layer):
     return {**super().get_config(), "input_filters": self.input_filters, "output_filters": self.output_filters,
             "kernel_size": self.kernel_size, "strides": self.strides, "expand_ratio": self.expand_ratio,
             "se_ratio": self.se_ratio, "survival_prob": self.survival_prob, "activation": self.activation,
-            "bn_momentum": self.bn_momentum, "bn_epsilon": self.bn_epsilon, "synchronized_bn": self.synchronized_bn}
+            "bn_momentum": self.bn_momentum, "bn_epsilon": self.bn_epsilon, "synchronized_bn": self.synchronized_bn,
+            "zero_init_residual": self.zero_init_residual}
 
 
 @keras.saving.register_keras_serializable(package="effnetv2_tf")
@@ -108,7 +114,7 @@ class MBConv(_InvertedResidual):
     self.depthwise_bn = self._bn()
     self.se = self._squeeze_excite()
     self.project_conv = self._conv(self.output_filters, 1)
-    self.project_bn = self._bn()
+    self.project_bn = self._bn(last=True)
     self.drop_path = self._stochastic_depth()
 
   def _layers_in_order(self):
@@ -143,7 +149,7 @@ class FusedMBConv(_InvertedResidual):
       self.expand_conv = self.expand_bn = None
       self.se = self._squeeze_excite()
       self.project_conv = self._conv(self.output_filters, self.kernel_size, self.strides)
-    self.project_bn = self._bn()
+    self.project_bn = self._bn(last=True)
     self.drop_path = self._stochastic_depth()
 
   def _layers_in_order(self):

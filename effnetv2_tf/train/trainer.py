@@ -42,9 +42,9 @@ def check_same_model(run_dir, saved, config):
 
 
 # The config groups that shape a run's model, data order and schedule (eval and runtime do not), and the
-# settings in them a resumed run may still change freely.
+# settings in them a resumed run may still change freely (the initial weights' among them: a resumed run has its own).
 SCHEDULE_GROUPS = ("model", "data", "progressive", "augment", "mixing", "regularization", "train")
-RESUMABLE_CHANGES = ("train.ft_init_ckpt", "train.ft_init_ema", "data.cache")
+RESUMABLE_CHANGES = ("train.ft_init_ckpt", "train.ft_init_ema", "model.zero_init_residual", "data.cache")
 
 
 def changed_settings(saved, config):

@@ -25,6 +25,7 @@ def test_the_photos_recipe_is_sized_by_the_run():
   assert (config.progressive.stages, config.progressive.image_size_min, config.progressive.image_size_max) == (
       3, 96, 192)
   assert config.augment.policy == "randaug"
+  assert config.model.zero_init_residual and not hparams.get_config("imagenet-b0").model.zero_init_residual
   assert config.regularization.dropout_min == config.regularization.dropout_max == 0.2  # one traced step
   assert config.train.warmup_epochs == 1.5  # a twentieth of the run
   assert config.train.ema_decay == round(1 - 1 / 300, 6)  # a horizon of a tenth of the 3,000 steps

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from effnetv2_tf.model import (create_backbone, create_model, feature_endpoints, set_dropout_rate,
-                              set_survival_prob)
+from effnetv2_tf.model import (create_backbone, create_model, feature_endpoints, model_from_config,
+                              set_dropout_rate, set_survival_prob)
 from effnetv2_tf.model.efficientnet import blocks_of
 from effnetv2_tf.specs import round_filters
 
@@ -123,6 +123,17 @@ def test_stochastic_depth_can_be_turned_off_and_on_again_in_a_built_model():
   set_survival_prob(plain, 1.0)
   with pytest.raises(ValueError, match="built without stochastic depth and cannot take survival_prob 0.8"):
     set_survival_prob(plain, 0.8)
+
+
+def test_zero_init_residual_zeroes_the_last_scale_of_every_residual_block_and_only_there():
+  config = {"name": "efficientnetv2-b0", "num_classes": 3, "width": 0.25, "depth": 0.3, "zero_init_residual": True}
+  model = model_from_config(config)
+  blocks = blocks_of(model)
+  assert 0 < sum(block.has_residual for block in blocks) < len(blocks)
+  assert [not np.any(block.project_bn.gamma.numpy()) for block in blocks] == [
+      block.has_residual for block in blocks]
+  official = model_from_config({**config, "zero_init_residual": False})
+  assert all(np.all(block.project_bn.gamma.numpy() == 1) for block in blocks_of(official))
 
 
 def test_wrong_channel_count_says_so():

@@ -88,6 +88,17 @@ def test_block_in_training_drops_whole_residual_branches():
   assert not np.any(np.all(block(x, training=False).numpy() == x, axis=(1, 2, 3)))
 
 
+@pytest.mark.parametrize("block_class", [MBConv, FusedMBConv])
+def test_a_zero_init_residual_block_starts_as_the_identity(block_class):
+  x = RNG.normal(size=(2, 9, 9, 8)).astype("float32")
+  block = block_class(8, 8, 3, 1, 4, 0.25, zero_init_residual=True, name="blocks_2")
+  np.testing.assert_array_equal(block(x, training=True), x)  # its branch adds exactly 0, in training too
+  _roundtrip(block, x)
+  strided = block_class(8, 16, 3, 2, 4, 0.25, zero_init_residual=True, name="blocks_3")  # no shortcut: as usual
+  strided.build(x.shape)
+  np.testing.assert_array_equal(strided.project_bn.gamma.numpy(), np.ones(16))
+
+
 def test_stochastic_depth_rejects_bad_probability():
   with pytest.raises(ValueError, match="survival_prob must be in"):
     StochasticDepth(0.0)
