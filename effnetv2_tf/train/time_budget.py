@@ -6,7 +6,7 @@ as a short run trains it (photos-*: one stage at 5/6 of the final size, without 
 and, where the budget makes a longer plan, at its last and first stages' sizes, and the epochs are those
 whose stages (equal steps each) fill what is left of the budget. A few steps time the step only to within
 about 15%, so a run of one stage fits its steps again once a tenth of them has run, at the pace they
-measured. A rerun of the run takes the epochs it was started (or refitted) with from its config.yaml.
+measured (at most as many as one stage holds: more would make a longer plan). A rerun of the run takes the epochs it was started (or refitted) with from its config.yaml.
 """
 
 import statistics
@@ -88,9 +88,14 @@ def fit_to_budget(trainer, resolve, seconds_since_start):
 
 def _refitter(trainer, resolve, minutes, seconds_since_start, timed):
   """`refit(step, pace) -> (config, line)`: the run's epochs once its first stage has measured its own
-  `pace` (seconds per step) at `step`, filling the budget from there; (None, None) where the plan has more
-  than one stage or the fitted plan would change it (its stages, or what the traced step holds). `timed`:
-  the paces timed before the run, {size: seconds per step}."""
+  `pace` (seconds per step) at `step`, filling the budget from there, or as much of it as one stage can
+  (a longer run would get more stages: a faster pace than timed fits only as many steps as stay in one);
+  (None, None) where the plan has more than one stage or the fitted plan would change what the traced
+  step holds. `timed`: the paces timed before the run, {size: seconds per step}."""
+
+  def plan(total, steps_per_epoch):
+    fitted = resolve((total + 0.5) / steps_per_epoch)  # int(epochs * steps_per_epoch) == total
+    return fitted, run_plan(fitted)[1].stages
 
   def refit(step, pace):
     config = trainer.config
@@ -98,13 +103,22 @@ def _refitter(trainer, resolve, minutes, seconds_since_start, timed):
     if len(schedule.stages) > 1:
       return None, None
     total = step + max(int((minutes * 60 - seconds_since_start()) / pace), 1)
-    fitted = resolve((total + 0.5) / steps_per_epoch)  # int(epochs * steps_per_epoch) == total
-    stages = run_plan(fitted)[1].stages
-    if len(stages) > 1 or trainer.state.traces_again(fitted, stages[0]):
+    fitted, stages = plan(total, steps_per_epoch)
+    fill = "fill the"
+    if len(stages) > 1:  # the most steps one stage holds, between the planned ones and `total`
+      low, high = schedule.total_steps, total - 1
+      while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if len(plan(middle, steps_per_epoch)[1]) == 1 else (low, middle - 1)
+      if low == schedule.total_steps:
+        return None, None
+      fitted, stages = plan(low, steps_per_epoch)
+      fill = "(the most one stage holds) of the"
+    if trainer.state.traces_again(fitted, stages[0]):
       return None, None
     size = stages[0].image_size
     before = f", timed {timed[size]:.3f} s before the run" if size in timed else ""
-    return fitted, (f"train.epochs {fitted.train.epochs:.3g}: {stages[0].end_step} steps fill the "
+    return fitted, (f"train.epochs {fitted.train.epochs:.3g}: {stages[0].end_step} steps {fill} "
                     f"{minutes:g}-minute budget (refitted at step {step}, where the step takes {pace:.3f} s at "
                     f"{size} px{before})")
 

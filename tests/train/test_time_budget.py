@@ -78,7 +78,14 @@ def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_
   assert refitted.regularization.survival_prob == 1.0
   assert "236 steps fill the 10-minute budget (refitted at step 20, where the step takes 2.500 s at 160 px, " \
          "timed 3.000 s before the run)" in line
-  assert trainer.refit(20, 0.05) == (None, None)  # 10,800 steps, 108 epochs: another plan, kept as it is
+  # A pace far faster than timed: 10,800 steps would be 108 epochs, 3 stages; the run gets the most steps its
+  # one stage holds instead, 999 (9.995 epochs: a short run is under 10).
+  capped, line = trainer.refit(20, 0.05)
+  assert run_plan(capped)[1].total_steps == 999 and len(run_plan(capped)[1].stages) == 1
+  assert "999 steps (the most one stage holds) of the 10-minute budget (refitted at step 20, where the step " \
+         "takes 0.050 s at 160 px, timed 3.000 s before the run)" in line
+  trainer.config = capped
+  assert trainer.refit(500, 0.05) == (None, None)  # already the most one stage holds
   long, how, trainer = fit(60.0)  # 12 epochs at 160 px's pace, about 15 at the stages' mean pace: 3 stages
   assert (long.progressive.stages, long.augment.policy) == (3, "randaug") and long.train.epochs > 10
   assert timed == [160, 192, 96] and "1.000 s at 96 px, 3.000 s at 160 px, 4.000 s at 192 px" in how
