@@ -6,7 +6,8 @@ as a short run trains it (photos-*: one stage at 5/6 of the final size, without 
 and, where the budget makes a longer plan, at its last and first stages' sizes, and the epochs are those
 whose stages (equal steps each) fill what is left of the budget. A few steps time the step only to within
 about 15%, so a run of one stage fits its steps again once a tenth of them has run, at the pace they
-measured (at most as many as one stage holds: more would make a longer plan). A rerun of the run takes the epochs it was started (or refitted) with from its config.yaml.
+measured (at most as many as one stage holds: more would make a longer plan). A rerun of the run takes
+the epochs it was started (or refitted) with from its config.yaml.
 """
 
 import statistics
@@ -104,7 +105,7 @@ def _refitter(trainer, resolve, minutes, seconds_since_start, timed):
       return None, None
     total = step + max(int((minutes * 60 - seconds_since_start()) / pace), 1)
     fitted, stages = plan(total, steps_per_epoch)
-    fill = "fill the"
+    fill, digits = "fill the", 3
     if len(stages) > 1:  # the most steps one stage holds, between the planned ones and `total`
       low, high = schedule.total_steps, total - 1
       while low < high:
@@ -113,12 +114,12 @@ def _refitter(trainer, resolve, minutes, seconds_since_start, timed):
       if low == schedule.total_steps:
         return None, None
       fitted, stages = plan(low, steps_per_epoch)
-      fill = "(the most one stage holds) of the"
+      fill, digits = "(the most one stage holds) of the", 4  # 9.996, not 10: the plan changes at 10
     if trainer.state.traces_again(fitted, stages[0]):
       return None, None
     size = stages[0].image_size
     before = f", timed {timed[size]:.3f} s before the run" if size in timed else ""
-    return fitted, (f"train.epochs {fitted.train.epochs:.3g}: {stages[0].end_step} steps {fill} "
+    return fitted, (f"train.epochs {fitted.train.epochs:.{digits}g}: {stages[0].end_step} steps {fill} "
                     f"{minutes:g}-minute budget (refitted at step {step}, where the step takes {pace:.3f} s at "
                     f"{size} px{before})")
 

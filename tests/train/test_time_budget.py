@@ -82,8 +82,8 @@ def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_
   # one stage holds instead, 999 (9.995 epochs: a short run is under 10).
   capped, line = trainer.refit(20, 0.05)
   assert run_plan(capped)[1].total_steps == 999 and len(run_plan(capped)[1].stages) == 1
-  assert "999 steps (the most one stage holds) of the 10-minute budget (refitted at step 20, where the step " \
-         "takes 0.050 s at 160 px, timed 3.000 s before the run)" in line
+  assert line == ("train.epochs 9.995: 999 steps (the most one stage holds) of the 10-minute budget (refitted at "
+                  "step 20, where the step takes 0.050 s at 160 px, timed 3.000 s before the run)")
   trainer.config = capped
   assert trainer.refit(500, 0.05) == (None, None)  # already the most one stage holds
   long, how, trainer = fit(60.0)  # 12 epochs at 160 px's pace, about 15 at the stages' mean pace: 3 stages
@@ -161,7 +161,7 @@ def test_a_run_fits_its_budget_and_its_rerun_keeps_the_epochs(demo_records, tmp_
   rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
   assert rows[0]["step"] == 1 and rows[-1]["step"] == steps > 20  # from step 0: the timing steps were undone
   train = yaml.safe_load((tmp_path / "config.yaml").read_text())["train"]
-  assert train["time_budget"] == budget and float(f"{train['epochs']:.3g}") == float(fitted.group(1))
+  assert train["time_budget"] == budget and f"{train['epochs']:.3g}" == f"{float(fitted.group(1)):.3g}"
   # The budget holds start-up and training; the final eval (100 small images) comes on top. Wide bounds: the
   # speed of a shared 2-core machine drifts by up to 40% within minutes.
   assert 0.5 * budget * 60 < seconds < 1.5 * budget * 60 + 20, seconds
