@@ -16,3 +16,11 @@ def pace_at(paces):
   per_pixel = max(large_pace - small_pace, 0.0) / (large ** 2 - small ** 2)
   fixed = large_pace - per_pixel * large ** 2
   return lambda size: fixed + per_pixel * size ** 2
+
+
+def scaled(timed, size, pace):
+  """`timed` ({size: seconds per step}) scaled by what `pace`, measured at `size`, makes of their reading
+  there: a timing of a few steps reads every size off by about the same factor (the pipeline still warming
+  up, the machine's speed drifting)."""
+  factor = pace / pace_at(timed)(size)
+  return {timed_size: timed_pace * factor for timed_size, timed_pace in timed.items()}

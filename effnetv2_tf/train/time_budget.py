@@ -4,17 +4,20 @@ The budget counts from the start of the process: start-up, the measurement and t
 the final eval comes on top. A step's cost is about a + b * pixels: the step is timed on the run's own data
 as a short run trains it (photos-*: one stage at 5/6 of the final size, without dropout or stochastic depth)
 and, where the budget makes a longer plan, at its last and first stages' sizes, and the epochs are those
-whose stages (equal steps each) fill what is left of the budget. A few steps time the step only to within
-about 15%, so a run of one stage fits its steps again once a tenth of them has run, at the pace they
-measured (at most as many as one stage holds: more would make a longer plan). A rerun of the run takes
-the epochs it was started (or refitted) with from its config.yaml.
+whose stages (equal steps each) fill what is left of the budget. A few steps read the step's time only to
+within about 15-40% (the pipeline still warms up) and the machine's speed drifts, so the run fits its steps
+again once a tenth of its first stage has run and after each further 30% of it, at the pace the stage
+measured and the other sizes' timings scaled alike, as far as the stage running stays as it is (a short
+run's one stage under 10 epochs, 3 stages at 10 or more). A rerun of the run takes the epochs it was started
+(or refitted) with from its config.yaml.
 """
 
+import dataclasses
 import statistics
 
 import tensorflow as tf
 
-from effnetv2_tf.train.pace import pace_at
+from effnetv2_tf.train.pace import pace_at, scaled
 from effnetv2_tf.train.trainer import run_plan
 
 
@@ -88,11 +91,12 @@ def fit_to_budget(trainer, resolve, seconds_since_start):
 
 
 def _refitter(trainer, resolve, minutes, seconds_since_start, timed):
-  """`refit(step, pace) -> (config, line)`: the run's epochs once its first stage has measured its own
-  `pace` (seconds per step) at `step`, filling the budget from there, or as much of it as one stage can
-  (a longer run would get more stages: a faster pace than timed fits only as many steps as stay in one);
-  (None, None) where the plan has more than one stage or the fitted plan would change what the traced
-  step holds. `timed`: the paces timed before the run, {size: seconds per step}."""
+  """`refit(step, pace) -> (config, line)`: the run's epochs once the stage running has measured its own
+  `pace` (seconds per step) at `step`, the other sizes' timings (`timed`, {size: seconds per step} before the
+  run) scaled alike: the most steps whose stages fill what is left of the budget. The stage running must train
+  on as it does (a one-stage short run stays under 10 epochs, 3 stages stay 3; a later stage keeps its start):
+  where the fit would change it, the steps go only as far toward the fit as keeps it; (None, None) where that
+  moves the run's end by less than a hundredth of the budget."""
 
   def plan(total, steps_per_epoch):
     fitted = resolve((total + 0.5) / steps_per_epoch)  # int(epochs * steps_per_epoch) == total
@@ -101,26 +105,46 @@ def _refitter(trainer, resolve, minutes, seconds_since_start, timed):
   def refit(step, pace):
     config = trainer.config
     steps_per_epoch, schedule = run_plan(config)
-    if len(schedule.stages) > 1:
+    running = next(stage for stage in schedule.stages if stage.start_step <= step < stage.end_step)
+    pace_of = pace_at(scaled(timed, running.image_size, pace))
+    left = minutes * 60 - seconds_since_start()
+
+    def seconds(total):  # the steps from `step` on
+      return sum(max(stage.end_step - max(stage.start_step, step), 0) * pace_of(stage.image_size)
+                 for stage in plan(total, steps_per_epoch)[1])
+
+    def keeps(total):  # the stage running trains on as it does, with the step as traced
+      fitted, stages = plan(total, steps_per_epoch)
+      same = stages[running.index] if running.index < len(stages) else None
+      return (same is not None and same.end_step > step and fitted.augment.policy == config.augment.policy
+              and dataclasses.replace(same, end_step=running.end_step) == running
+              and not trainer.state.traces_again(fitted, same))
+
+    high = step + 1  # the steps filling `left`: doubled past it, then bisected
+    while seconds(high) <= left:
+      high = 2 * high
+    low = step + 1
+    while low < high - 1:
+      middle = (low + high) // 2
+      low, high = (middle, high) if seconds(middle) <= left else (low, middle)
+    total = low
+    bound = ""
+    if not keeps(total):  # the nearest total to it that keeps the stage running, from the planned one
+      kept, changed = schedule.total_steps, total
+      while abs(changed - kept) > 1:
+        middle = (kept + changed) // 2
+        kept, changed = (middle, changed) if keeps(middle) else (kept, middle)
+      total, count = kept, len(schedule.stages)
+      held = "one stage holds" if count == 1 else f"{count} stages hold"
+      bound = f" ({'the most' if total < changed else 'the fewest'} {held})"
+    if abs(total - schedule.total_steps) * pace < minutes * 60 / 100:  # no change worth a line
       return None, None
-    total = step + max(int((minutes * 60 - seconds_since_start()) / pace), 1)
     fitted, stages = plan(total, steps_per_epoch)
-    fill, digits = "fill the", 3
-    if len(stages) > 1:  # the most steps one stage holds, between the planned ones and `total`
-      low, high = schedule.total_steps, total - 1
-      while low < high:
-        middle = (low + high + 1) // 2
-        low, high = (middle, high) if len(plan(middle, steps_per_epoch)[1]) == 1 else (low, middle - 1)
-      if low == schedule.total_steps:
-        return None, None
-      fitted, stages = plan(low, steps_per_epoch)
-      fill, digits = "(the most one stage holds) of the", 4  # 9.996, not 10: the plan changes at 10
-    if trainer.state.traces_again(fitted, stages[0]):
-      return None, None
-    size = stages[0].image_size
-    before = f", timed {timed[size]:.3f} s before the run" if size in timed else ""
-    return fitted, (f"train.epochs {fitted.train.epochs:.{digits}g}: {stages[0].end_step} steps {fill} "
-                    f"{minutes:g}-minute budget (refitted at step {step}, where the step takes {pace:.3f} s at "
-                    f"{size} px{before})")
+    digits = 4 if bound else 3  # 9.996, not 10: the plan changes at 10
+    before = f", timed {timed[running.image_size]:.3f} s before the run" if running.image_size in timed else ""
+    others = "; the other sizes' timings scaled alike" if len(stages) > 1 else ""
+    return fitted, (f"train.epochs {fitted.train.epochs:.{digits}g}: {total} steps{bound} "
+                    f"{'of' if bound else 'fill'} the {minutes:g}-minute budget (refitted at step {step}, where "
+                    f"the step takes {pace:.3f} s at {running.image_size} px{before}{others})")
 
   return refit

@@ -23,7 +23,7 @@ from effnetv2_tf.model import get_model_spec
 from effnetv2_tf.run_dir import RunDir, model_identity
 from effnetv2_tf.train.divergence import LossWatch
 from effnetv2_tf.train.evaluation import Evaluator
-from effnetv2_tf.train.pace import pace_at
+from effnetv2_tf.train.pace import pace_at, scaled
 from effnetv2_tf.train.preemption import Preempted, StopSignals
 from effnetv2_tf.train.run_data import class_names, eval_source, train_source
 from effnetv2_tf.train.run_log import RunLog, augmentation
@@ -45,6 +45,10 @@ def check_same_model(run_dir, saved, config):
 # settings in them a resumed run may still change freely (the initial weights' among them: a resumed run has its own).
 SCHEDULE_GROUPS = ("model", "data", "progressive", "augment", "mixing", "regularization", "train")
 RESUMABLE_CHANGES = ("train.ft_init_ckpt", "train.ft_init_ema", "model.zero_init_residual", "data.cache")
+# train.time_budget refits the run's length once this fraction of a stage has run (its pace has steadied by
+# then), and again after each REFIT_EVERY of it (the machine's speed drifts): only the first stage's length can
+# change, a later stage's start would move.
+REFIT_FIRST, REFIT_EVERY = 0.1, 0.3
 
 
 def changed_settings(saved, config):
@@ -161,7 +165,7 @@ class Trainer:
     self.log = RunLog(self.run_dir, self.is_chief, augment_policy=config.augment.policy)
     self.timed_paces = {}  # {image size: seconds per step} from time_steps, until the stages measure their own
     self.trace_seconds = 0.0  # what time_steps' first step took beyond its pace: the trace, the pipeline's start
-    self.refit = None  # train.time_budget: refit(step, pace) -> (config, line) of the run's length, used once
+    self.refit = None  # train.time_budget: refit(step, pace) -> (config, line) of the run's length
     self.allow_new_settings = allow_new_settings
     self._holding_run_dir = False
 
@@ -302,7 +306,9 @@ class Trainer:
     runtime = self.config.runtime
     saver = self.state.checkpoint_manager(self.run_dir, self.is_chief)
     watch = LossWatch(self.config.model.num_classes, (row["loss"] for row in self.log.rows))
-    paces = dict(self.timed_paces)  # {image size: seconds per step}, the stages' own once measured
+    timed = self.timed_paces  # {image size: seconds per step}, read by time_steps before the run
+    measured = {}  # the stages' own paces
+    paces = dict(timed)  # the time left's: the stages' own, the sizes to come as timed, scaled alike
     with StopSignals() as stop:  # SIGTERM / SIGINT: save at the end of the current host loop, then stop
       for stage in self.schedule.stages:
         if self.step >= stage.end_step:
@@ -313,6 +319,7 @@ class Trainer:
         stage_started = time.perf_counter()
         loop_seconds = []  # (steps, seconds) per host loop: the first one also traces (and compiles) the step
         pace = None  # the stage's seconds per step, once a loop after the first has run
+        refit_at = stage.start_step + REFIT_FIRST * (stage.end_step - stage.start_step)
         while self.step < stage.end_step:
           num_steps = self._loop_steps(stage, pace)
           started = time.perf_counter()
@@ -327,9 +334,11 @@ class Trainer:
                   "set train.gradient_clip)", file=sys.stderr, flush=True)
           pace = _seconds_per_step(loop_seconds)
           if pace:
-            paces[stage.image_size] = pace
-            if self.refit and self.step - stage.start_step >= (stage.end_step - stage.start_step) / 10:
+            measured[stage.image_size] = pace
+            paces = {**(scaled(timed, stage.image_size, pace) if timed else {}), **measured}
+            if self.refit and refit_at <= self.step < stage.end_step:
               stage = self._refit(stage, pace)
+              refit_at = self.step + REFIT_EVERY * (stage.end_step - stage.start_step)
           self.log.host_loop(self._row(stage, loss, top1, num_steps, seconds), stage,
                              self.config.train.batch_size / pace if pace else None, self._seconds_left(paces),
                              pace * (stage.end_step - self.step) if pace else None)
@@ -351,8 +360,7 @@ class Trainer:
   def _refit(self, stage, pace):
     """The stage as train.time_budget refits the run at the stage's own pace; config.yaml follows, so that
     a rerun resumes the refitted run exactly."""
-    refit, self.refit = self.refit, None
-    config, line = refit(self.step, pace)
+    config, line = self.refit(self.step, pace)
     if config is None:
       return stage
     self.replan(config)

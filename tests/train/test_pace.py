@@ -4,7 +4,7 @@ import types
 
 import pytest
 
-from effnetv2_tf.train.pace import pace_at
+from effnetv2_tf.train.pace import pace_at, scaled
 from effnetv2_tf.train.schedule import Stage
 from effnetv2_tf.train.trainer import Trainer
 
@@ -14,6 +14,13 @@ def test_a_step_costs_a_fixed_part_and_a_part_per_pixel():
   assert pace(96) == pytest.approx(1.0) and pace(192) == pytest.approx(4.0)
   assert pace(144) == pytest.approx(1.0 + 3.0 * (144 ** 2 - 96 ** 2) / (192 ** 2 - 96 ** 2))
   assert pace_at({128: 2.0})(64) == pytest.approx(0.5)  # one size timed: in proportion to the pixels
+
+
+def test_a_measured_pace_scales_every_timed_size_alike():
+  timed = {96: 1.0, 192: 4.0}
+  assert scaled(timed, 96, 0.5) == {96: 0.5, 192: 2.0}
+  at_144 = pace_at(timed)(144)  # between the sizes timed: their line's reading there sets the factor
+  assert scaled(timed, 144, 2 * at_144) == {96: pytest.approx(2.0), 192: pytest.approx(8.0)}
 
 
 def test_the_time_left_counts_each_stage_at_its_own_pace():
