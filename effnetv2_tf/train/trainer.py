@@ -310,7 +310,8 @@ class Trainer:
     measured = {}  # the stages' own paces
     paces = dict(timed)  # the time left's: the stages' own, the sizes to come as timed, scaled alike
     with StopSignals() as stop:  # SIGTERM / SIGINT: save at the end of the current host loop, then stop
-      for stage in self.schedule.stages:
+      for index in range(len(self.schedule.stages)):
+        stage = self.schedule.stages[index]  # as refitted so far: a refit moves the later stages
         if self.step >= stage.end_step:
           continue
         data = iter(self._stage_data(stage))
