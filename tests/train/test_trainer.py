@@ -147,6 +147,37 @@ def test_paper_rule_changes_dropout_per_stage_keeping_optimizer_and_ema_state(de
   assert abs((dropped == 0).mean() - 0.8) < 0.02
 
 
+def test_a_refit_in_the_first_stage_moves_the_stages_after_it(demo_records, tmp_path, capsys):
+  """train.time_budget's refit doubles a 3-stage run at step 2: the later stages run where the refitted plan
+  puts them (they once ran to the old plan's end)."""
+  import hparams
+  from effnetv2_tf.run_dir import RunDir
+  from effnetv2_tf.train.trainer import Trainer
+  from tpu.strategy import resolve_runtime
+  config = hparams.resolve(hparams.override(hparams.get_config("demo"), TINY_TRAINER + (
+      ",progressive.stages=3,data.num_train_examples=72")))  # 9 steps, 3 a stage
+  trainer = Trainer(config, tmp_path / "run", demo_records, resolve_runtime("default"))
+  assert [(s.start_step, s.end_step) for s in trainer.schedule.stages] == [(0, 3), (3, 6), (6, 9)]
+  doubled = hparams.resolve(hparams.override(config, "train.epochs=2.0"))
+  calls = []
+
+  def refit(step, pace):
+    calls.append(step)
+    return (doubled, "train.epochs 2: refitted") if len(calls) == 1 else (None, None)
+
+  trainer.refit = refit
+  trainer.train()
+  stages = [(s.start_step, s.end_step, s.image_size) for s in trainer.schedule.stages]
+  assert [stage[:2] for stage in stages] == [(0, 6), (6, 12), (12, 18)] and trainer.step == 18
+  assert calls[0] == 2 and "train.epochs 2: refitted" in capsys.readouterr().out
+  rows = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+  assert [row["step"] for row in rows] == list(range(1, 19))  # one step a host loop
+  for row in rows:  # each step in the refitted stage holding it
+    index = next(i for i, (start, end, _) in enumerate(stages) if start < row["step"] <= end)
+    assert (row["stage"], row["image_size"]) == (index, stages[index][2])
+  assert RunDir(tmp_path / "run").read_config()["train"]["epochs"] == 2.0  # a rerun resumes the refitted run
+
+
 def test_bad_input_gives_one_clear_line(demo_records, tmp_path):
   import shutil
   older = shutil.copytree(demo_records, tmp_path / "older_conversion")  # from before dataset.json
