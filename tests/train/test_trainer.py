@@ -147,6 +147,7 @@ def test_paper_rule_changes_dropout_per_stage_keeping_optimizer_and_ema_state(de
   assert abs((dropped == 0).mean() - 0.8) < 0.02
 
 
+@pytest.mark.slow  # platform-independent; CI's TPU-stack half leaves it to the CPU half
 def test_a_refit_in_the_first_stage_moves_the_stages_after_it(demo_records, tmp_path, capsys):
   """train.time_budget's refit doubles a 3-stage run at step 2: the later stages run where the refitted plan
   puts them (they once ran to the old plan's end)."""
