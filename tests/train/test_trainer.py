@@ -273,5 +273,5 @@ def test_progress_moves_within_a_long_host_loop(demo_records, tmp_path):
   steps = [b["step"] - a["step"] for a, b in zip([{"step": 0}] + rows, rows)]
   assert sum(steps) == 96 and steps[:2] == [1, 1] and len(steps) >= 5, steps
   seconds = sorted(n * 8 / row["images_per_second"] for n, row in zip(steps[2:], rows[2:]))
-  assert seconds[len(seconds) // 2] < 0.5, seconds  # the median loop: about 0.1 s
+  assert seconds[len(seconds) // 2] < 0.3, seconds  # the median loop: about 0.1 s (3x it, as at 0.3 s before)
   assert "run: about " in done.stdout and ", run " in done.stdout  # the estimate, and the plain lines' share
