@@ -68,9 +68,10 @@ def demo_records(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def finished_run(demo_records, tmp_path_factory):
-  """The folder of a tiny run (helpers.TINY_RUN) that main.py trained to its end on the demo records."""
-  from tests.helpers import TINY_RUN, main_py
+  """The folder of a tiny run (helpers.TINY_RUN) that main.py trained to its end on the demo records. Shared:
+  a test that changes it works on a copy (helpers.copy_run)."""
+  from tests.helpers import TINY_RUN, run_main
   run = tmp_path_factory.mktemp("finished_run") / "run"
-  done = main_py("--mode=train", f"--model_dir={run}", f"--data_dir={demo_records}", f"--hparam_str={TINY_RUN}")
+  done = run_main("--mode=train", f"--model_dir={run}", f"--data_dir={demo_records}", f"--hparam_str={TINY_RUN}")
   assert done.returncode == 0, done.stderr[-3000:]
   return run

@@ -1,11 +1,17 @@
-"""Helpers shared by the tests: official-layout checkpoints written from the official names, and a runner
-that loads SavedModels in a Python process that cannot import this package."""
+"""Helpers shared by the tests: the tiny runs' settings, one launcher for the package's commands (in this
+process, or in a process of their own where the process boundary is what a test is about), official-layout
+checkpoints written from the official names, and a runner that loads SavedModels in a Python process that cannot
+import this package."""
 
+import contextlib
 import importlib.metadata
+import io
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -157,11 +163,11 @@ def trainer_command(model_dir, data_dir, *extra):
 
 
 def run_trainer(model_dir, data_dir, *extra, env=None, timeout=300):
-  """Runs tests/train/run_trainer.py to its end; returns its RESULT."""
+  """Runs tests/train/run_trainer.py to its end; returns its RESULT, with what it printed under "stdout"."""
   done = subprocess.run(trainer_command(model_dir, data_dir, *extra), capture_output=True, text=True,
                         timeout=timeout, env=env, cwd=ROOT)
   assert done.returncode == 0, done.stderr[-3000:]
-  return result_of(done.stdout)
+  return {**result_of(done.stdout), "stdout": done.stdout}
 
 
 def checkpoint_weights(model_dir):
@@ -172,10 +178,58 @@ def checkpoint_weights(model_dir):
   return names, [reader.get_tensor(n) for n in names]
 
 
+def main_command(*args):
+  """The command line of `python main.py ARGS`."""
+  return [sys.executable, str(ROOT / "main.py"), *map(str, args)]
+
+
 def main_py(*args, cwd=ROOT, timeout=300):
-  """Runs `python main.py ARGS` in `cwd`; returns the CompletedProcess (text output)."""
-  return subprocess.run([sys.executable, str(ROOT / "main.py"), *map(str, args)], cwd=cwd, capture_output=True,
-                        text=True, timeout=timeout)
+  """Runs `python main.py ARGS` in a process of its own in `cwd`; returns the CompletedProcess (text output).
+
+  For what only a process shows: signals, kills and another process on the same folder, the time a budget
+  counts from start-up, TensorFlow's start-up lines. Everything else calls `run_main`."""
+  return subprocess.run(main_command(*args), cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def call(main, *args):
+  """Runs a command's `main(argv)` in this process as its command line would run; returns a CompletedProcess
+  with its exit status (SystemExit's code, 0 when it returns) and what it printed to stdout and stderr."""
+  argv = [str(arg) for arg in args]
+  out, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    try:
+      main(argv)
+      status = 0
+    except SystemExit as exit_:
+      status = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+  return subprocess.CompletedProcess(argv, status, out.getvalue(), err.getvalue())
+
+
+def run_main(*args):
+  """`python main.py ARGS`, run in this process (absl flags parsed, then reset); returns a CompletedProcess.
+
+  A time budget counts from this call (a process counts from its start-up, imports included)."""
+  import keras
+  import main
+  main.FLAGS(["main.py", *map(str, args)])
+  main.STARTED = time.monotonic()
+  try:
+    return call(lambda argv: main.main(["main.py"]))
+  finally:
+    main.FLAGS.unparse_flags()
+    keras.mixed_precision.set_global_policy("float32")  # a run's precision is its process's: put it back
+
+
+def snapshot(folder):
+  """{relative path: sha256} of every file under `folder`: equal before and after means nothing was written."""
+  import hashlib
+  return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+          for path in sorted(pathlib.Path(folder).rglob("*")) if path.is_file()}
+
+
+def copy_run(run, into):
+  """A copy of the run folder `run` at `into` (for a test that changes or extends a shared run)."""
+  return pathlib.Path(shutil.copytree(run, into, dirs_exist_ok=True))
 
 
 def unit_images(batch, size):

@@ -1,19 +1,16 @@
 """`python main.py` with no flags: the real demo, end to end (about two minutes on 2 cores)."""
 
 import json
-import pathlib
-import subprocess
-import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from tests.helpers import main_py
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.one_stack
 def test_demo_learns_the_shipped_photos(tmp_path):
-  done = subprocess.run([sys.executable, str(ROOT / "main.py"), f"--model_dir={tmp_path}"], capture_output=True,
-                        text=True, timeout=900, cwd=tmp_path)
+  done = main_py(f"--model_dir={tmp_path}", cwd=tmp_path, timeout=900)
   assert done.returncode == 0, done.stderr[-3000:]
   assert "stage 4/4" in done.stdout and "size  dropout          augment" in done.stdout  # the stage table
   assert "RandAugment 2.00" in done.stdout  # the demo's first stage (its policy is RandAugment)

@@ -1,16 +1,14 @@
 """SavedModel export: runs without the package, same logits as Keras, bytes signature, TFSMLayer."""
 
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from effnetv2_tf import export as export_command, predict
 from effnetv2_tf.export import FLAVOURS, ExportError, export_saved_models
 from effnetv2_tf.model import create_model, get_model_spec
-from tests.helpers import ROOT, run_without_package, unit_images
+from tests.helpers import ROOT, call, run_without_package, unit_images
 
 SPEC = get_model_spec("efficientnetv2-s")  # center_128 normalization, eval size 384
 
@@ -90,9 +88,7 @@ def test_predict_names_the_top_classes_and_reports_a_corrupt_file(exported, tmp_
     (photos / path.name).write_bytes(path.read_bytes())
   (photos / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
   (tmp_path / "labels.txt").write_text("daisy\ndandelion\nrose\nsunflower\n")
-  done = subprocess.run([sys.executable, "-m", "effnetv2_tf.predict", paths["classification"], str(photos),
-                         "--labels", str(tmp_path / "labels.txt"), "--top_k", "3"], capture_output=True, text=True,
-                        timeout=300)
+  done = call(predict.main, paths["classification"], photos, "--labels", tmp_path / "labels.txt", "--top_k", 3)
   assert done.returncode == 0, done.stderr[-2000:]
   lines = done.stdout.strip().splitlines()
   assert len(lines) == 3 and all(line.count("(") == 3 for line in lines)
@@ -118,9 +114,8 @@ def test_predict_says_why_a_file_is_unusable_and_predicts_tiny_images(exported, 
   (photos / "loop_a.jpg").symlink_to(photos / "loop_b.jpg")
   (photos / "loop_b.jpg").symlink_to(photos / "loop_a.jpg")
   (photos / "gone.png").symlink_to(tmp_path / "deleted.png")
-  done = subprocess.run([sys.executable, "-m", "effnetv2_tf.predict", paths["classification"], str(photos)],
-                        capture_output=True, text=True, timeout=300)
-  assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+  done = call(predict.main, paths["classification"], photos)
+  assert done.returncode == 0, done.stderr[-2000:]
   predicted = {line.split(": ")[0].rsplit("/", 1)[-1] for line in done.stdout.strip().splitlines()}
   assert {"one_pixel.jpeg", "one_pixel.png"} <= predicted
   assert "folder.jpg: a folder, not an image" in done.stderr and "loop_a.jpg: a symlink loop" in done.stderr
@@ -136,9 +131,8 @@ def test_predict_says_why_a_file_is_unusable_and_predicts_tiny_images(exported, 
       (paths["classification"], photos / "loop_a.jpg", f"{photos / 'loop_a.jpg'} is a symlink loop"),
       (paths["classification"], photos / "folder.jpg", f"No images (.bmp, .gif, .jpeg, .jpg, .png) in "
                                                        f"{photos / 'folder.jpg'}")]:
-    refused = subprocess.run([sys.executable, "-m", "effnetv2_tf.predict", str(model), str(images)],
-                             capture_output=True, text=True, timeout=300)
-    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    refused = call(predict.main, model, images)
+    assert refused.returncode == 2
     assert refused.stderr.strip().splitlines()[-1] == f"error: {error}"
 
 
@@ -171,6 +165,7 @@ def test_tflite_agrees_with_keras_on_real_photos(exported, tmp_path, mode):
   assert (tmp_path / "m.tflite").stat().st_size > 10_000
 
 
+@pytest.mark.e2e  # a full-size B0 from checkpoint to a served SavedModel: 40 s
 def test_one_command_exports_an_official_checkpoint_that_runs_without_the_package(tmp_path):
   """An official-layout checkpoint (official names, 11 classes) -> SavedModels equal to the loaded Keras model."""
   from effnetv2_tf.weights.official import load_official_checkpoint
@@ -178,9 +173,8 @@ def test_one_command_exports_an_official_checkpoint_that_runs_without_the_packag
   source = create_model("efficientnetv2-b0", num_classes=11, classifier_activation=None)
   randomize(source, 7)
   write_official_checkpoint(tmp_path / "efficientnetv2-b0" / "model", source, ema_model=source)
-  done = subprocess.run([sys.executable, "-m", "effnetv2_tf.export", "--official", str(tmp_path / "efficientnetv2-b0"),
-                         "--model", "efficientnetv2-b0", str(tmp_path / "export")], capture_output=True, text=True,
-                        timeout=600)
+  done = call(export_command.main, "--official", tmp_path / "efficientnetv2-b0", "--model", "efficientnetv2-b0",
+              tmp_path / "export")
   assert done.returncode == 0, done.stderr[-3000:]
   assert "from EMA shadows" in done.stdout and "classification: " in done.stdout
   assert not (tmp_path / "export" / "classification" / "assets" / "labels.txt").exists()  # 11 classes: no names
@@ -209,8 +203,7 @@ def test_an_export_carries_its_class_names_and_predict_uses_them(exported, tmp_p
   served = tf.saved_model.load(paths["classification"]).signatures["serving_bytes"](
       image_bytes=tf.constant([photo.read_bytes()]))
   assert [names[i] for i in served["classes"][0].numpy()] == [n.decode() for n in served["class_names"][0].numpy()]
-  done = subprocess.run([sys.executable, "-m", "effnetv2_tf.predict", paths["classification"], str(photo)],
-                        capture_output=True, text=True, timeout=300)
+  done = call(predict.main, paths["classification"], photo)
   assert done.returncode == 0, done.stderr[-2000:]
   assert any(f"{name} (" in done.stdout for name in names)
   assert imagenet_labels_for(1000)[0].startswith("tench") and len(imagenet_labels_for(21_843)) == 21_842
@@ -219,8 +212,6 @@ def test_an_export_carries_its_class_names_and_predict_uses_them(exported, tmp_p
 
 def test_export_command_errors_are_one_line(tmp_path):
   (tmp_path / "empty").mkdir()
-  done = subprocess.run([sys.executable, "-m", "effnetv2_tf.export", "--official", str(tmp_path / "empty"),
-                         "--model", "efficientnetv2-b0", str(tmp_path / "export")], capture_output=True, text=True,
-                        timeout=300)
-  assert done.returncode == 2 and "Traceback" not in done.stderr
+  done = call(export_command.main, "--official", tmp_path / "empty", "--model", "efficientnetv2-b0", tmp_path / "export")
+  assert done.returncode == 2
   assert done.stderr.strip().splitlines()[-1].startswith("error: ") and "is not a TF checkpoint" in done.stderr

@@ -11,6 +11,8 @@ import pytest
 from effnetv2_tf.model import create_model
 from tests.helpers import ROOT, randomize, write_official_checkpoint
 
+pytestmark = [pytest.mark.e2e, pytest.mark.one_stack]  # processes of main.py, the same on every build
+
 
 def readme_commands(first_line):
   """The shell commands of the README code block that starts with `first_line`, continuations joined."""
@@ -21,18 +23,21 @@ def readme_commands(first_line):
 
 
 def run_as_written(commands, cwd):
-  """Runs each command with bash in `cwd`, `python` being this interpreter and `main.py` the project's."""
+  """Runs each command with bash in `cwd`, `python` being this interpreter and `main.py` the project's; returns
+  their standard outputs. TensorFlow's start-up banner and, on a machine without a GPU, its CUDA lines stay out
+  of every command's console."""
   (cwd / "main.py").symlink_to(ROOT / "main.py")
   env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
   outputs = []
   for command in commands:
     done = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, (command, done.stderr[-3000:])
+    assert not any(text in done.stderr for text in ("oneDNN custom operations", "cuInit", "cuda drivers")), (
+        command, done.stderr[-3000:])
     outputs.append(done.stdout)
   return outputs
 
 
-@pytest.mark.slow
 def test_fine_tuning_an_official_checkpoint_on_your_own_photos(tmp_path):
   commands = readme_commands("# fine-tune an official checkpoint on your own photos")
   assert len(commands) == 2 and "train.ft_init_ckpt=efficientnetv2-b0/" in commands[1]
@@ -51,7 +56,6 @@ def test_fine_tuning_an_official_checkpoint_on_your_own_photos(tmp_path):
   assert final["examples"] == 100 and final["step"] == 140  # 15 epochs of 300 photos at batch 32
 
 
-@pytest.mark.slow
 def test_fine_tuning_one_of_our_runs_on_your_own_photos(finished_run, demo_records, tmp_path):
   import shutil
   block = readme_commands("# from an official checkpoint (the unpacked efficientnetv2-s-21k.tgz), the official "
@@ -62,11 +66,14 @@ def test_fine_tuning_one_of_our_runs_on_your_own_photos(finished_run, demo_recor
   (tuned,) = run_as_written([command], tmp_path)
   assert "model.width 0.25, as in runs/demo" in tuned and "model.depth 0.25, as in runs/demo" in tuned
   assert "fine-tuning from runs/demo" in tuned and "efficientnetv2-b0 (width 0.25, depth 0.25)" in tuned
+  assert "our checkpoint, EMA weights" in tuned
+  import yaml
+  model = yaml.safe_load((tmp_path / "runs" / "tuned" / "config.yaml").read_text())["model"]
+  assert (model["width"], model["depth"]) == (0.25, 0.25)  # a rerun, an eval or an export builds the same model
   final = json.loads((tmp_path / "runs" / "tuned" / "eval.jsonl").read_text().splitlines()[-1])
   assert final["examples"] == 100 and final["step"] == 140  # 15 epochs of 300 photos at batch 32
 
 
-@pytest.mark.slow  # platform-independent; CI's TPU-stack half leaves it to the CPU half
 def test_evaluating_exporting_and_predicting_with_a_finished_run(finished_run, demo_records, tmp_path):
   import shutil
   commands = readme_commands("# evaluate, export and predict with a finished run")

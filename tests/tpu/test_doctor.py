@@ -1,22 +1,17 @@
 """python main.py --doctor: the preflight on this CPU machine, its problem lines and exit codes."""
 
 import re
-import subprocess
-import sys
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import main_py, run_main
 from tpu import doctor
 
 
-def _doctor(*flags, cwd=None):
-  return subprocess.run([sys.executable, str(ROOT / "main.py"), "--doctor", *flags], capture_output=True, text=True,
-                        timeout=600, cwd=cwd)
-
-
+@pytest.mark.e2e
 def test_the_demo_is_ready_and_its_compiled_step_is_timed(tmp_path):
-  done = _doctor(f"--model_dir={tmp_path / 'run'}")
+  """In a process of its own, as a user starts it: it times TensorFlow's import and the first compiled step."""
+  done = main_py("--doctor", f"--model_dir={tmp_path / 'run'}", timeout=600)
   assert done.returncode == 0, done.stdout + done.stderr[-2000:]
   out = done.stdout
   assert re.search(r"tensorflow: tensorflow(-tpu)? 2\.2[01]\.", out) and "1 CPU" in out and "cpu; no TPU" in out
@@ -29,10 +24,11 @@ def test_the_demo_is_ready_and_its_compiled_step_is_timed(tmp_path):
   assert not (tmp_path / "run").exists()  # the doctor writes nothing
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.one_stack
 def test_efficientnetv2_s_compiles_at_its_first_stage_size(demo_records, tmp_path):
   # The paper's rule starts at the base size, 128 px (the official rule's first V2-S stage is 171 px).
-  done = _doctor("--hparams=imagenet-s", f"--data_dir={demo_records}", f"--model_dir={tmp_path}",
+  done = run_main("--doctor", "--hparams=imagenet-s", f"--data_dir={demo_records}", f"--model_dir={tmp_path}",
                  "--hparam_str=model.num_classes=5,data.num_train_examples=300,progressive.rule=paper")
   assert done.returncode == 0, done.stdout + done.stderr[-2000:]
   assert "efficientnetv2-s at 128 px, batch 16 (the run's batch 4096 is timed at 16 on the CPU)" in done.stdout
@@ -40,7 +36,7 @@ def test_efficientnetv2_s_compiles_at_its_first_stage_size(demo_records, tmp_pat
 
 def test_bad_data_and_model_dirs_are_one_line_each_and_exit_1(tmp_path):
   (tmp_path / "a_file").write_text("not a folder")
-  done = _doctor(f"--data_dir={tmp_path / 'missing'}", f"--model_dir={tmp_path / 'a_file' / 'run'}")
+  done = run_main("--doctor", f"--data_dir={tmp_path / 'missing'}", f"--model_dir={tmp_path / 'a_file' / 'run'}")
   assert done.returncode == 1, done.stdout + done.stderr[-2000:]
   problems = [line for line in done.stdout.splitlines() if "PROBLEM" in line]
   assert len(problems) == 2 and all("; fix: " in line for line in problems)
@@ -49,7 +45,7 @@ def test_bad_data_and_model_dirs_are_one_line_each_and_exit_1(tmp_path):
 
 
 def test_bad_hparams_are_exit_2(tmp_path):
-  done = _doctor("--hparam_str=train.batch_size=x", f"--model_dir={tmp_path}")
+  done = run_main("--doctor", "--hparam_str=train.batch_size=x", f"--model_dir={tmp_path}")
   assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: hparam 'train.batch_size'")
 
 
@@ -78,7 +74,6 @@ def test_the_tpu_build_on_a_machine_without_tpus_runs_on_the_cpu(monkeypatch):
 
 
 def test_an_unreachable_tpu_address_is_a_problem_line_not_a_hang():
-  done = subprocess.run([sys.executable, str(ROOT / "main.py"), "--doctor", "--tpu=grpc://127.0.0.1:9"],
-                        capture_output=True, text=True, timeout=120)
+  done = run_main("--doctor", "--tpu=grpc://127.0.0.1:9")
   assert done.returncode == 1, done.stdout + done.stderr[-2000:]
   assert "tpu: PROBLEM No TPU reachable at grpc://127.0.0.1:9" in done.stdout

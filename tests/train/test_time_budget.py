@@ -154,7 +154,8 @@ def test_timing_the_step_puts_the_run_back_as_it_was(demo_records, tmp_path, cap
   assert ", no augmentation," in capsys.readouterr().out
 
 
-@pytest.mark.slow  # 2 minutes: the TPU half of CI leaves it to the CPU half (the same code)
+@pytest.mark.e2e  # 2 minutes of main.py in its own process: its budget counts from start-up
+@pytest.mark.one_stack
 def test_a_run_fits_its_budget_and_its_rerun_keeps_the_epochs(demo_records, tmp_path):
   budget = 1.5  # minutes: start-up alone took 35 s on 2026-12-03, when this CPU ran at half speed
   hparam_str = ",".join([tiny(eval__batch_size=50, progressive__image_size_max=80, eval__image_size=80),

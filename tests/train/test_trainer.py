@@ -1,20 +1,19 @@
-"""The training loop end to end: strategies, resume after SIGKILL, stage switches, bad input."""
+"""The training loop: strategies, stage switches, refits, host loops, bad input. (Resume after a signal:
+test_tpu_shaped_path.)"""
 
 import json
 import os
-import signal
 import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import (MAIN_TINY, ROOT, TINY_TRAINER, checkpoint_weights, result_of, run_trainer, tiny,
-                           trainer_command)
+from tests.helpers import (MAIN_TINY, ROOT, TINY_RUN, TINY_TRAINER, copy_run, result_of, run_main, run_trainer,
+                           snapshot, tiny, trainer_command)
 
 
+@pytest.mark.e2e
 def test_mirrored_over_two_cpus_gives_the_default_strategy_losses(demo_records, tmp_path):
   single = run_trainer(tmp_path / "single", demo_records)
   mirrored = run_trainer(tmp_path / "mirrored", demo_records, "--strategy=mirrored", "--logical_cpus=2")
@@ -32,6 +31,8 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.e2e
+@pytest.mark.gpu_path  # MultiWorkerMirrored: GPU clusters' strategy, which the TPU route never takes
 def test_multi_worker_mirrored_with_two_local_processes(demo_records, tmp_path):
   workers = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
   processes = []
@@ -49,79 +50,6 @@ def test_multi_worker_mirrored_with_two_local_processes(demo_records, tmp_path):
   assert [r["replicas"] for r in results] == [2, 2] and [r["step"] for r in results] == [6, 6]
   np.testing.assert_allclose(results[0]["weights"], results[1]["weights"], rtol=1e-6)
   assert all(np.isfinite(results[0]["losses"]))
-
-
-def _main(model_dir, data_dir, hparam_str=MAIN_TINY, *extra):
-  return [sys.executable, str(ROOT / "main.py"), "--mode=train", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
-          f"--hparam_str={hparam_str}", *extra]
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(demo_records, tmp_path_factory):
-  """The final weights of MAIN_TINY run without interruption: 24 steps in 3 stages, dropout and stochastic
-  depth on."""
-  model_dir = tmp_path_factory.mktemp("whole")
-  subprocess.run(_main(model_dir, demo_records), check=True, capture_output=True, timeout=300, cwd=ROOT)
-  return checkpoint_weights(model_dir)
-
-
-def _signal_in_stage_two(model_dir, data_dir, signals, hparam_str=MAIN_TINY):
-  """Starts a run, sends `signals` once it is inside stage 2 (steps 8-16); returns (process, step signalled)."""
-  process = subprocess.Popen(_main(model_dir, data_dir, hparam_str), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True, cwd=ROOT)
-  deadline = time.time() + 240
-  while time.time() < deadline and process.poll() is None:
-    steps = [json.loads(l)["step"] for l in (model_dir / "history.jsonl").read_text().splitlines()] if (
-        model_dir / "history.jsonl").exists() else []
-    if steps and steps[-1] >= 9:  # early in stage 2, so that a loaded machine still stops inside it
-      for signum in signals:
-        process.send_signal(signum)
-      process.wait(timeout=120)
-      assert steps[-1] < 16, "the run ended stage 2 before it could be signalled"
-      return process, steps[-1]
-    time.sleep(0.02)
-  process.kill()
-  raise AssertionError("the run never reached stage 2")
-
-
-def _assert_resumes_to(uninterrupted, model_dir, data_dir, hparam_str=MAIN_TINY):
-  resumed = subprocess.run(_main(model_dir, data_dir, hparam_str), check=True, capture_output=True, text=True,
-                           timeout=300, cwd=ROOT)
-  assert "stage 2/3" in resumed.stdout and "stage 1/3" not in resumed.stdout  # continued, not restarted
-  names, whole = uninterrupted
-  resumed_names, again = checkpoint_weights(model_dir)
-  assert names == resumed_names and len(names) > 100
-  for name, a, b in zip(names, whole, again):
-    np.testing.assert_array_equal(a, b, err_msg=name)
-
-
-def test_resume_after_sigkill_in_stage_two_equals_an_uninterrupted_run(uninterrupted, demo_records, tmp_path):
-  _signal_in_stage_two(tmp_path, demo_records, [signal.SIGKILL])
-  _assert_resumes_to(uninterrupted, tmp_path, demo_records)
-
-
-def test_sigterm_saves_at_its_step_exits_75_and_resumes_to_an_uninterrupted_run(uninterrupted, demo_records,
-                                                                                 tmp_path):
-  """No periodic checkpoint inside stage 2 (every 100 steps): the one there is the signal's. A second
-  signal during the save changes nothing."""
-  hparam_str = MAIN_TINY + ",runtime.checkpoint_steps=100"
-  process, signalled = _signal_in_stage_two(tmp_path, demo_records, [signal.SIGTERM, signal.SIGTERM], hparam_str)
-  stderr = process.stderr.read()
-  assert process.returncode == 75, stderr[-3000:]
-  stopped = int(stderr.strip().splitlines()[-1].split("at step ")[1].split(":")[0])
-  assert stderr.strip().splitlines()[-1] == (f"stopped by SIGTERM at step {stopped}: checkpoint saved; rerun the "
-                                             "same command to resume")
-  assert 9 <= signalled <= stopped < 16
-  assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith(f"ckpt-{stopped}")
-  assert json.loads((tmp_path / "history.jsonl").read_text().splitlines()[-1])["step"] == stopped
-  _assert_resumes_to(uninterrupted, tmp_path, demo_records, hparam_str)
-
-
-@pytest.mark.slow  # platform-independent; CI's TPU-stack half leaves it to the CPU half
-def test_sigint_stops_the_same_way(demo_records, tmp_path):
-  process, _ = _signal_in_stage_two(tmp_path, demo_records, [signal.SIGINT])
-  stderr = process.stderr.read()
-  assert process.returncode == 75 and "stopped by SIGINT at step " in stderr and "Traceback" not in stderr
 
 
 def test_paper_rule_changes_dropout_per_stage_keeping_optimizer_and_ema_state(demo_records, tmp_path, capsys):
@@ -147,7 +75,7 @@ def test_paper_rule_changes_dropout_per_stage_keeping_optimizer_and_ema_state(de
   assert abs((dropped == 0).mean() - 0.8) < 0.02
 
 
-@pytest.mark.slow  # platform-independent; CI's TPU-stack half leaves it to the CPU half
+@pytest.mark.one_stack
 def test_a_refit_in_the_first_stage_moves_the_stages_after_it(demo_records, tmp_path, capsys):
   """train.time_budget's refit doubles a 3-stage run at step 2: the later stages run where the refitted plan
   puts them (they once ran to the old plan's end)."""
@@ -179,37 +107,40 @@ def test_a_refit_in_the_first_stage_moves_the_stages_after_it(demo_records, tmp_
   assert RunDir(tmp_path / "run").read_config()["train"]["epochs"] == 2.0  # a rerun resumes the refitted run
 
 
+def _train_args(model_dir, data_dir, hparam_str=MAIN_TINY, *extra):
+  return ["--mode=train", f"--model_dir={model_dir}", f"--data_dir={data_dir}", f"--hparam_str={hparam_str}", *extra]
+
+
 def test_bad_input_gives_one_clear_line(demo_records, tmp_path):
   import shutil
   older = shutil.copytree(demo_records, tmp_path / "older_conversion")  # from before dataset.json
   (older / "dataset.json").unlink()
   cases = [
-      (_main(tmp_path / "a", demo_records, "train.batchsize=8"), "error: Unknown hparam 'train.batchsize'"),
-      (_main(tmp_path / "b", tmp_path / "empty"), "error: No TFRecord files match"),
-      (_main(tmp_path / "c", demo_records, MAIN_TINY, "--use_tpu", "--tpu=local"),
+      (_train_args(tmp_path / "a", demo_records, "train.batchsize=8"), "error: Unknown hparam 'train.batchsize'"),
+      (_train_args(tmp_path / "b", tmp_path / "empty"), "error: No TFRecord files match"),
+      (_train_args(tmp_path / "c", demo_records, MAIN_TINY, "--use_tpu", "--tpu=local"),
        "error: --tpu=local, but this machine has no TPU chips"),
-      (_main(tmp_path / "d", demo_records, MAIN_TINY + ",model.num_classes=1000"),
+      (_train_args(tmp_path / "d", demo_records, MAIN_TINY + ",model.num_classes=1000"),
        'dataset.json: model.num_classes is 1,000 but the data has 5. Pass --hparam_str="model.num_classes=5"'),
-      (_main(tmp_path / "e", older, MAIN_TINY + ",model.num_classes=1000"),
+      (_train_args(tmp_path / "e", older, MAIN_TINY + ",model.num_classes=1000"),
        'labels.txt names 5 classes but model.num_classes is 1000: set --hparam_str="model.num_classes=5"'),
   ]
-  for command, message in cases:
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+  for args, message in cases:
+    done = run_main(*args)
     assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
-    assert "Traceback" not in done.stderr
   assert not any((tmp_path / name).exists() for name in "abde")  # a refused run leaves no folder behind
 
 
-@pytest.mark.slow  # platform-independent; CI's TPU-stack half leaves it to the CPU half
-def test_checkpoint_of_another_model_is_refused(demo_records, tmp_path):
-  subprocess.run(_main(tmp_path / "run", demo_records, MAIN_TINY + ",progressive.stages=1,data.num_train_examples=16"),
-                 check=True, capture_output=True, timeout=300, cwd=ROOT)
-  done = subprocess.run(_main(tmp_path / "run", demo_records, MAIN_TINY + ",model.width=0.5"), capture_output=True,
-                        text=True, timeout=120, cwd=ROOT)
-  assert done.returncode == 2 and "holds checkpoints of" in done.stderr and "Traceback" not in done.stderr
-  assert list((tmp_path / "run" / "checkpoints").glob("ckpt-*.index"))  # nothing was lost
+@pytest.mark.one_stack
+def test_checkpoint_of_another_model_is_refused(finished_run, demo_records, tmp_path):
+  run = copy_run(finished_run, tmp_path / "run")
+  before = snapshot(run)
+  done = run_main(*_train_args(run, demo_records, TINY_RUN + ",model.width=0.5"))
+  assert done.returncode == 2 and "holds checkpoints of" in done.stderr.strip().splitlines()[-1]
+  assert snapshot(run) == before and (run / "checkpoints" / "ckpt-2.index").exists()  # nothing was lost
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("precision", ["bfloat16", pytest.param("float16", marks=pytest.mark.gpu_path)])
 def test_mixed_precision_trains_on_the_cpu(demo_records, tmp_path, precision):
   """bf16 (the TPU setting) and fp16 with loss scaling (the GPU setting) run the same loop here."""
@@ -218,6 +149,7 @@ def test_mixed_precision_trains_on_the_cpu(demo_records, tmp_path, precision):
   assert all(np.isfinite(result["weights"]))
 
 
+@pytest.mark.e2e
 @pytest.mark.gpu_path
 def test_gradient_clipping_means_the_same_under_loss_scaling(demo_records, tmp_path):
   """float16 gradients are loss-scaled until apply_gradients; clipping must not shrink them by the scale."""
@@ -235,8 +167,7 @@ def test_each_stage_reports_what_tracing_its_step_cost(demo_records, tmp_path):
   """Without XLA the first stage traces the step and the second reuses it (same dropout); the stage lines
   say so. (Under XLA each stage's size compiles anew; the same line then says "tracing and XLA compiling".)"""
   hparam_str = MAIN_TINY + ",progressive.stages=2,data.num_train_examples=64,regularization.dropout_max=0.2"
-  done = subprocess.run(_main(tmp_path, demo_records, hparam_str), capture_output=True, text=True, timeout=600,
-                        cwd=ROOT)
+  done = run_main(*_train_args(tmp_path, demo_records, hparam_str))
   assert done.returncode == 0, done.stderr[-3000:]
   lines = [line for line in done.stdout.splitlines() if " done in " in line]
   seconds = [float(line.split("of which ")[1].split(" s tracing the step")[0]) for line in lines]
@@ -258,7 +189,8 @@ def test_a_host_loop_holds_at_most_progress_seconds_of_steps(pace, expected):
   assert host_loop_steps(240, 1000, 250, 100, 5.0, 0.01) == 10  # the next checkpoint
 
 
-@pytest.mark.slow  # platform-independent; CI's TPU-stack half leaves it to the CPU half
+@pytest.mark.e2e
+@pytest.mark.one_stack
 def test_progress_moves_within_a_long_host_loop(demo_records, tmp_path):
   """steps_per_loop 100 over a 96-step stage: the loops are cut to progress_seconds, so the log moves.
 
@@ -266,8 +198,7 @@ def test_progress_moves_within_a_long_host_loop(demo_records, tmp_path):
   """
   hparam_str = tiny(data__num_train_examples=768, progressive__stages=1, runtime__steps_per_loop=100,
                     runtime__progress_seconds=0.1)
-  done = subprocess.run(_main(tmp_path, demo_records, hparam_str), capture_output=True, text=True, timeout=300,
-                        cwd=ROOT)
+  done = run_main(*_train_args(tmp_path, demo_records, hparam_str))
   assert done.returncode == 0, done.stderr[-3000:]
   rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
   steps = [b["step"] - a["step"] for a, b in zip([{"step": 0}] + rows, rows)]

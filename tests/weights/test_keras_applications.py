@@ -68,7 +68,8 @@ def test_a_keras_applications_weights_file_loads_from_disk(tmp_path):
                              atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e  # every variant at full size: 90 s
+@pytest.mark.one_stack
 @pytest.mark.parametrize("name", sorted(KERAS_CONSTRUCTORS))
 def test_every_keras_applications_variant_copies_to_identical_outputs(name):
   """V2 B0-L and V1 B0-B7 at 64 px (even sizes all the way down, where keras' explicit V1 padding equals

@@ -2,16 +2,15 @@
 (tests/official_variables/) with distinct raw and EMA values, the way the released tarballs hold them."""
 
 import logging
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from effnetv2_tf.model import create_model
+from effnetv2_tf.weights import official as official_command
 from effnetv2_tf.weights.official import CheckpointError, load_official_checkpoint
-from tests.helpers import EMA_SUFFIX, official_values, randomize, write_official_checkpoint, write_tf1_checkpoint
+from tests.helpers import EMA_SUFFIX, call, official_values, randomize, write_official_checkpoint, write_tf1_checkpoint
 
 X = np.random.default_rng(0).normal(size=(2, 48, 48, 3)).astype("float32")
 MODELS = ["efficientnetv2-b0", "efficientnet-b0"]  # Fused-MBConv + MBConv (V2), MBConv only (V1)
@@ -118,9 +117,7 @@ def test_a_path_that_is_not_a_checkpoint(tmp_path):
 
 def test_command_line_converts_to_a_keras_weights_file(official, tmp_path):
   raw, ema, folder = official
-  done = subprocess.run([sys.executable, "-m", "effnetv2_tf.weights.official", str(folder),
-                         str(tmp_path / "m.weights.h5"), "--model", raw.name], capture_output=True, text=True,
-                        timeout=300)
+  done = call(official_command.main, folder, tmp_path / "m.weights.h5", "--model", raw.name)
   assert done.returncode == 0, done.stderr[-2000:]
   assert f"{len(raw.weights)} variables loaded ({len(raw.weights)} from EMA shadows, 0 raw)" in done.stdout
   loaded = _logits_model(raw.name)

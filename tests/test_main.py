@@ -1,0 +1,38 @@
+"""main.py's ends: one line and exit 2 for what a user can fix, exit 75 after a stop on a signal; anything else
+is a bug and keeps its traceback. (The jobs themselves: test_modes, train/, tpu/; in a process: test_readme.)"""
+
+import pytest
+
+import main
+from effnetv2_tf.train.preemption import Preempted
+from tests.helpers import run_main
+from tpu.pjrt import TPUSetupError
+
+
+@pytest.mark.parametrize("error, status, line", [
+    (Preempted("SIGTERM", 12), 75, "stopped by SIGTERM at step 12: checkpoint saved; rerun the same command to resume"),
+    (ValueError("Unknown hparam 'x'"), 2, "error: Unknown hparam 'x'"),
+    (FileNotFoundError("No TFRecord files match d/train-*"), 2, "error: No TFRecord files match d/train-*"),
+    (FloatingPointError("Training diverged at step 3"), 2, "error: Training diverged at step 3"),
+    (TPUSetupError("--tpu=local, but this machine has no TPU chips"), 2,
+     "error: --tpu=local, but this machine has no TPU chips"),
+    (OSError(28, "No space left on device"), 2, "error: No space left on device while writing into runs/x: free "
+     "space and rerun the same command (complete checkpoints and logs are kept; an unfinished save is removed on "
+     "resume)."),
+])
+def test_each_stop_a_user_can_act_on_is_one_line_and_its_exit_status(monkeypatch, error, status, line):
+  def stopped():
+    raise error
+
+  monkeypatch.setattr(main, "_run", stopped)
+  done = run_main("--model_dir=runs/x")
+  assert done.returncode == status and done.stderr.strip().splitlines() == [line] and not done.stdout
+
+
+def test_any_other_error_is_a_bug_and_keeps_its_traceback(monkeypatch):
+  def broken():
+    raise KeyError("stage")
+
+  monkeypatch.setattr(main, "_run", broken)
+  with pytest.raises(KeyError, match="stage"):
+    run_main()
