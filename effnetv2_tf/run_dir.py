@@ -30,6 +30,8 @@ from effnetv2_tf.labels import read_labels
 CONFIG_FILE = "config.yaml"
 LABELS_FILE = "labels.txt"
 CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_NAME = "ckpt"  # tf.train.CheckpointManager's: checkpoints/ckpt-STEP
+CHECKPOINT_STATE_FILE = "checkpoint"  # its state file: the latest checkpoint and the ones it keeps
 WORKERS_DIR = "workers"
 HISTORY_FILE = "history.jsonl"
 EVAL_FILE = "eval.jsonl"
@@ -133,9 +135,65 @@ class RunDir:
   def worker_checkpoints(self, task_id):
     return os.path.join(self.path, WORKERS_DIR, str(task_id))
 
+  def complete_checkpoints(self):
+    """The prefixes of the checkpoints in the folder whose index and every data shard are there, oldest first."""
+    if not tf.io.gfile.isdir(self.checkpoints):
+      return []
+    found = []
+    for index in tf.io.gfile.glob(os.path.join(self.checkpoints, f"{CHECKPOINT_NAME}-*.index")):
+      prefix = index[:-len(".index")]
+      step = prefix.rsplit("-", 1)[1]
+      shards = tf.io.gfile.glob(f"{prefix}.data-*-of-*")
+      if step.isdigit() and shards and len(shards) == int(shards[0].rsplit("-of-", 1)[1]):
+        found.append((int(step), prefix))
+    return [prefix for _, prefix in sorted(found)]
+
+  def _named_checkpoint(self):
+    """(the checkpoint the state file names, whether it is there); (None, False) without a state file. Read
+    without tf.train.latest_checkpoint, which logs an error line for a name that is not there."""
+    try:
+      state = tf.train.get_checkpoint_state(self.checkpoints)
+    except ValueError:  # a state file without a path
+      state = None
+    if state is None or not state.model_checkpoint_path:
+      return None, False
+    prefix = os.path.join(self.checkpoints, os.path.basename(state.model_checkpoint_path.rstrip("/")))
+    return prefix, tf.io.gfile.exists(f"{prefix}.index")
+
   def latest_checkpoint(self):
-    """The newest checkpoint prefix, or None."""
-    return tf.train.latest_checkpoint(self.checkpoints)
+    """The newest checkpoint prefix, or None: the one the state file names or, where the state file names one
+    that is not there or is missing (a folder copied in part, a checkpoint deleted by hand), the newest complete
+    one in the folder (repair_checkpoint_state points the state file at it before a run goes on)."""
+    named, there = self._named_checkpoint()
+    if there:
+      return named
+    complete = self.complete_checkpoints()
+    return complete[-1] if complete else None
+
+  def repair_checkpoint_state(self):
+    """Points the state file at the newest complete checkpoint where it names one that is not there or is
+    missing, so that a resumed run goes on from it and its rotation keeps every checkpoint there; returns a
+    line saying so, or None when there was nothing to repair. A state file that names an older checkpoint than
+    the folder holds is refused: going on from it would overwrite the newer ones."""
+    named, there = self._named_checkpoint()
+    complete = self.complete_checkpoints()
+    if there:
+      newer = [os.path.basename(prefix) for prefix in complete[complete.index(named) + 1:]] if named in complete else []
+      if newer:
+        named = os.path.basename(named)
+        raise ValueError(f"{self.checkpoints}/{CHECKPOINT_STATE_FILE} names {named}, but the folder holds newer "
+                         f"checkpoints ({', '.join(newer)}), which a run from it would overwrite: move them out of the "
+                         f"folder to go on from {named}, or delete the state file to go on from the newest.")
+      return None
+    if not complete:
+      return None
+    names = [os.path.basename(prefix) for prefix in complete]  # relative, as tf.train.CheckpointManager writes them
+    write_atomically(os.path.join(self.checkpoints, CHECKPOINT_STATE_FILE),  # its text format, one path a line
+                     "".join([f'model_checkpoint_path: "{names[-1]}"\n'] +
+                             [f'all_model_checkpoint_paths: "{name}"\n' for name in names]))
+    said = f"names {os.path.basename(named)}, which is not there" if named else "is missing"
+    return (f"{self.checkpoints}/{CHECKPOINT_STATE_FILE} {said}: resuming from {names[-1]}, the newest complete "
+            f"checkpoint (kept: {', '.join(names)})")
 
   def read_config(self):
     """The run's resolved config as a dict (keys renamed since it was written under their new names), or

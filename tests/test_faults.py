@@ -4,6 +4,7 @@ Nothing of a run is lost, the rerun resumes, and each refusal is one line with e
 meets from outside (another process, a kill) have a process of their own; the reruns run in this one."""
 
 import json
+import re
 import subprocess
 import time
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import ROOT, TWO_STAGES, copy_run, main_command, main_py, run_main
+from tests.helpers import ROOT, TWO_STAGES, copy_run, main_command, main_py, run_main, snapshot
 
 pytestmark = pytest.mark.one_stack  # platform-independent: CI's TPU-stack half leaves them to the CPU half
 
@@ -105,6 +106,51 @@ def test_a_stage_eval_lost_to_a_kill_is_made_on_resume(two_stages_run, demo_reco
   resumed = _train(tmp_path, demo_records)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert [e["step"] for e in _rows(tmp_path / "eval.jsonl")] == [6, 12]
+
+
+def _checkpoint_files(run):
+  return snapshot(run / "checkpoints") | {"checkpoint": None}  # the state file aside
+
+
+def test_a_state_file_naming_a_missing_checkpoint_resumes_from_the_newest_complete_one(two_stages_run,
+                                                                                       demo_records, tmp_path):
+  """A run folder copied in part, or a state file from elsewhere: it names ckpt-99, or it is missing. The
+  rerun goes on from the newest complete checkpoint (here the finished run's ckpt-12) and loses none."""
+  for case, damage in (("named", lambda state: state.write_text(re.sub(
+      r'(?m)^model_checkpoint_path: .*$', 'model_checkpoint_path: "ckpt-99"', state.read_text()))),
+                       ("missing", lambda state: state.unlink())):
+    run = copy_run(two_stages_run, tmp_path / case)
+    before, history = _checkpoint_files(run), (run / "history.jsonl").read_bytes()
+    damage(run / "checkpoints" / "checkpoint")
+    again = _train(run, demo_records)
+    assert again.returncode == 0, again.stderr[-3000:]
+    said = "names ckpt-99, which is not there" if case == "named" else "is missing"
+    assert (f"{run / 'checkpoints'}/checkpoint {said}: resuming from ckpt-12, the newest complete checkpoint (kept: "
+            "ckpt-6, ckpt-12)") in again.stdout
+    assert _checkpoint_files(run) == before and (run / "history.jsonl").read_bytes() == history
+    assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-12")
+
+  # The latest checkpoint deleted by hand, to go back: the run goes on from ckpt-6 to its end.
+  run = copy_run(two_stages_run, tmp_path / "rolled_back")
+  for path in (run / "checkpoints").glob("ckpt-12.*"):
+    path.unlink()
+  again = _train(run, demo_records)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert "names ckpt-12, which is not there: resuming from ckpt-6" in again.stdout and "steps 6-12" in again.stdout
+  assert [row["step"] for row in _rows(run / "history.jsonl")] == list(range(1, 13))
+
+
+def test_a_state_file_naming_an_older_checkpoint_than_the_folder_holds_is_refused(two_stages_run, demo_records,
+                                                                                  tmp_path):
+  run = copy_run(two_stages_run, tmp_path / "run")
+  tf.compat.v1.train.update_checkpoint_state(str(run / "checkpoints"), str(run / "checkpoints" / "ckpt-6"))
+  before = snapshot(run)
+  refused = _train(run, demo_records)
+  assert refused.returncode == 2 and _last_line(refused) == (
+      f"error: {run / 'checkpoints'}/checkpoint names ckpt-6, but the folder holds newer checkpoints (ckpt-12), which "
+      "a run from it would overwrite: move them out of the folder to go on from ckpt-6, or delete the state file to "
+      "go on from the newest.")
+  assert snapshot(run) == before
 
 
 def test_a_diverging_run_saves_nothing_of_the_divergence_and_says_how_to_go_on(demo_records, tmp_path):

@@ -23,3 +23,17 @@ def test_a_held_folder_is_refused_to_a_second_hold_and_survives_it(tmp_path):
     with pytest.raises(RunDirBusyError, match="is in use by another run"), RunDir(tmp_path / "run").exclusive():
       pass
     assert (tmp_path / "run" / ".lock").exists()
+
+
+def test_only_checkpoints_with_their_index_and_every_data_shard_are_complete(tmp_path):
+  run = RunDir(tmp_path)
+  folder = tmp_path / "checkpoints"
+  folder.mkdir()
+  for name in ("ckpt-3.index", "ckpt-3.data-00000-of-00001", "ckpt-5.index",  # ckpt-5: no data
+               "ckpt-7.index", "ckpt-7.data-00001-of-00002", "ckpt-10.data-00000-of-00001",  # 1 of 2; no index
+               "ckpt-20.index", "ckpt-20.data-00000-of-00002", "ckpt-20.data-00001-of-00002"):
+    (folder / name).write_bytes(b"")
+  assert run.complete_checkpoints() == [str(folder / "ckpt-3"), str(folder / "ckpt-20")]  # by step, not by name
+  (folder / "checkpoint").write_text('model_checkpoint_path: "ckpt-99"\n')
+  assert run.latest_checkpoint() == str(folder / "ckpt-20")
+  assert RunDir(tmp_path / "nothing").latest_checkpoint() is None

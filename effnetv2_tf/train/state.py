@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 
 from effnetv2_tf.model import model_from_config, set_dropout_rate, set_survival_prob
+from effnetv2_tf.run_dir import CHECKPOINT_NAME
 from effnetv2_tf.train import losses
 from effnetv2_tf.train.ema import ExponentialMovingAverage, averaged_variables
 from effnetv2_tf.train.lr_schedule import WarmupDecay
@@ -102,7 +103,8 @@ class TrainState:
     directory = run_dir.checkpoints
     if not is_chief:
       directory = run_dir.worker_checkpoints(self.strategy.cluster_resolver.task_id)
-    return tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=runtime.keep_checkpoints,
+    return tf.train.CheckpointManager(self.checkpoint, directory, checkpoint_name=CHECKPOINT_NAME,
+                                      max_to_keep=runtime.keep_checkpoints,
                                       keep_checkpoint_every_n_hours=runtime.keep_checkpoint_every_hours)
 
   def _train_step(self, images, labels):

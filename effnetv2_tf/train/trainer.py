@@ -257,6 +257,8 @@ class Trainer:
     if self.is_chief:
       for name in self.run_dir.remove_unfinished_saves():
         print(f"removed {name}, the remains of a checkpoint save that did not finish", flush=True)
+      if repaired := self.run_dir.repair_checkpoint_state():
+        print(repaired, flush=True)
     latest = self.run_dir.latest_checkpoint()
     if latest and not self.allow_new_settings:
       self._check_unchanged(latest)
