@@ -264,6 +264,9 @@ def _check(config):
   for key in _POSITIVE:
     if _value(config, key) < 1:
       raise ValueError(f"hparam {key!r} must be at least 1, got {_value(config, key)!r}.")
+  if config.model.num_classes < 2:
+    raise ValueError(f"hparam 'model.num_classes' must be at least 2 (one class leaves nothing to tell apart), got "
+                     f"{config.model.num_classes!r}.")
   if config.train.epochs <= 0:
     raise ValueError(f"hparam 'train.epochs' must be positive, got {config.train.epochs!r}.")
   if config.train.time_budget < 0:

@@ -107,6 +107,9 @@ def convert(src, out, shards=8, seed=0, overwrite=False):
   `overwrite`, which deletes those files first."""
   splits, empty = find_splits(src)
   classes = sorted({name for images in splits.values() for _, name in images})
+  if len(classes) < 2:
+    raise LayoutError(f"{src}: one class ({classes[0]}), and a classifier needs at least 2: add a folder of photos "
+                      "per class (SPLIT/CLASS/*.jpg).")
   label_of = {name: index for index, name in enumerate(classes)}
   out = pathlib.Path(out)
   if out.exists() and not out.is_dir():

@@ -64,6 +64,9 @@ def settings_from_data(config, data_dir, explicit=()):
                         if files == data.train_files), None)
   if facts is None:
     return []
+  if facts.num_classes is not None and facts.num_classes < 2:
+    raise ValueError(f"{facts.where}: the data has {facts.num_classes} class, and a classifier needs at least 2: add "
+                     "a folder of photos per class and convert them again.")
   lines, contradictions = [], []
   others = [split for split in facts.files if split != train_split]
   if facts.files and data.eval_files not in facts.files.values() and len(others) == 1:

@@ -96,11 +96,22 @@ def test_a_stray_image_beside_class_folders_is_refused_and_empty_classes_are_rep
       "move or remove them.")
   (tmp_path / "src" / "train" / "stray.jpg").unlink()
   (tmp_path / "src" / "train" / "dog").mkdir()
+  _image(tmp_path / "src" / "train" / "bird" / "c.jpg")
   done = _convert(tmp_path / "src", tmp_path / "out")
   assert done.returncode == 0 and "warning: train/dog holds no image and was left out" in done.stdout
-  assert (tmp_path / "out" / "labels.txt").read_text() == "cat\n"
+  assert (tmp_path / "out" / "labels.txt").read_text() == "bird\ncat\n"
   (tmp_path / "file").write_text("x")
   assert "Output " in _convert(tmp_path / "src", tmp_path / "file").stderr
+
+
+def test_one_class_is_refused_before_anything_is_written(tmp_path):
+  _image(tmp_path / "src" / "train" / "cat" / "a.jpg")
+  _image(tmp_path / "src" / "val" / "cat" / "b.jpg")
+  done = _convert(tmp_path / "src", tmp_path / "out")
+  assert done.returncode == 2 and not (tmp_path / "out").exists()
+  assert done.stderr.strip().splitlines()[-1] == (f"error: {tmp_path / 'src'}: one class (cat), and a classifier "
+                                                  "needs at least 2: add a folder of photos per class "
+                                                  "(SPLIT/CLASS/*.jpg).")
 
 
 @pytest.mark.one_stack
@@ -109,6 +120,7 @@ def test_folders_named_like_images_and_symlink_loops_are_not_images(tmp_path):
   (tmp_path / "src" / "train" / "cat" / "b.jpg").mkdir()
   (tmp_path / "src" / "train" / "loop").symlink_to(tmp_path / "src" / "train")
   (tmp_path / "src" / "train" / "cat" / "self.png").symlink_to(tmp_path / "src" / "train" / "cat" / "self.png")
+  _image(tmp_path / "src" / "train" / "dog" / "d.jpg")
   done = _convert(tmp_path / "src", tmp_path / "out")
   assert done.returncode == 0, done.stderr[-2000:]
-  assert "train: 1 images" in done.stdout
+  assert "train: 2 images" in done.stdout

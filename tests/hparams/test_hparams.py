@@ -154,6 +154,7 @@ def test_unknown_set_lists_the_valid_ones():
 @pytest.mark.parametrize("hparam_str, message", [
     ("train.batch_size=true", r"'train.batch_size' takes a int \(now 32\), got 'true'"),
     ("train.batch_size=0", r"'train.batch_size' must be at least 1, got 0"),
+    ("model.num_classes=1", r"'model.num_classes' must be at least 2 \(one class leaves nothing to tell apart\), got 1"),
     ("train.batch_size=-4", r"'train.batch_size' must be at least 1, got -4"),
     ("runtime.checkpoint_steps=0", r"'runtime.checkpoint_steps' must be at least 1, got 0"),
     ("eval.image_size=0", r"'eval.image_size' must be at least 1"),

@@ -71,6 +71,14 @@ def test_a_folder_without_dataset_json_keeps_the_config(tmp_path):
   assert lines == [] and config.model.num_classes == 1000
 
 
+def test_data_of_one_class_is_refused_naming_its_file(tmp_path):
+  from effnetv2_tf.data.facts import write_dataset_file
+  write_dataset_file(tmp_path, 1, {"train": 12}, {"train": 128})  # as the converter wrote it before it refused
+  with pytest.raises(ValueError, match=f"^{tmp_path / 'dataset.json'}: the data has 1 class, and a classifier needs "
+                                       "at least 2: add a folder of photos per class and convert them again.$"):
+    _settings("photos-b0", tmp_path)
+
+
 def test_tfds_metadata_gives_the_class_count_without_the_data(tmp_path):
   # TFDS knows cifar10's label feature from its code; the empty folder holds no prepared data (no counts).
   config, lines = _settings("cifar10-ft", tmp_path, "model.num_classes=none")
