@@ -201,7 +201,19 @@ class RunDir:
     if not tf.io.gfile.exists(self.config_file):
       return None
     with tf.io.gfile.GFile(self.config_file) as f:
-      return hparams.upgrade(yaml.safe_load(f.read()))
+      text = f.read()
+    try:
+      saved = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+      where = getattr(error, "problem_mark", None)
+      at = f" at line {where.line + 1}" if where else ""
+      raise ValueError(f"{self.config_file} is damaged (not YAML{at}: {getattr(error, 'problem', None) or error}); "
+                       "restore it from a copy of the run.") from None
+    if not isinstance(saved, dict):
+      raise ValueError(f"{self.config_file} is damaged (a {type(saved).__name__}, not the settings of a run); restore "
+                       "it from a copy of the run.")
+    hparams.check_saved(saved, self.config_file)
+    return hparams.upgrade(saved)
 
   def write_config(self, config):
     tf.io.gfile.makedirs(self.path)

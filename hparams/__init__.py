@@ -98,6 +98,35 @@ def upgrade(saved):
   return saved
 
 
+def check_saved(saved, where):
+  """Checks a saved config (a run's config.yaml, upgraded): a section per group, and each key this version knows
+  holding a value of its type; one ValueError naming `where` and the first value that does not."""
+  base = get_config("base")
+  damaged = f"{where} is damaged"
+  for group, values in saved.items():
+    if not isinstance(values, dict):
+      raise ValueError(f"{damaged}: {group} is {values!r}, not a section of settings; restore it from a copy of the "
+                       "run.")
+  for group, values in upgrade(saved).items():
+    for key, value in values.items():
+      if group not in base or key not in base[group]:
+        continue  # a key of another version: upgrade renames the known ones
+      current, name = base[group][key], f"{group}.{key}"
+      if current is None:  # unset until a run sets it: a number (or, for a choice, a name)
+        fits = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
+            name in _CHOICES and isinstance(value, str))
+      else:
+        try:
+          ml_collections.ConfigDict({key: current})[key] = value
+          fits = value is not None
+        except TypeError:
+          fits = False
+      if not fits:
+        expected = {int: "a whole number", float: "a number", str: "a name", bool: "true or false"}.get(
+            type(current), "a number")
+        raise ValueError(f"{damaged}: {name} is {value!r}, not {expected}; restore it from a copy of the run.")
+
+
 def _valid_keys(config, prefix=""):
   keys = []
   for key, value in config.items():

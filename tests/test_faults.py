@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 
 from tests.helpers import ROOT, TWO_STAGES, copy_run, main_command, main_py, run_main, snapshot
 
@@ -151,6 +152,41 @@ def test_a_state_file_naming_an_older_checkpoint_than_the_folder_holds_is_refuse
       "a run from it would overwrite: move them out of the folder to go on from ckpt-6, or delete the state file to "
       "go on from the newest.")
   assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (lambda text: text[:text.index("num_classes")] + 'num_classes: "5\n', "not YAML at line "),  # cut short
+    (lambda text: "- model\n- train\n", "(a list, not the settings of a run)"),
+    (lambda text: text.replace("num_classes: 5", "num_classes: five"), ": model.num_classes is 'five', not a whole number;"),
+])
+def test_a_damaged_config_yaml_is_one_line_naming_it_in_every_job(two_stages_run, demo_records, tmp_path, damage,
+                                                                  problem):
+  run = copy_run(two_stages_run, tmp_path / "run")
+  config = run / "config.yaml"
+  config.write_text(damage(config.read_text()))
+  before = snapshot(run)
+  for job in (_train(run, demo_records), run_main("--mode=eval", f"--model_dir={run}", f"--data_dir={demo_records}"),
+              run_main("--mode=export", f"--model_dir={run}", f"--export_dir={tmp_path / 'export'}")):
+    assert job.returncode == 2, job.stderr[-2000:]
+    line = _last_line(job)
+    assert line.startswith(f"error: {config} is damaged") and problem in line, line
+    assert line.endswith("restore it from a copy of the run.")
+  assert snapshot(run) == before and not (tmp_path / "export").exists()
+
+
+def test_checkpoints_without_their_config_yaml_are_refused_unless_asked_for(two_stages_run, demo_records, tmp_path):
+  """Without the settings the checkpoints were trained with, other settings cannot be told apart."""
+  run = copy_run(two_stages_run, tmp_path / "run")
+  (run / "config.yaml").unlink()
+  before = snapshot(run)
+  other = _train(run, demo_records, TWO_STAGES + ",train.batch_size=16")
+  assert other.returncode == 2 and _last_line(other) == (
+      f"error: {run} holds checkpoints (ckpt-12) but no config.yaml, the settings they were trained with: restore it "
+      "from a copy of the run, or pass --continue_with_new_settings to go on from ckpt-12 with this command's.")
+  assert snapshot(run) == before
+  asked = _train(run, demo_records, TWO_STAGES + ",train.batch_size=16", "--continue_with_new_settings")
+  assert asked.returncode == 0, asked.stderr[-3000:]
+  assert yaml.safe_load((run / "config.yaml").read_text())["train"]["batch_size"] == 16  # the settings it went on with
 
 
 def test_a_diverging_run_saves_nothing_of_the_divergence_and_says_how_to_go_on(demo_records, tmp_path):

@@ -20,7 +20,7 @@ import yaml
 from effnetv2_tf.data.pipeline import Preprocessing, RecordCounts, build_dataset, explained_data_errors
 from effnetv2_tf.data.seeds import STAGE, derive_seed
 from effnetv2_tf.model import get_model_spec
-from effnetv2_tf.run_dir import RunDir, model_identity
+from effnetv2_tf.run_dir import CONFIG_FILE, RunDir, model_identity
 from effnetv2_tf.train.divergence import LossWatch
 from effnetv2_tf.train.evaluation import Evaluator
 from effnetv2_tf.train.pace import pace_at, scaled
@@ -152,7 +152,12 @@ class Trainer:
     self.train_source = train_source(config, data_dir)
     self.class_names = class_names(config, data_dir)
     # The config.yaml of the run this one resumes (None for a new run), read once.
-    self.resumed_config = self.run_dir.read_config() if self.run_dir.latest_checkpoint() else None
+    latest = self.run_dir.latest_checkpoint()
+    self.resumed_config = self.run_dir.read_config() if latest else None
+    if latest and self.resumed_config is None and not allow_new_settings:
+      raise ValueError(f"{self.run_dir} holds checkpoints ({os.path.basename(latest)}) but no {CONFIG_FILE}, the "
+                       "settings they were trained with: restore it from a copy of the run, or pass "
+                       f"--continue_with_new_settings to go on from {os.path.basename(latest)} with this command's.")
     check_same_model(self.run_dir, self.resumed_config, config)
     self.compute_dtype, self.jit_compile = prepare_process(config, runtime)
     _, self.schedule = run_plan(config)
