@@ -41,6 +41,8 @@ flags.DEFINE_string("export_dir", None, "With --mode=export: where EXPORT_DIR/cl
 flags.DEFINE_bool("overwrite", False, "With --mode=export: replace a previous export (never anything else).")
 flags.DEFINE_bool("continue_with_new_settings", False, "Resume a run with checkpoints although its schedule, "
                   "data or model settings differ from the ones it was started with (refused otherwise).")
+flags.DEFINE_bool("other_class_names", False, "With --mode=eval: evaluate although the data names other classes "
+                  "than the run (a relabelled copy of the same classes, in the same order).")
 flags.DEFINE_bool("doctor", False, "Check this machine for the run the other flags describe (TF build, libtpu, "
                   "TPU, data, model_dir, one compiled train step) and exit: 0 ready, 1 a problem found.")
 flags.DEFINE_enum("tflite", None, ["float32", "dynamic-int8"], "With --mode=export: also write "
@@ -193,13 +195,16 @@ def _evaluate(run_dir, runtime):
   import tensorflow as tf
   from effnetv2_tf.model import get_model_spec
   from effnetv2_tf.train.evaluation import Evaluator
-  from effnetv2_tf.train.run_data import eval_source
+  from effnetv2_tf.train.run_data import check_run_classes, eval_source
   from effnetv2_tf.train.trainer import build_state, prepare_process, run_plan
   config = _run_config(run_dir)
   data_dir = FLAGS.data_dir
   if data_dir is None and tf.io.gfile.exists(os.path.join(run_dir.path, DEMO_RECORDS)):
     data_dir = os.path.join(run_dir.path, DEMO_RECORDS)  # a demo run evaluates on its own photos
   source = eval_source(config, data_dir)
+  if config.data.source == "tfrecord":
+    check_run_classes(run_dir, config.model.num_classes, data_dir, FLAGS.other_class_names,
+                      ", or pass --other_class_names to evaluate a relabelled copy of them")
   compute_dtype, jit_compile = prepare_process(config, runtime)
   state = build_state(config, runtime.strategy, jit_compile)
   evaluator = Evaluator(config, source, runtime.strategy, state.model, state.ema,

@@ -189,6 +189,21 @@ def test_checkpoints_without_their_config_yaml_are_refused_unless_asked_for(two_
   assert yaml.safe_load((run / "config.yaml").read_text())["train"]["batch_size"] == 16  # the settings it went on with
 
 
+def test_resuming_on_data_that_names_other_classes_is_refused_unless_asked_for(two_stages_run, demo_records,
+                                                                              tmp_path):
+  import shutil
+  run = copy_run(two_stages_run, tmp_path / "run")
+  relabelled = shutil.copytree(demo_records, tmp_path / "relabelled")
+  (relabelled / "labels.txt").write_text("a\nb\nc\nd\ne\n")
+  before = snapshot(run)
+  refused = _train(run, relabelled)
+  assert refused.returncode == 2 and _last_line(refused) == (
+      f"error: {relabelled} names other classes (a, b, c, d, e) than the run {run} was trained on (daisy, dandelion, "
+      "rose, sunflower, tulip): give data of the run's classes, or pass --continue_with_new_settings to go on with "
+      "the data's.")
+  assert snapshot(run) == before
+
+
 def test_a_diverging_run_saves_nothing_of_the_divergence_and_says_how_to_go_on(demo_records, tmp_path):
   # Momentum at lr up to 94 (3000 per 256 images, batch 8, warming up): the loss grows by orders of magnitude
   # within a few steps whatever the data order (checked with train.seed 0 and 1).

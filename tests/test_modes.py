@@ -79,3 +79,28 @@ def test_export_overwrite_replaces_only_a_previous_export(finished_run, tmp_path
   assert refused.returncode == 2 and "also holds notes.txt" in refused.stderr
   (tmp_path / "export" / "notes.txt").unlink()
   assert run_main(*export, "--overwrite").returncode == 0
+
+
+def test_eval_on_data_of_other_classes_is_refused_naming_both(finished_run, demo_records, tmp_path):
+  import shutil
+  from effnetv2_tf.data.convert import convert
+  for name in ("cat", "dog"):  # two classes of noise-free gray squares
+    folder = tmp_path / "two" / "val" / name
+    folder.mkdir(parents=True)
+    (folder / "a.jpg").write_bytes(tf.io.encode_jpeg(tf.fill((8, 8, 3), tf.constant(100, tf.uint8))).numpy())
+  convert(tmp_path / "two", tmp_path / "two_records", shards=1)
+  relabelled = shutil.copytree(demo_records, tmp_path / "relabelled")
+  (relabelled / "labels.txt").write_text("a\nb\nc\nd\ne\n")  # the same photos under other names
+  before = snapshot(finished_run)
+  run_classes = "(daisy, dandelion, rose, sunflower, tulip)"
+  for data, line in (
+      (tmp_path / "two_records", f"error: {tmp_path / 'two_records'} holds 2 classes (cat, dog), but the run "
+                                 f"{finished_run} was trained on 5 {run_classes}: give data of the run's classes."),
+      (relabelled, f"error: {relabelled} names other classes (a, b, c, d, e) than the run {finished_run} was trained "
+                   f"on {run_classes}: give data of the run's classes, or pass --other_class_names to evaluate a "
+                   "relabelled copy of them.")):
+    done = run_main("--mode=eval", f"--model_dir={finished_run}", f"--data_dir={data}")
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1] == line, done.stderr[-2000:]
+  asked = run_main("--mode=eval", f"--model_dir={finished_run}", f"--data_dir={relabelled}", "--other_class_names")
+  assert asked.returncode == 0 and "on 100 images" in asked.stdout, asked.stderr[-2000:]
+  assert snapshot(finished_run) == before

@@ -44,6 +44,27 @@ def class_names(config, data_dir):
   return names
 
 
+def _listed(names):
+  return f" ({', '.join(names[:6])}{', ...' if len(names) > 6 else ''})" if names else ""
+
+
+def check_run_classes(run_dir, num_classes, data_dir, allow_other_names=False, how_to_allow=""):
+  """Refuses a TFRecord folder whose classes are not the run's: another count (dataset.json, labels.txt), or,
+  unless `allow_other_names`, other names than the run's labels.txt (`how_to_allow` says how to allow them)."""
+  if not data_dir:
+    return
+  names = read_labels(os.path.join(data_dir, LABELS_FILE))
+  facts = tfrecord_facts(data_dir)
+  count = facts.num_classes if facts and facts.num_classes is not None else (len(names) if names else None)
+  ours = run_dir.read_labels()
+  if count is not None and count != num_classes:
+    raise ValueError(f"{data_dir} holds {count} classes{_listed(names)}, but the run {run_dir} was trained on "
+                     f"{num_classes}{_listed(ours)}: give data of the run's classes.")
+  if names and ours and names != ours and not allow_other_names:
+    raise ValueError(f"{data_dir} names other classes{_listed(names)} than the run {run_dir} was trained on"
+                     f"{_listed(ours)}: give data of the run's classes{how_to_allow}.")
+
+
 def settings_from_data(config, data_dir, explicit=()):
   """Sets, in the unresolved `config`, what the data says about itself: model.num_classes and
   data.num_train_examples where the config leaves them unset, data.eval_files when its pattern is no split

@@ -25,7 +25,7 @@ from effnetv2_tf.train.divergence import LossWatch
 from effnetv2_tf.train.evaluation import Evaluator
 from effnetv2_tf.train.pace import pace_at, scaled
 from effnetv2_tf.train.preemption import Preempted, StopSignals
-from effnetv2_tf.train.run_data import class_names, eval_source, train_source
+from effnetv2_tf.train.run_data import check_run_classes, class_names, eval_source, train_source
 from effnetv2_tf.train.run_log import RunLog, augmentation
 from effnetv2_tf.train.schedule import ProgressiveSchedule
 from effnetv2_tf.train.state import CheckpointMismatchError, TrainState, compute_dtype
@@ -149,6 +149,7 @@ class Trainer:
     self.run_dir = RunDir(model_dir)
     self.strategy = runtime.strategy
     self.is_chief = is_chief(self.strategy)
+    self.data_dir = data_dir
     self.train_source = train_source(config, data_dir)
     self.class_names = class_names(config, data_dir)
     # The config.yaml of the run this one resumes (None for a new run), read once.
@@ -267,6 +268,9 @@ class Trainer:
     latest = self.run_dir.latest_checkpoint()
     if latest and not self.allow_new_settings:
       self._check_unchanged(latest)
+      if self.config.data.source == "tfrecord":
+        check_run_classes(self.run_dir, self.config.model.num_classes, self.data_dir,
+                          how_to_allow=", or pass --continue_with_new_settings to go on with the data's")
     step = self.state.restore(latest)
     if step == 0 and self.config.train.ft_init_ckpt:
       train = self.config.train
