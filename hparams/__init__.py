@@ -300,8 +300,9 @@ def _check(config):
     raise ValueError(f"hparam 'train.epochs' must be positive, got {config.train.epochs!r}.")
   if config.train.time_budget < 0:
     raise ValueError(f"hparam 'train.time_budget' must be 0 (off) or more minutes, got {config.train.time_budget!r}.")
-  if config.runtime.progress_seconds < 0:
-    raise ValueError(f"hparam 'runtime.progress_seconds' must be 0 or more, got {config.runtime.progress_seconds!r}.")
+  for key in ("runtime.progress_seconds", "runtime.stop_seconds"):
+    if _value(config, key) < 0:
+      raise ValueError(f"hparam {key!r} must be 0 or more, got {_value(config, key)!r}.")
   if config.progressive.stages < 0:
     raise ValueError(f"hparam 'progressive.stages' must be 0 or more, got {config.progressive.stages!r}.")
   for key, choices in _CHOICES.items():

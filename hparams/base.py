@@ -97,6 +97,9 @@ def get_config():
   # ...and at most this many seconds of steps at the stage's pace (the first loops of a stage are one step),
   # so that progress, logs and a stop signal are never further behind; 0: steps_per_loop alone.
   config.runtime.progress_seconds = 5.0
+  # After a stop signal, the longest wait for the end of the host loop (a run blocked in its data never gets
+  # there): then the run ends without a checkpoint, saying where the last one is; 0: no bound.
+  config.runtime.stop_seconds = 60.0
   config.runtime.mixed_precision = "auto"  # auto: bfloat16 on TPU, float16 on GPU, float32 on CPU
   config.runtime.jit_compile = "auto"  # auto: on for TPU and GPU, off on CPU (XLA is 4-5x slower there)
   config.runtime.checkpoint_steps = 1000

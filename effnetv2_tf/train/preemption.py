@@ -9,10 +9,15 @@ waiting for data that never comes: Python runs signal handlers only between byte
 reads the signals from a wakeup pipe, which the C-level handler writes to at once. The watcher needs the
 interpreter too: signals sent while native code holds it (the TPU build searches for a TPU for about 5 s at the
 first TensorFlow op) are read together when it is released, and count as one notice.
+
+A supervisor that sends one signal and waits (`timeout`, a batch scheduler, a spot VM's notice) must see the
+run end: when the host loop has not ended `bound_seconds` after the first signal (outside a save), the watcher
+ends the process as a second signal would, saying where the last checkpoint is.
 """
 
 import contextlib
 import os
+import select
 import signal
 import threading
 import time
@@ -41,8 +46,10 @@ class StopSignals:
   ending the process, and a second one ends it at once (see the module doc). Outside the main thread (where
   Python cannot take signals) it does nothing."""
 
-  def __init__(self):
+  def __init__(self, bound_seconds=0.0, last_checkpoint=lambda: None):
     self.received = None
+    self.bound_seconds = bound_seconds  # 0: no bound
+    self._last_checkpoint = last_checkpoint  # () -> the newest checkpoint's path, for the bound's line
     self._saving = False
     self._previous = {}
     self._previous_wakeup = None
@@ -60,14 +67,34 @@ class StopSignals:
     finally:
       self._saving = False
 
+  def _past_the_bound(self, signum):
+    try:
+      latest = self._last_checkpoint()
+    except Exception:  # noqa: BLE001 -- the line must come whatever the storage says
+      latest = None
+    then = (f"the last checkpoint is {latest}; rerun the same command to resume from it" if latest else
+            "no checkpoint had been saved; rerun the same command to start again")
+    _say(f"{signal.Signals(signum).name}: the host loop did not end within {self.bound_seconds:g} s (runtime."
+         f"stop_seconds): stopped without saving; {then}")
+    os._exit(128 + signum)
+
   def _watch(self, read_end):
-    first = None
+    first, first_signum = None, None
     with os.fdopen(read_end, "rb", buffering=0) as pipe:
-      while data := pipe.read(64):
+      while True:
+        if first is not None and self.bound_seconds > 0:
+          left = first + self.bound_seconds - time.monotonic()
+          if left <= 0 and not self._saving:
+            self._past_the_bound(first_signum)
+          if not select.select([pipe], [], [], left if left > 0 else 0.5)[0]:  # 0.5: a save's end
+            continue
+        data = pipe.read(64)
+        if not data:
+          return
         for signum in (number for number in data if number in SIGNALS):
           name = signal.Signals(signum).name
           if first is None:
-            first = time.monotonic()
+            first, first_signum = time.monotonic(), signum
             _say(f"{name}: stopping after this host loop with a checkpoint; send it again to stop at once without one")
           elif time.monotonic() - first < DOUBLED_NOTICE_SECONDS:
             continue

@@ -320,7 +320,8 @@ class Trainer:
     timed = self.timed_paces  # {image size: seconds per step}, read by time_steps before the run
     measured = {}  # the stages' own paces
     paces = dict(timed)  # the time left's: the stages' own, the sizes to come as timed, scaled alike
-    with StopSignals() as stop:  # SIGTERM / SIGINT: save at the end of the current host loop, then stop
+    # SIGTERM / SIGINT: save at the end of the current host loop, then stop; within runtime.stop_seconds
+    with StopSignals(runtime.stop_seconds, self.run_dir.latest_checkpoint) as stop:
       for index in range(len(self.schedule.stages)):
         stage = self.schedule.stages[index]  # as refitted so far: a refit moves the later stages
         if self.step >= stage.end_step:

@@ -25,6 +25,9 @@ with StopSignals() as stop:
   next(iter(tf.data.Dataset.from_generator(never, output_signature=tf.TensorSpec((), tf.int32))))
 """
 
+# The same, with the bound of runtime.stop_seconds (2 s here) and a checkpoint to name.
+STUCK_WITH_A_BOUND = STUCK_IN_DATA.replace("StopSignals()", "StopSignals(2.0, lambda: '/runs/x/checkpoints/ckpt-40')")
+
 # The main thread is writing a checkpoint (a sleep stands in for it), then leaves the context.
 SAVING = """
 import time
@@ -80,3 +83,15 @@ def test_a_doubled_notice_or_a_signal_during_a_save_does_not_cut_it_short(start)
   assert process.returncode == 0, stderr[-2000:]
   assert stdout.strip().splitlines()[-1] == "saved after SIGINT"
   assert "SIGINT: a checkpoint is being written; stopping when it is done" in stderr
+
+
+def test_one_signal_ends_a_run_stuck_in_its_data_within_the_bound(start):
+  process = start(STUCK_WITH_A_BOUND)
+  signalled = time.monotonic()
+  process.send_signal(signal.SIGTERM)
+  _, stderr = process.communicate(timeout=30)
+  assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+  assert 1.5 < time.monotonic() - signalled < 10
+  assert [line for line in stderr.splitlines() if line.strip()][-1] == (
+      "SIGTERM: the host loop did not end within 2 s (runtime.stop_seconds): stopped without saving; the last "
+      "checkpoint is /runs/x/checkpoints/ckpt-40; rerun the same command to resume from it")
