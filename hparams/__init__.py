@@ -118,7 +118,7 @@ def check_saved(saved, where):
       else:
         try:
           ml_collections.ConfigDict({key: current})[key] = value
-          fits = value is not None
+          fits = value is not None or name not in ("model.name", "model.num_classes")  # a model needs both
         except TypeError:
           fits = False
       if not fits:
