@@ -40,6 +40,14 @@ def _last_line(done):
   return done.stderr.strip().splitlines()[-1]
 
 
+def _assert_refused_leaving_it_as_it_was(run, data_dir, line, hparam_str=TWO_STAGES):
+  """Reruns `run` on `data_dir`: exit 2, `line` last, and nothing in the run changed."""
+  before = snapshot(run)
+  refused = _train(run, data_dir, hparam_str)
+  assert refused.returncode == 2 and _last_line(refused) == line, refused.stderr[-2000:]
+  assert snapshot(run) == before
+
+
 @pytest.mark.e2e
 def test_a_second_run_on_the_same_folder_is_refused_and_the_first_loses_nothing(demo_records, tmp_path):
   slow = TWO_STAGES.replace("data.num_train_examples=96", "data.num_train_examples=400")  # 50 steps
@@ -145,13 +153,10 @@ def test_a_state_file_naming_an_older_checkpoint_than_the_folder_holds_is_refuse
                                                                                   tmp_path):
   run = copy_run(two_stages_run, tmp_path / "run")
   tf.compat.v1.train.update_checkpoint_state(str(run / "checkpoints"), str(run / "checkpoints" / "ckpt-6"))
-  before = snapshot(run)
-  refused = _train(run, demo_records)
-  assert refused.returncode == 2 and _last_line(refused) == (
+  _assert_refused_leaving_it_as_it_was(run, demo_records, (
       f"error: {run / 'checkpoints'}/checkpoint names ckpt-6, but the folder holds newer checkpoints (ckpt-12), which "
       "a run from it would overwrite: move them out of the folder to go on from ckpt-6, or delete the state file to "
-      "go on from the newest.")
-  assert snapshot(run) == before
+      "go on from the newest."))
 
 
 @pytest.mark.parametrize("damage, problem", [
@@ -178,12 +183,10 @@ def test_checkpoints_without_their_config_yaml_are_refused_unless_asked_for(two_
   """Without the settings the checkpoints were trained with, other settings cannot be told apart."""
   run = copy_run(two_stages_run, tmp_path / "run")
   (run / "config.yaml").unlink()
-  before = snapshot(run)
-  other = _train(run, demo_records, TWO_STAGES + ",train.batch_size=16")
-  assert other.returncode == 2 and _last_line(other) == (
+  _assert_refused_leaving_it_as_it_was(run, demo_records, (
       f"error: {run} holds checkpoints (ckpt-12) but no config.yaml, the settings they were trained with: restore it "
-      "from a copy of the run, or pass --continue_with_new_settings to go on from ckpt-12 with this command's.")
-  assert snapshot(run) == before
+      "from a copy of the run, or pass --continue_with_new_settings to go on from ckpt-12 with this command's."),
+      TWO_STAGES + ",train.batch_size=16")
   asked = _train(run, demo_records, TWO_STAGES + ",train.batch_size=16", "--continue_with_new_settings")
   assert asked.returncode == 0, asked.stderr[-3000:]
   assert yaml.safe_load((run / "config.yaml").read_text())["train"]["batch_size"] == 16  # the settings it went on with
@@ -195,13 +198,10 @@ def test_resuming_on_data_that_names_other_classes_is_refused_unless_asked_for(t
   run = copy_run(two_stages_run, tmp_path / "run")
   relabelled = shutil.copytree(demo_records, tmp_path / "relabelled")
   (relabelled / "labels.txt").write_text("a\nb\nc\nd\ne\n")
-  before = snapshot(run)
-  refused = _train(run, relabelled)
-  assert refused.returncode == 2 and _last_line(refused) == (
+  _assert_refused_leaving_it_as_it_was(run, relabelled, (
       f"error: {relabelled} names other classes (a, b, c, d, e) than the run {run} was trained on (daisy, dandelion, "
       "rose, sunflower, tulip): give data of the run's classes, or pass --continue_with_new_settings to go on with "
-      "the data's.")
-  assert snapshot(run) == before
+      "the data's."))
 
 
 def test_a_diverging_run_saves_nothing_of_the_divergence_and_says_how_to_go_on(demo_records, tmp_path):
