@@ -202,9 +202,8 @@ def _evaluate(run_dir, runtime):
   if data_dir is None and tf.io.gfile.exists(os.path.join(run_dir.path, DEMO_RECORDS)):
     data_dir = os.path.join(run_dir.path, DEMO_RECORDS)  # a demo run evaluates on its own photos
   source = eval_source(config, data_dir)
-  if config.data.source == "tfrecord":
-    check_run_classes(run_dir, config.model.num_classes, data_dir, FLAGS.other_class_names,
-                      ", or pass --other_class_names to evaluate a relabelled copy of them")
+  check_run_classes(run_dir, config, data_dir, FLAGS.other_class_names,
+                    ", or pass --other_class_names to evaluate a relabelled copy of them")
   compute_dtype, jit_compile = prepare_process(config, runtime)
   state = build_state(config, runtime.strategy, jit_compile)
   evaluator = Evaluator(config, source, runtime.strategy, state.model, state.ema,

@@ -48,11 +48,13 @@ def _listed(names):
   return f" ({', '.join(names[:6])}{', ...' if len(names) > 6 else ''})" if names else ""
 
 
-def check_run_classes(run_dir, num_classes, data_dir, allow_other_names=False, how_to_allow=""):
-  """Refuses a TFRecord folder whose classes are not the run's: another count (dataset.json, labels.txt), or,
-  unless `allow_other_names`, other names than the run's labels.txt (`how_to_allow` says how to allow them)."""
-  if not data_dir:
+def check_run_classes(run_dir, config, data_dir, allow_other_names=False, how_to_allow=""):
+  """Refuses a TFRecord folder whose classes are not those of the run in `run_dir` (`config` its settings):
+  another count (dataset.json, labels.txt), or, unless `allow_other_names`, other names than the run's
+  labels.txt (`how_to_allow` says how to allow them)."""
+  if config.data.source != "tfrecord" or not data_dir:
     return
+  num_classes = config.model.num_classes
   names = read_labels(os.path.join(data_dir, LABELS_FILE))
   facts = tfrecord_facts(data_dir)
   count = facts.num_classes if facts and facts.num_classes is not None else (len(names) if names else None)

@@ -268,9 +268,8 @@ class Trainer:
     latest = self.run_dir.latest_checkpoint()
     if latest and not self.allow_new_settings:
       self._check_unchanged(latest)
-      if self.config.data.source == "tfrecord":
-        check_run_classes(self.run_dir, self.config.model.num_classes, self.data_dir,
-                          how_to_allow=", or pass --continue_with_new_settings to go on with the data's")
+      check_run_classes(self.run_dir, self.config, self.data_dir,
+                        how_to_allow=", or pass --continue_with_new_settings to go on with the data's")
     step = self.state.restore(latest)
     if step == 0 and self.config.train.ft_init_ckpt:
       train = self.config.train
