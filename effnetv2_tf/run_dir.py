@@ -143,8 +143,10 @@ class RunDir:
     for index in tf.io.gfile.glob(os.path.join(self.checkpoints, f"{CHECKPOINT_NAME}-*.index")):
       prefix = index[:-len(".index")]
       step = prefix.rsplit("-", 1)[1]
-      shards = tf.io.gfile.glob(f"{prefix}.data-*-of-*")
-      if step.isdigit() and shards and len(shards) == int(shards[0].rsplit("-of-", 1)[1]):
+      if not step.isdigit():
+        continue
+      shards = tf.io.gfile.glob(f"{prefix}.data-*-of-*")  # one listing a checkpoint: on gs://, a request each
+      if shards and len(shards) == int(shards[0].rsplit("-of-", 1)[1]):
         found.append((int(step), prefix))
     return [prefix for _, prefix in sorted(found)]
 
