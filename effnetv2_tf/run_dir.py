@@ -5,6 +5,7 @@
     labels.txt                the class names, when the training data named them (the converter's labels.txt)
     checkpoints/ckpt-STEP.*   model, optimizer, EMA and RNG states (exact resume)
     workers/TASK/             the save copies of the other MultiWorkerMirrored workers
+    diverged/TIME/            checkpoints a divergence started from, moved out of the way of a resume
     history.jsonl             one row per host loop
     eval.jsonl                one row per evaluation
     train/                    TensorBoard events
@@ -19,6 +20,7 @@ import contextlib
 import fcntl
 import os
 import socket
+import time
 import uuid
 
 import tensorflow as tf
@@ -33,6 +35,7 @@ CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_NAME = "ckpt"  # tf.train.CheckpointManager's: checkpoints/ckpt-STEP
 CHECKPOINT_STATE_FILE = "checkpoint"  # its state file: the latest checkpoint and the ones it keeps
 WORKERS_DIR = "workers"
+DIVERGED_DIR = "diverged"
 HISTORY_FILE = "history.jsonl"
 EVAL_FILE = "eval.jsonl"
 TENSORBOARD_DIR = "train"
@@ -196,6 +199,16 @@ class RunDir:
     said = f"names {os.path.basename(named)}, which is not there" if named else "is missing"
     return (f"{self.checkpoints}/{CHECKPOINT_STATE_FILE} {said}: resuming from {names[-1]}, the newest complete "
             f"checkpoint (kept: {', '.join(names)})")
+
+  def set_aside(self, prefix):
+    """Moves checkpoint `prefix` (its index and data shards) into diverged/TIME/, out of the way of a resume,
+    and points the state file at the newest checkpoint left; returns the folder it went to."""
+    folder = self._join(os.path.join(DIVERGED_DIR, time.strftime("%Y%m%d-%H%M%S", time.gmtime())))
+    tf.io.gfile.makedirs(folder)
+    for path in tf.io.gfile.glob(f"{prefix}.*"):
+      tf.io.gfile.rename(path, os.path.join(folder, os.path.basename(path)))
+    self.repair_checkpoint_state()
+    return folder
 
   def read_config(self):
     """The run's resolved config as a dict (keys renamed since it was written under their new names), or

@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 import yaml
 
+from effnetv2_tf.train.divergence import VALUE_BOUND
 from tests.helpers import ROOT, TWO_STAGES, copy_run, main_command, main_py, run_main, snapshot
 
 pytestmark = pytest.mark.one_stack  # platform-independent: CI's TPU-stack half leaves them to the CPU half
@@ -204,26 +205,41 @@ def test_resuming_on_data_that_names_other_classes_is_refused_unless_asked_for(t
       "the data's."))
 
 
-def test_a_diverging_run_saves_nothing_of_the_divergence_and_says_how_to_go_on(demo_records, tmp_path):
-  # Momentum at lr up to 94 (3000 per 256 images, batch 8, warming up): the loss grows by orders of magnitude
-  # within a few steps whatever the data order (checked with train.seed 0 and 1).
-  exploding = TWO_STAGES + ",runtime.checkpoint_steps=1,train.optimizer=momentum,train.lr_base=3000.0"
-  done = _train(tmp_path, demo_records, exploding)
+def _largest_saved_value(prefix):
+  """The largest absolute value of any floating-point tensor checkpoint `prefix` holds (NaN if one holds NaN)."""
+  reader = tf.train.load_checkpoint(str(prefix))
+  values = [reader.get_tensor(name) for name in reader.get_variable_to_shape_map()]
+  return max(float(np.abs(value).max()) for value in values if np.issubdtype(np.asarray(value).dtype, np.floating)
+             and np.size(value))
+
+
+def test_a_diverging_run_keeps_only_healthy_checkpoints_and_its_advice_followed_as_printed_finishes(demo_records,
+                                                                                                    tmp_path):
+  # Momentum at lr 3.1 (100 per 256 images, batch 8) from the first step: the loss grows by orders of magnitude
+  # within a few steps; a tenth of it trains.
+  diverging = TWO_STAGES + ",runtime.checkpoint_steps=1,train.optimizer=momentum,train.warmup_epochs=0.0,train.lr_base=100.0"
+  done = _train(tmp_path, demo_records, diverging)
   assert done.returncode == 2, done.stderr[-3000:]
-  line = _last_line(done)
-  diverged_at = int(line.split("Training diverged at step ")[1].split(":")[0])
-  assert "Nothing of it was saved" in line
-  latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
-  if latest:  # saved at every step while the loss was healthy: not the diverged step, nor one after a jump
-    saved_at = int(latest.rsplit("-", 1)[1])
-    assert saved_at < diverged_at and f"the last checkpoint, ckpt-{saved_at}, is from before" in line
-    assert "resume from it with a lower train.lr_base" in line
-    reader = tf.train.load_checkpoint(latest)
-    for name in reader.get_variable_to_shape_map():
-      if name.startswith("model/"):
-        assert np.isfinite(reader.get_tensor(name)).all(), name
-  else:
-    assert "no checkpoint was saved" in line
+  advice = re.fullmatch(
+      r"error: Training diverged at step (\d+): .+\. Nothing of it was saved, and (ckpt-\d+), which the diverging "
+      r"steps started from, was moved to (\S+); to go on from (ckpt-\d+), the last healthy checkpoint, rerun with a "
+      r"lower learning rate \(train\.lr_base=(\S+), a tenth, or train\.gradient_clip\) and --continue_with_new_settings\.",
+      _last_line(done))
+  assert advice, _last_line(done)
+  diverged_at, set_aside, folder, healthy, lower = advice.groups()
+  assert int(set_aside.split("-")[1]) < int(diverged_at) and float(lower) == 10.0
+  assert (tmp_path / "diverged" / folder.rsplit("/", 1)[1] / f"{set_aside}.index").exists()
+  left = tf.train.get_checkpoint_state(str(tmp_path / "checkpoints"))
+  assert left.model_checkpoint_path.endswith(healthy)
+  for prefix in left.all_model_checkpoint_paths:  # weights, BN statistics, EMA and optimizer slots
+    assert _largest_saved_value(tmp_path / "checkpoints" / prefix) < VALUE_BOUND, prefix
+
+  followed = _train(tmp_path, demo_records, diverging.replace("train.lr_base=100.0", f"train.lr_base={lower}"),
+                    "--continue_with_new_settings")
+  assert followed.returncode == 0, followed.stderr[-3000:]
+  assert ("the learning rate's scale changed (train.lr_base 100.0 -> 10.0): the optimizer's momenta, steps of the old "
+          "rate, start again from 0") in followed.stdout
+  assert [row["step"] for row in _rows(tmp_path / "history.jsonl")] == list(range(1, 13))
 
 
 def test_broken_data_stops_training_with_one_line(demo_records, tmp_path):

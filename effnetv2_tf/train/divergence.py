@@ -1,5 +1,6 @@
-"""Divergence: a loss that is not finite, or that has grown by orders of magnitude, must never reach a
-checkpoint, since a resume (with a lower learning rate, say) could only start from exploded weights."""
+"""Divergence: a loss that is not finite, or that has grown by orders of magnitude, and weights, BN statistics,
+EMA or optimizer slots beyond any a converging run holds, must never reach a checkpoint, since a resume (with a
+lower learning rate, say) could only start from exploded weights."""
 
 import math
 import statistics
@@ -8,11 +9,15 @@ import statistics
 # (ln of the class count: a model that confidently predicts wrong classes), is a divergence: the weights
 # are not saved. The second bound keeps a run that had memorised its data (loss near 0) from tripping on a
 # harder stage.
-DIVERGED_RATIO = 100.0
+DIVERGED_RATIO = 10.0
 DIVERGED_OVER_UNIFORM = 10.0
 # A loop loss this many times the recent median is worth a loud warning.
 JUMP_RATIO = 10.0
 RECENT = 20
+# A saved value beyond this is an explosion under way, whatever the loss says yet: weights under weight decay,
+# BN statistics of normalized activations and the optimizers' slots (momenta, mean squares of gradients) stay
+# orders of magnitude below it in a run that converges.
+VALUE_BOUND = 1e6
 
 
 class LossWatch:
@@ -35,3 +40,15 @@ class LossWatch:
     if recent and loss > JUMP_RATIO * recent:
       return "jump", f"the loss jumped to {loss:.4g}, {loss / recent:.0f}x its recent median ({recent:.4g})"
     return "ok", ""
+
+
+def value_problem(largest):
+  """Why the values about to be saved are not healthy, or None: `largest` maps each value's name to its
+  largest absolute value (NaN where it holds one)."""
+  name, value = max(largest.items(), key=lambda item: math.inf if math.isnan(item[1]) else item[1],
+                    default=(None, 0.0))
+  if not math.isfinite(value):
+    return f"{name} became {value}"
+  if value > VALUE_BOUND:
+    return f"{name} reached {value:.3g}"
+  return None

@@ -7,6 +7,7 @@ larger, which the official warm-up was not tuned for.
 """
 
 import keras
+import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="effnetv2_tf")
@@ -33,3 +34,12 @@ def create_optimizer(name, learning_rate):
   if name == "adam":
     return keras.optimizers.Adam(learning_rate)
   raise ValueError(f"Unknown optimizer {name!r}; expected rmsprop, momentum or adam.")
+
+
+def reset_momenta(optimizer):
+  """Zeroes the momentum slots of `optimizer` (SGD's and RMSprop's; the mean squares and Adam's moments are
+  statistics of the gradients and stay). Keras keeps momenta as steps already scaled by the learning rate, so a
+  run resumed with a lower one would otherwise go on at the old rate for tens of steps."""
+  for variable in optimizer.variables:
+    if variable.path.endswith("_momentum"):
+      variable.assign(tf.zeros(variable.shape, variable.dtype))

@@ -6,6 +6,8 @@ stochastic-depth RNG states. `train_loop` is the traced function running steps_p
 needs no data of its own, so the doctor can time it on a synthetic batch.
 """
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -73,6 +75,7 @@ class TrainState:
     self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, ema=self.ema,
                                           rng_states=rng_states)
     self._train_loop, self._train_loop_key = None, None
+    self._largest = None  # (names, traced read) of largest_values, built at its first call
 
   def resize(self, config, total_steps, steps_per_epoch):
     """Gives the run `config`'s length (total_steps, warm-up, EMA decay) without retracing its step."""
@@ -95,6 +98,21 @@ class TrainState:
     except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
       raise CheckpointMismatchError(f"Checkpoint {path} does not fit this model: {str(error)[:300]}") from None
     return self.step
+
+  def largest_values(self):
+    """{name: largest absolute value} of every value a checkpoint saves that training changes: the model's
+    weights and BN statistics, their EMA and the optimizer's slots (not its scalars: step, learning rate,
+    loss scale). One traced function reads them all: about 3 ms a call where eager reads took 40."""
+    if self._largest is None:
+      named = [(v.path, v) for v in self.model.variables]
+      named += [(f"the EMA of {v.path}", shadow)
+                for v, shadow in zip(averaged_variables(self.model), self.ema.shadows)]
+      named += [(v.path, v) for v in self.optimizer.variables if len(v.shape) > 0]
+      named = [(name, v) for name, v in named if keras.backend.is_float_dtype(v.dtype) and math.prod(v.shape)]
+      read = tf.function(lambda: tf.stack([tf.reduce_max(tf.abs(tf.cast(v, tf.float32))) for _, v in named]))
+      self._largest = [name for name, _ in named], read
+    names, read = self._largest
+    return dict(zip(names, read().numpy().tolist()))
 
   def checkpoint_manager(self, run_dir, is_chief=True):
     """Saves into run_dir's checkpoints; the other MultiWorkerMirrored workers (which must save too) into

@@ -21,8 +21,9 @@ from effnetv2_tf.data.pipeline import Preprocessing, RecordCounts, build_dataset
 from effnetv2_tf.data.seeds import STAGE, derive_seed
 from effnetv2_tf.model import get_model_spec
 from effnetv2_tf.run_dir import CONFIG_FILE, RunDir, model_identity
-from effnetv2_tf.train.divergence import LossWatch
+from effnetv2_tf.train.divergence import LossWatch, value_problem
 from effnetv2_tf.train.evaluation import Evaluator
+from effnetv2_tf.train.optimizer import reset_momenta
 from effnetv2_tf.train.pace import pace_at, scaled
 from effnetv2_tf.train.preemption import Preempted, StopSignals
 from effnetv2_tf.train.run_data import check_run_classes, class_names, eval_source, train_source
@@ -45,6 +46,8 @@ def check_same_model(run_dir, saved, config):
 # settings in them a resumed run may still change freely (the initial weights' among them: a resumed run has its own).
 SCHEDULE_GROUPS = ("model", "data", "progressive", "augment", "mixing", "regularization", "train")
 RESUMABLE_CHANGES = ("train.ft_init_ckpt", "train.ft_init_ema", "model.zero_init_residual", "data.cache")
+# The settings that scale the learning rate: a resumed run that changes them starts its momenta again.
+LEARNING_RATE_SCALE = ("train.lr_base", "train.batch_size")
 # train.time_budget refits the run's length once this fraction of a stage has run (its pace has steadied by
 # then), and again after each REFIT_EVERY of it (the machine's speed drifts): only the first stage's length can
 # change, a later stage's start would move.
@@ -271,6 +274,14 @@ class Trainer:
       check_run_classes(self.run_dir, self.config, self.data_dir,
                         how_to_allow=", or pass --continue_with_new_settings to go on with the data's")
     step = self.state.restore(latest)
+    if latest and self.resumed_config:
+      rescaled = {key: change for key, change in changed_settings(self.resumed_config, self.config).items()
+                  if key in LEARNING_RATE_SCALE}
+      if rescaled:
+        reset_momenta(self.state.optimizer)
+        listed = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in sorted(rescaled.items()))
+        print(f"the learning rate's scale changed ({listed}): the optimizer's momenta, steps of the old rate, start "
+              "again from 0", flush=True)
     if step == 0 and self.config.train.ft_init_ckpt:
       train = self.config.train
       print(f"fine-tuning from {warm_start(self.state.model, train.ft_init_ckpt, train.ft_init_ema)}", flush=True)
@@ -319,6 +330,8 @@ class Trainer:
     timed = self.timed_paces  # {image size: seconds per step}, read by time_steps before the run
     measured = {}  # the stages' own paces
     paces = dict(timed)  # the time left's: the stages' own, the sizes to come as timed, scaled alike
+    # The checkpoint no healthy host loop has started from yet: a divergence from it condemns it too.
+    unjudged = self.run_dir.latest_checkpoint()
     # SIGTERM / SIGINT: save at the end of the current host loop, then stop; within runtime.stop_seconds
     with StopSignals(runtime.stop_seconds, self.run_dir.latest_checkpoint) as stop:
       for index in range(len(self.schedule.stages)):
@@ -339,8 +352,13 @@ class Trainer:
           seconds = time.perf_counter() - started
           loop_seconds.append((num_steps, seconds))
           verdict, reason = watch.check(loss)
+          problem = value_problem(self.state.largest_values())
+          if problem:
+            verdict, reason = "diverged", problem
           if verdict == "diverged":  # nothing of this loop is saved
-            self._diverged(reason)
+            self._diverged(reason, unjudged)
+          if verdict == "ok":  # the weights the loop started from are healthy
+            unjudged = None
           if verdict == "jump":
             print(f"\nwarning: at step {self.step} {reason}: the run may be diverging (lower train.lr_base or "
                   "set train.gradient_clip)", file=sys.stderr, flush=True)
@@ -358,7 +376,7 @@ class Trainer:
           due = self.step % runtime.checkpoint_steps == 0 or self.step == stage.end_step
           if stopping or (due and verdict == "ok"):  # weights after a loss jump wait for a healthy loop
             with stop.saving():
-              saver.save(checkpoint_number=self.step)
+              unjudged = saver.save(checkpoint_number=self.step)
           if stopping:
             self._stop(stopping)
         self.log.stage_finished(stage, self.step, time.perf_counter() - stage_started,
@@ -410,14 +428,23 @@ class Trainer:
             "dropout": stage.dropout_rate, "randaug": stage.randaug_magnitude, "mixup": stage.mixup_alpha,
             "cutmix": stage.cutmix_alpha, "records_skipped": self.counts.skipped}
 
-  def _diverged(self, reason):
+  def _diverged(self, reason, unjudged):
+    """Stops the run: nothing of the diverging loops is saved, and `unjudged`, the checkpoint they started
+    from, is moved out of the way, so that the advice (a lower learning rate) goes on from a healthy one."""
     print(flush=True)  # end the progress bar's line
     self.log.flush()
+    said = f"Training diverged at step {self.step}: {reason}. Nothing of it was saved"
+    if unjudged and self.is_chief:
+      folder = self.run_dir.set_aside(unjudged)
+      said += f", and {os.path.basename(unjudged)}, which the diverging steps started from, was moved to {folder}"
+    lower = f"a lower learning rate (train.lr_base={self.config.train.lr_base / 10:g}, a tenth, or train.gradient_clip)"
     latest = self.run_dir.latest_checkpoint()
-    kept = (f"the last checkpoint, {os.path.basename(latest)}, is from before (its loss was healthy): resume from it with "
-            "a lower train.lr_base or train.gradient_clip and --continue_with_new_settings" if latest else
-            "no checkpoint was saved: start again with a lower train.lr_base or train.gradient_clip")
-    raise FloatingPointError(f"Training diverged at step {self.step}: {reason}. Nothing of it was saved; {kept}.")
+    if latest:
+      advice = (f"to go on from {os.path.basename(latest)}, the last healthy checkpoint, rerun with {lower} and "
+                "--continue_with_new_settings")
+    else:
+      advice = f"no healthy checkpoint is left: start again with {lower}"
+    raise FloatingPointError(f"{said}; {advice}.")
 
   def _stop(self, signal_name):
     self.log.flush()

@@ -1,6 +1,6 @@
 import math
 
-from effnetv2_tf.train.divergence import LossWatch
+from effnetv2_tf.train.divergence import VALUE_BOUND, LossWatch, value_problem
 
 
 def test_a_loss_grown_by_orders_of_magnitude_is_a_divergence_and_a_jump_a_warning():
@@ -18,3 +18,10 @@ def test_a_run_that_memorised_its_data_may_bounce_back_to_ordinary_losses():
   watch = LossWatch(num_classes=5, losses=[0.001] * 10)
   assert watch.check(2.0)[0] == "jump"  # 2000x its lowest, yet below 10x ln(5) = 16.1
   assert watch.check(17.0)[0] == "diverged"
+
+
+def test_values_are_healthy_only_while_finite_and_within_the_bound():
+  assert value_problem({"a/kernel": 3.0, "the EMA of a/kernel": -0.0}) is None
+  assert value_problem({"a/kernel": 3.0, "b/moving_variance": VALUE_BOUND * 2.1}) == "b/moving_variance reached 2.1e+06"
+  assert value_problem({"a/kernel": 1.0, "b": float("nan")}) == "b became nan"
+  assert value_problem({"a/kernel": float("inf"), "b": 1.0}) == "a/kernel became inf"

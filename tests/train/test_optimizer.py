@@ -1,7 +1,10 @@
 import numpy as np
 import tensorflow as tf
 
-from effnetv2_tf.train.optimizer import RMSPropTF1
+import keras
+import pytest
+
+from effnetv2_tf.train.optimizer import RMSPropTF1, reset_momenta
 
 
 def test_rmsprop_follows_tf1_semantics():
@@ -26,3 +29,18 @@ def test_only_the_mean_square_slot_starts_at_one():
   optimizer.build([variable])
   np.testing.assert_array_equal(optimizer._velocities[0].numpy(), np.ones(3))
   np.testing.assert_array_equal(optimizer._momentums[0].numpy(), np.zeros(3))
+
+
+@pytest.mark.parametrize("optimizer", [RMSPropTF1(0.1), keras.optimizers.SGD(0.1, momentum=0.9),
+                                       keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1, momentum=0.9))],
+                         ids=["rmsprop", "momentum", "loss-scaled"])
+def test_reset_momenta_zeroes_the_momenta_and_keeps_the_gradient_statistics(optimizer):
+  variable = tf.Variable([1.0, -2.0])
+  optimizer.build([variable])
+  optimizer.apply_gradients([(tf.constant([0.5, -1.0]), variable)])
+  before = {v.path: v.numpy() for v in optimizer.variables}
+  reset_momenta(optimizer)
+  momenta = [path for path in before if path.endswith("_momentum")]
+  assert len(momenta) == 1 and np.abs(before[momenta[0]]).min() > 0
+  for v in optimizer.variables:
+    np.testing.assert_array_equal(v.numpy(), 0.0 * before[v.path] if v.path in momenta else before[v.path])
