@@ -3,7 +3,8 @@
   MODEL_DIR/                  local or gs://
     config.yaml               the resolved config; written by training, read by eval, export and warm starts
     labels.txt                the class names, when the training data named them (the converter's labels.txt)
-    checkpoints/ckpt-STEP.*   model, optimizer, EMA and RNG states (exact resume)
+    checkpoints/ckpt-STEP.*   model, optimizer, EMA and RNG states (exact resume), and the settings they were
+                              trained with: config.yaml's stand-in where it is lost
     workers/TASK/             the save copies of the other MultiWorkerMirrored workers
     diverged/TIME/            checkpoints a divergence started from, moved out of the way of a resume
     history.jsonl             one row per host loop
@@ -34,6 +35,7 @@ LABELS_FILE = "labels.txt"
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_NAME = "ckpt"  # tf.train.CheckpointManager's: checkpoints/ckpt-STEP
 CHECKPOINT_STATE_FILE = "checkpoint"  # its state file: the latest checkpoint and the ones it keeps
+SETTINGS_IN_CHECKPOINT = "settings"  # a checkpoint's copy of the run's config.yaml (TrainState writes it)
 WORKERS_DIR = "workers"
 DIVERGED_DIR = "diverged"
 HISTORY_FILE = "history.jsonl"
@@ -55,6 +57,11 @@ def model_identity(config):
   """The MODEL_IDENTITY_KEYS of a config (a ConfigDict or the dict of a config.yaml)."""
   model = config["model"]
   return {key: model.get(key) for key in MODEL_IDENTITY_KEYS}
+
+
+def config_text(config):
+  """A config's dict as config.yaml holds it."""
+  return yaml.safe_dump(config, sort_keys=False)
 
 
 def write_atomically(path, content):
@@ -210,29 +217,49 @@ class RunDir:
     self.repair_checkpoint_state()
     return folder
 
+  def checkpoint_settings(self, prefix):
+    """The settings checkpoint `prefix` was saved with (config.yaml's dict), or None for a checkpoint of a
+    version before they travelled in it."""
+    reader = tf.train.load_checkpoint(prefix)
+    key = f"{SETTINGS_IN_CHECKPOINT}/.ATTRIBUTES/VARIABLE_VALUE"
+    return yaml.safe_load(reader.get_tensor(key).decode()) if reader.has_tensor(key) else None
+
+  def _latest_settings(self):
+    """(the newest checkpoint's name, the settings it carries), or (None, None)."""
+    latest = self.latest_checkpoint()
+    settings = self.checkpoint_settings(latest) if latest else None
+    return (os.path.basename(latest), settings) if settings else (None, None)
+
   def read_config(self):
-    """The run's resolved config as a dict (keys renamed since it was written under their new names), or
-    None when the folder holds no run."""
+    """The run's resolved config as a dict (keys renamed since it was written under their new names): its
+    config.yaml or, where that is missing, the settings its newest checkpoint carries (saying so); None when
+    the folder holds no run."""
     if not tf.io.gfile.exists(self.config_file):
-      return None
+      checkpoint, settings = self._latest_settings()
+      if settings is None:
+        return None
+      print(f"note: {self.config_file} is missing: the settings saved in {checkpoint} stand in for it", flush=True)
+      return hparams.upgrade(settings)
     with tf.io.gfile.GFile(self.config_file) as f:
       text = f.read()
+    checkpoint, settings = self._latest_settings()
+    fix = "restore it from a copy of the run" + (
+        f", or move it away to go on with the settings saved in {checkpoint}" if settings else "")
     try:
       saved = yaml.safe_load(text)
     except yaml.YAMLError as error:
       where = getattr(error, "problem_mark", None)
       at = f" at line {where.line + 1}" if where else ""
       raise ValueError(f"{self.config_file} is damaged (not YAML{at}: {getattr(error, 'problem', None) or error}); "
-                       "restore it from a copy of the run.") from None
+                       f"{fix}.") from None
     if not isinstance(saved, dict):
-      raise ValueError(f"{self.config_file} is damaged (a {type(saved).__name__}, not the settings of a run); restore "
-                       "it from a copy of the run.")
-    hparams.check_saved(saved, self.config_file)
+      raise ValueError(f"{self.config_file} is damaged (a {type(saved).__name__}, not the settings of a run); {fix}.")
+    hparams.check_saved(saved, self.config_file, fix)
     return hparams.upgrade(saved)
 
   def write_config(self, config):
     tf.io.gfile.makedirs(self.path)
-    write_atomically(self.config_file, yaml.safe_dump(config, sort_keys=False))
+    write_atomically(self.config_file, config_text(config))
 
   def read_labels(self):
     """The class names the run was trained with, or None."""

@@ -98,15 +98,14 @@ def upgrade(saved):
   return saved
 
 
-def check_saved(saved, where):
+def check_saved(saved, where, fix):
   """Checks a saved config (a run's config.yaml, upgraded): a section per group, and each key this version knows
-  holding a value of its type; one ValueError naming `where` and the first value that does not."""
+  holding a value of its type; one ValueError naming `where`, the first value that does not, and `fix`."""
   base = get_config("base")
   damaged = f"{where} is damaged"
   for group, values in saved.items():
     if not isinstance(values, dict):
-      raise ValueError(f"{damaged}: {group} is {values!r}, not a section of settings; restore it from a copy of the "
-                       "run.")
+      raise ValueError(f"{damaged}: {group} is {values!r}, not a section of settings; {fix}.")
   for group, values in upgrade(saved).items():
     for key, value in values.items():
       if group not in base or key not in base[group]:
@@ -124,7 +123,7 @@ def check_saved(saved, where):
       if not fits:
         expected = {int: "a whole number", float: "a number", str: "a name", bool: "true or false"}.get(
             type(current), "a number")
-        raise ValueError(f"{damaged}: {name} is {value!r}, not {expected}; restore it from a copy of the run.")
+        raise ValueError(f"{damaged}: {name} is {value!r}, not {expected}; {fix}.")
 
 
 def _valid_keys(config, prefix=""):

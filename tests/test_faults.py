@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 import yaml
 
+from effnetv2_tf import run_dir
 from effnetv2_tf.train.divergence import VALUE_BOUND
 from tests.helpers import ROOT, TWO_STAGES, copy_run, main_command, main_py, run_main, snapshot
 
@@ -176,12 +177,32 @@ def test_a_damaged_config_yaml_is_one_line_naming_it_in_every_job(two_stages_run
     assert job.returncode == 2, job.stderr[-2000:]
     line = _last_line(job)
     assert line.startswith(f"error: {config} is damaged") and problem in line, line
-    assert line.endswith("restore it from a copy of the run.")
+    assert line.endswith("restore it from a copy of the run, or move it away to go on with the settings saved in ckpt-12.")
   assert snapshot(run) == before and not (tmp_path / "export").exists()
 
 
-def test_checkpoints_without_their_config_yaml_are_refused_unless_asked_for(two_stages_run, demo_records, tmp_path):
+def test_without_config_yaml_the_settings_in_the_checkpoint_stand_in_for_it_in_every_job(two_stages_run, demo_records,
+                                                                                          tmp_path):
+  run = copy_run(two_stages_run, tmp_path / "run")
+  written = (run / "config.yaml").read_text()
+  (run / "config.yaml").unlink()
+  note = f"note: {run / 'config.yaml'} is missing: the settings saved in ckpt-12 stand in for it"
+  _assert_refused_leaving_it_as_it_was(run, demo_records, (
+      f"error: {run} holds ckpt-12 of a run with other settings (train.batch_size 8 -> 16): rerun with the run's "
+      "settings to resume it, use another --model_dir, or pass --continue_with_new_settings to go on from this "
+      "checkpoint with the new ones."), TWO_STAGES + ",train.batch_size=16")
+  evaluated = run_main("--mode=eval", f"--model_dir={run}", f"--data_dir={demo_records}")
+  assert evaluated.returncode == 0 and note in evaluated.stdout, evaluated.stderr[-2000:]
+  assert json.loads((run / "eval.jsonl").read_text().splitlines()[-1])["step"] == 12
+  resumed = _train(run, demo_records)
+  assert resumed.returncode == 0 and note in resumed.stdout, resumed.stderr[-2000:]
+  assert (run / "config.yaml").read_text() == written  # rebuilt as it was
+
+
+def test_checkpoints_of_a_version_without_settings_in_them_and_no_config_yaml_are_refused_unless_asked_for(
+    two_stages_run, demo_records, tmp_path, monkeypatch):
   """Without the settings the checkpoints were trained with, other settings cannot be told apart."""
+  monkeypatch.setattr(run_dir, "SETTINGS_IN_CHECKPOINT", "settings_of_a_later_version")  # what an older one reads
   run = copy_run(two_stages_run, tmp_path / "run")
   (run / "config.yaml").unlink()
   _assert_refused_leaving_it_as_it_was(run, demo_records, (

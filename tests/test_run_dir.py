@@ -1,7 +1,7 @@
 import pytest
 import tensorflow as tf
 
-from effnetv2_tf.run_dir import RunDir, RunDirBusyError
+from effnetv2_tf.run_dir import SETTINGS_IN_CHECKPOINT, RunDir, RunDirBusyError, config_text
 
 
 def test_a_folder_the_hold_created_and_left_empty_is_removed_and_nothing_else_is(tmp_path):
@@ -53,3 +53,13 @@ def test_a_checkpoint_set_aside_leaves_the_resume_path_whole_and_the_others_wher
   assert run.complete_checkpoints() == [str(tmp_path / "checkpoints" / f"ckpt-{step}") for step in (3, 30)]
   state = tf.train.get_checkpoint_state(run.checkpoints)
   assert state.model_checkpoint_path.endswith("ckpt-30") and len(state.all_model_checkpoint_paths) == 2
+
+
+def test_the_settings_a_checkpoint_carries_are_read_back_and_one_without_them_has_none(tmp_path):
+  run = RunDir(tmp_path)
+  variable = tf.Variable(1.0)
+  older = tf.train.Checkpoint(v=variable).write(str(tmp_path / "older"))
+  settings = tf.Variable(config_text({"model": {"name": "efficientnetv2-s", "num_classes": 5}}))
+  newer = tf.train.Checkpoint(v=variable, **{SETTINGS_IN_CHECKPOINT: settings}).write(str(tmp_path / "newer"))
+  assert run.checkpoint_settings(older) is None
+  assert run.checkpoint_settings(newer) == {"model": {"name": "efficientnetv2-s", "num_classes": 5}}

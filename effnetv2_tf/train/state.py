@@ -2,8 +2,8 @@
 
 TrainState builds, inside the strategy's scope, the model (model_from_config), the optimizer with its
 warm-up + decay schedule, the EMA of the weights, and the tf.train.Checkpoint holding them with the dropout /
-stochastic-depth RNG states. `train_loop` is the traced function running steps_per_loop distributed steps; it
-needs no data of its own, so the doctor can time it on a synthetic batch.
+stochastic-depth RNG states and the run's settings. `train_loop` is the traced function running steps_per_loop
+distributed steps; it needs no data of its own, so the doctor can time it on a synthetic batch.
 """
 
 import math
@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 
 from effnetv2_tf.model import model_from_config, set_dropout_rate, set_survival_prob
-from effnetv2_tf.run_dir import CHECKPOINT_NAME
+from effnetv2_tf.run_dir import CHECKPOINT_NAME, SETTINGS_IN_CHECKPOINT, config_text
 from effnetv2_tf.train import losses
 from effnetv2_tf.train.ema import ExponentialMovingAverage, averaged_variables
 from effnetv2_tf.train.lr_schedule import WarmupDecay
@@ -53,8 +53,8 @@ class TrainState:
     with strategy.scope():
       self.model = model_from_config(config.model, dropout_rate=config.regularization.dropout_max,
                                      survival_prob=config.regularization.survival_prob)
-      # The run's length, read at each step but not checkpointed (config.yaml holds it): a run fitted to a
-      # time budget sets it after its step is traced (resize).
+      # The run's length, read at each step but not checkpointed as a number (the settings hold it): a run fitted
+      # to a time budget sets it after its step is traced (resize).
       self.total_steps = tf.Variable(total_steps, trainable=False, name="total_steps")
       self.warmup_steps = tf.Variable(warmup_steps(config, steps_per_epoch), trainable=False, name="warmup_steps")
       self.ema_decay = tf.Variable(train.ema_decay, trainable=False, name="ema_decay", dtype=tf.float32)
@@ -72,8 +72,13 @@ class TrainState:
     # Dropout / stochastic-depth RNG states are not part of the model's checkpoint; without them a
     # resumed run would draw other masks than an uninterrupted one.
     rng_states = [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
-    self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, ema=self.ema,
-                                          rng_states=rng_states)
+    # The run's settings travel inside each checkpoint, config.yaml's stand-in where that is lost: a string on
+    # the host. Restores read without them, so that checkpoints of versions before them load as well.
+    with tf.device("/cpu:0"):
+      self.settings = tf.Variable(config_text(config.to_dict()), trainable=False, name="settings")
+    saved = dict(model=self.model, optimizer=self.optimizer, ema=self.ema, rng_states=rng_states)
+    self._restorable = tf.train.Checkpoint(**saved)
+    self.checkpoint = tf.train.Checkpoint(**saved, **{SETTINGS_IN_CHECKPOINT: self.settings})
     self._train_loop, self._train_loop_key = None, None
     self._largest = None  # (names, traced read) of largest_values, built at its first call
 
@@ -82,6 +87,7 @@ class TrainState:
     self.total_steps.assign(total_steps)
     self.warmup_steps.assign(warmup_steps(config, steps_per_epoch))
     self.ema_decay.assign(config.train.ema_decay)
+    self.settings.assign(config_text(config.to_dict()))
     self.config = config
 
   @property
@@ -94,7 +100,7 @@ class TrainState:
     if not path:
       return self.step
     try:
-      self.checkpoint.read(path).assert_existing_objects_matched().expect_partial()
+      self._restorable.read(path).assert_existing_objects_matched().expect_partial()
     except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
       raise CheckpointMismatchError(f"Checkpoint {path} does not fit this model: {str(error)[:300]}") from None
     return self.step
