@@ -231,15 +231,15 @@ class RunDir:
     return (os.path.basename(latest), settings) if settings else (None, None)
 
   def read_config(self):
-    """The run's resolved config as a dict (keys renamed since it was written under their new names): its
-    config.yaml or, where that is missing, the settings its newest checkpoint carries (saying so); None when
-    the folder holds no run."""
+    """The run's resolved config as a dict (keys renamed since it was written under their new names, keys added
+    since at their defaults): its config.yaml or, where that is missing, the settings its newest checkpoint
+    carries (saying so); None when the folder holds no run."""
     if not tf.io.gfile.exists(self.config_file):
       checkpoint, settings = self._latest_settings()
       if settings is None:
         return None
       print(f"note: {self.config_file} is missing: the settings saved in {checkpoint} stand in for it", flush=True)
-      return hparams.upgrade(settings)
+      return hparams.with_defaults(hparams.upgrade(settings))
     with tf.io.gfile.GFile(self.config_file) as f:
       text = f.read()
     checkpoint, settings = self._latest_settings()
@@ -255,7 +255,14 @@ class RunDir:
     if not isinstance(saved, dict):
       raise ValueError(f"{self.config_file} is damaged (a {type(saved).__name__}, not the settings of a run); {fix}.")
     hparams.check_saved(saved, self.config_file, fix)
-    return hparams.upgrade(saved)
+    saved = hparams.upgrade(saved)
+    # Keys the checkpoint's copy holds were cut off; keys neither holds came after the run (their defaults).
+    lost = [name for name in hparams.missing_keys(saved) if name not in hparams.missing_keys(settings or {})]
+    if settings and lost:
+      listed = ", ".join(lost[:3]) + (f" and {len(lost) - 3} more" if len(lost) > 3 else "")
+      raise ValueError(f"{self.config_file} is damaged: {listed} {'is' if len(lost) == 1 else 'are'} missing (a file "
+                       f"cut short?); {fix}.")
+    return hparams.with_defaults(saved)
 
   def write_config(self, config):
     tf.io.gfile.makedirs(self.path)

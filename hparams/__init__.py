@@ -98,6 +98,22 @@ def upgrade(saved):
   return saved
 
 
+def missing_keys(saved):
+  """The "group.key" names of this version a saved config (upgraded) lacks: keys added since it was written,
+  or lost from a file cut short."""
+  return [f"{group}.{key}" for group, values in get_config("base").items() for key in values
+          if key not in saved.get(group, {})]
+
+
+def with_defaults(saved):
+  """A copy of a saved config (upgraded) with the keys it lacks at this version's defaults."""
+  saved = {group: dict(values) for group, values in saved.items()}
+  for group, values in get_config("base").items():
+    for key, value in values.items():
+      saved.setdefault(group, {}).setdefault(key, value)
+  return saved
+
+
 def check_saved(saved, where, fix):
   """Checks a saved config (a run's config.yaml, upgraded): a section per group, and each key this version knows
   holding a value of its type; one ValueError naming `where`, the first value that does not, and `fix`."""
@@ -106,7 +122,14 @@ def check_saved(saved, where, fix):
   for group, values in saved.items():
     if not isinstance(values, dict):
       raise ValueError(f"{damaged}: {group} is {values!r}, not a section of settings; {fix}.")
-  for group, values in upgrade(saved).items():
+  upgraded = upgrade(saved)
+  # Every version wrote every group and a model's name and class count: a file without them was cut short.
+  missing = [group for group in base if group not in upgraded] or [
+      f"model.{key}" for key in ("name", "num_classes") if key not in upgraded["model"]]
+  if missing:
+    raise ValueError(f"{damaged}: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing (a file cut "
+                     f"short?); {fix}.")
+  for group, values in upgraded.items():
     for key, value in values.items():
       if group not in base or key not in base[group]:
         continue  # a key of another version: upgrade renames the known ones

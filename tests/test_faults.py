@@ -164,6 +164,8 @@ def test_a_state_file_naming_an_older_checkpoint_than_the_folder_holds_is_refuse
 @pytest.mark.parametrize("damage, problem", [
     (lambda text: text[:text.index("num_classes")] + 'num_classes: "5\n', "not YAML at line "),  # cut short
     (lambda text: "- model\n- train\n", "(a list, not the settings of a run)"),
+    (lambda text: text[:text.index("\ntrain:") + 1], ": train is missing (a file cut short?);"),  # cut at a group
+    (lambda text: "".join(text.splitlines(keepends=True)[:-1]), " is missing (a file cut short?);"),  # at a line
     (lambda text: text.replace("num_classes: 5", "num_classes: five"), ": model.num_classes is 'five', not a whole number;"),
 ])
 def test_a_damaged_config_yaml_is_one_line_naming_it_in_every_job(two_stages_run, demo_records, tmp_path, damage,
@@ -177,7 +179,8 @@ def test_a_damaged_config_yaml_is_one_line_naming_it_in_every_job(two_stages_run
     assert job.returncode == 2, job.stderr[-2000:]
     line = _last_line(job)
     assert line.startswith(f"error: {config} is damaged") and problem in line, line
-    assert line.endswith("restore it from a copy of the run, or move it away to go on with the settings saved in ckpt-12.")
+    assert line.endswith("restore it from a copy of the run, or move it away to go on with the settings saved in "
+                         "ckpt-12.")
   assert snapshot(run) == before and not (tmp_path / "export").exists()
 
 

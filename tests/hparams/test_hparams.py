@@ -124,6 +124,16 @@ def test_every_key_has_one_group_and_the_old_names_still_work(capsys):
       "progressive": {"stages": 2, "image_size_max": 96}}
 
 
+def test_keys_a_saved_config_lacks_are_named_and_filled_with_this_version_s_defaults():
+  saved = {group: dict(values) for group, values in hparams.get_config("base").to_dict().items()}
+  del saved["runtime"]["stop_seconds"], saved["train"]["lr_base"]
+  saved["train"]["seed"] = 7
+  assert sorted(hparams.missing_keys(saved)) == ["runtime.stop_seconds", "train.lr_base"]
+  filled = hparams.with_defaults(saved)
+  assert (filled["runtime"]["stop_seconds"], filled["train"]["lr_base"], filled["train"]["seed"]) == (60, 0.016, 7)
+  assert hparams.missing_keys(filled) == [] and "lr_base" not in saved["train"]  # a copy
+
+
 def test_hparams_import_without_tensorflow_or_keras():
   import subprocess
   import sys
