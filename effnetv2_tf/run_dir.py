@@ -207,13 +207,14 @@ class RunDir:
     return (f"{self.checkpoints}/{CHECKPOINT_STATE_FILE} {said}: resuming from {names[-1]}, the newest complete "
             f"checkpoint (kept: {', '.join(names)})")
 
-  def set_aside(self, prefix):
-    """Moves checkpoint `prefix` (its index and data shards) into diverged/TIME/, out of the way of a resume,
-    and points the state file at the newest checkpoint left; returns the folder it went to."""
+  def set_aside(self, prefixes):
+    """Moves the checkpoints `prefixes` (their index and data shards) into diverged/TIME/, out of the way of a
+    resume, and points the state file at the newest checkpoint left; returns the folder they went to."""
     folder = self._join(os.path.join(DIVERGED_DIR, time.strftime("%Y%m%d-%H%M%S", time.gmtime())))
     tf.io.gfile.makedirs(folder)
-    for path in tf.io.gfile.glob(f"{prefix}.*"):
-      tf.io.gfile.rename(path, os.path.join(folder, os.path.basename(path)))
+    for prefix in prefixes:
+      for path in tf.io.gfile.glob(f"{prefix}.*"):
+        tf.io.gfile.rename(path, os.path.join(folder, os.path.basename(path)))
     self.repair_checkpoint_state()
     return folder
 

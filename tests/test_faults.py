@@ -245,14 +245,16 @@ def test_a_diverging_run_keeps_only_healthy_checkpoints_and_its_advice_followed_
   done = _train(tmp_path, demo_records, diverging)
   assert done.returncode == 2, done.stderr[-3000:]
   advice = re.fullmatch(
-      r"error: Training diverged at step (\d+): .+\. Nothing of it was saved, and (ckpt-\d+), which the diverging "
-      r"steps started from, was moved to (\S+); to go on from (ckpt-\d+), the last healthy checkpoint, rerun with a "
-      r"lower learning rate \(train\.lr_base=(\S+), a tenth, or train\.gradient_clip\) and --continue_with_new_settings\.",
-      _last_line(done))
+      r"error: Training diverged at step (\d+): .+\. Nothing of it was saved, and (ckpt-\d+(?:, ckpt-\d+)*), saved "
+      r"since the loss was last healthy, (?:was|were) moved to (\S+); to go on from (ckpt-\d+), the last healthy "
+      r"checkpoint, rerun with a lower learning rate \(train\.lr_base=(\S+), a tenth, or train\.gradient_clip\) "
+      r"and --continue_with_new_settings\.", _last_line(done))
   assert advice, _last_line(done)
   diverged_at, set_aside, folder, healthy, lower = advice.groups()
-  assert int(set_aside.split("-")[1]) < int(diverged_at) and float(lower) == 10.0
-  assert (tmp_path / "diverged" / folder.rsplit("/", 1)[1] / f"{set_aside}.index").exists()
+  assert float(lower) == 10.0
+  for name in set_aside.split(", "):
+    assert int(healthy.split("-")[1]) < int(name.split("-")[1]) < int(diverged_at)
+    assert (tmp_path / "diverged" / folder.rsplit("/", 1)[1] / f"{name}.index").exists()
   left = tf.train.get_checkpoint_state(str(tmp_path / "checkpoints"))
   assert left.model_checkpoint_path.endswith(healthy)
   for prefix in left.all_model_checkpoint_paths:  # weights, BN statistics, EMA and optimizer slots

@@ -40,17 +40,16 @@ def test_only_checkpoints_with_their_index_and_every_data_shard_are_complete(tmp
   assert RunDir(tmp_path / "nothing").latest_checkpoint() is None
 
 
-def test_a_checkpoint_set_aside_leaves_the_resume_path_whole_and_the_others_where_they_were(tmp_path):
+def test_checkpoints_set_aside_leave_the_resume_path_whole_and_the_others_where_they_were(tmp_path):
   run = RunDir(tmp_path)
   saver = tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)), run.checkpoints, max_to_keep=5,
                                      checkpoint_name="ckpt")
-  for step in (3, 30, 300):
-    saver.save(checkpoint_number=step)
-  folder = run.set_aside(run.latest_checkpoint())
-  assert sorted(p.name for p in (tmp_path / "diverged").glob("*/*")) == ["ckpt-300.data-00000-of-00001",
-                                                                      "ckpt-300.index"]
+  prefixes = [saver.save(checkpoint_number=step) for step in (3, 30, 300, 3000)]
+  folder = run.set_aside(prefixes[2:])
+  assert sorted(p.name for p in (tmp_path / "diverged").glob("*/*")) == [
+      "ckpt-300.data-00000-of-00001", "ckpt-300.index", "ckpt-3000.data-00000-of-00001", "ckpt-3000.index"]
   assert folder == str(next((tmp_path / "diverged").iterdir()))
-  assert run.complete_checkpoints() == [str(tmp_path / "checkpoints" / f"ckpt-{step}") for step in (3, 30)]
+  assert run.complete_checkpoints() == prefixes[:2]
   state = tf.train.get_checkpoint_state(run.checkpoints)
   assert state.model_checkpoint_path.endswith("ckpt-30") and len(state.all_model_checkpoint_paths) == 2
 

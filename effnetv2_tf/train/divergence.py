@@ -11,6 +11,11 @@ import statistics
 # harder stage.
 DIVERGED_RATIO = 10.0
 DIVERGED_OVER_UNIFORM = 10.0
+# A loop loss within this many times the run's lowest, or this many times a uniform guess's, is healthy: it
+# proves the weights the loop started from. Between healthy and diverged a run goes on and saves, but its
+# checkpoints are not proven: a divergence sets them all aside.
+HEALTHY_RATIO = 3.0
+HEALTHY_OVER_UNIFORM = 2.0
 # A loop loss this many times the recent median is worth a loud warning.
 JUMP_RATIO = 10.0
 RECENT = 20
@@ -24,11 +29,13 @@ class LossWatch:
   """Judges each host loop's mean loss against the run's history of loop losses."""
 
   def __init__(self, num_classes, losses=()):
-    self.floor = DIVERGED_OVER_UNIFORM * math.log(max(num_classes, 2))
+    uniform = math.log(max(num_classes, 2))
+    self.floor = DIVERGED_OVER_UNIFORM * uniform
+    self.healthy_floor = HEALTHY_OVER_UNIFORM * uniform
     self.losses = list(losses)
 
   def check(self, loss):
-    """("ok" | "jump" | "diverged", reason); "ok" and "jump" losses join the history."""
+    """("healthy" | "ok" | "jump" | "diverged", reason); all but "diverged" losses join the history."""
     if loss != loss or loss in (float("inf"), float("-inf")):
       return "diverged", f"the loss became {loss}"
     if self.losses:
@@ -39,6 +46,8 @@ class LossWatch:
     self.losses.append(loss)
     if recent and loss > JUMP_RATIO * recent:
       return "jump", f"the loss jumped to {loss:.4g}, {loss / recent:.0f}x its recent median ({recent:.4g})"
+    if loss <= max(HEALTHY_RATIO * min(self.losses), self.healthy_floor):
+      return "healthy", ""
     return "ok", ""
 
 

@@ -330,8 +330,9 @@ class Trainer:
     timed = self.timed_paces  # {image size: seconds per step}, read by time_steps before the run
     measured = {}  # the stages' own paces
     paces = dict(timed)  # the time left's: the stages' own, the sizes to come as timed, scaled alike
-    # The checkpoint no healthy host loop has started from yet: a divergence from it condemns it too.
-    unjudged = self.run_dir.latest_checkpoint()
+    # The checkpoints no healthy host loop has started from since they were saved: a divergence sets them aside.
+    latest = self.run_dir.latest_checkpoint()
+    unproven = [latest] if latest else []
     # SIGTERM / SIGINT: save at the end of the current host loop, then stop; within runtime.stop_seconds
     with StopSignals(runtime.stop_seconds, self.run_dir.latest_checkpoint) as stop:
       for index in range(len(self.schedule.stages)):
@@ -356,9 +357,9 @@ class Trainer:
           if problem:
             verdict, reason = "diverged", problem
           if verdict == "diverged":  # nothing of this loop is saved
-            self._diverged(reason, unjudged)
-          if verdict == "ok":  # the weights the loop started from are healthy
-            unjudged = None
+            self._diverged(reason, unproven)
+          if verdict == "healthy":  # the weights the loop started from, and so every checkpoint before, are
+            unproven = []
           if verdict == "jump":
             print(f"\nwarning: at step {self.step} {reason}: the run may be diverging (lower train.lr_base or "
                   "set train.gradient_clip)", file=sys.stderr, flush=True)
@@ -374,9 +375,9 @@ class Trainer:
                              pace * (stage.end_step - self.step) if pace else None)
           stopping = stop.received  # read once: a signal arriving after this is handled after the next loop
           due = self.step % runtime.checkpoint_steps == 0 or self.step == stage.end_step
-          if stopping or (due and verdict == "ok"):  # weights after a loss jump wait for a healthy loop
+          if stopping or (due and verdict != "jump"):  # weights after a loss jump wait for a calmer loop
             with stop.saving():
-              unjudged = saver.save(checkpoint_number=self.step)
+              unproven.append(saver.save(checkpoint_number=self.step))
           if stopping:
             self._stop(stopping)
         self.log.stage_finished(stage, self.step, time.perf_counter() - stage_started,
@@ -428,15 +429,19 @@ class Trainer:
             "dropout": stage.dropout_rate, "randaug": stage.randaug_magnitude, "mixup": stage.mixup_alpha,
             "cutmix": stage.cutmix_alpha, "records_skipped": self.counts.skipped}
 
-  def _diverged(self, reason, unjudged):
-    """Stops the run: nothing of the diverging loops is saved, and `unjudged`, the checkpoint they started
-    from, is moved out of the way, so that the advice (a lower learning rate) goes on from a healthy one."""
+  def _diverged(self, reason, unproven):
+    """Stops the run: nothing of the diverging loops is saved, and the `unproven` checkpoints (no healthy loop
+    started from them) are moved out of the way, so that the advice (a lower learning rate) goes on from a
+    healthy one."""
     print(flush=True)  # end the progress bar's line
     self.log.flush()
     said = f"Training diverged at step {self.step}: {reason}. Nothing of it was saved"
-    if unjudged and self.is_chief:
-      folder = self.run_dir.set_aside(unjudged)
-      said += f", and {os.path.basename(unjudged)}, which the diverging steps started from, was moved to {folder}"
+    unproven = [prefix for prefix in unproven if prefix in self.run_dir.complete_checkpoints()]  # rotation's
+    if unproven and self.is_chief:
+      folder = self.run_dir.set_aside(unproven)
+      names = ", ".join(os.path.basename(prefix) for prefix in unproven)
+      said += (f", and {names}, saved since the loss was last healthy, {'was' if len(unproven) == 1 else 'were'} "
+               f"moved to {folder}")
     lower = f"a lower learning rate (train.lr_base={self.config.train.lr_base / 10:g}, a tenth, or train.gradient_clip)"
     latest = self.run_dir.latest_checkpoint()
     if latest:

@@ -3,10 +3,12 @@ import math
 from effnetv2_tf.train.divergence import VALUE_BOUND, LossWatch, value_problem
 
 
-def test_a_loss_grown_by_orders_of_magnitude_is_a_divergence_and_a_jump_a_warning():
+def test_a_loss_is_healthy_near_the_run_s_lowest_a_jump_a_warning_and_grown_by_orders_of_magnitude_a_divergence():
   watch = LossWatch(num_classes=5, losses=[1.6, 1.4, 1.2, 1.1])
-  assert watch.check(1.0) == ("ok", "")
-  verdict, reason = watch.check(13.0)
+  assert watch.check(1.0) == ("healthy", "")
+  assert watch.check(3.1) == ("healthy", "")  # under 2x a uniform guess's, ln(5) = 1.61
+  assert watch.check(3.5) == ("ok", "")  # over 3x the lowest and 2x the uniform guess's
+  verdict, reason = watch.check(16.0)
   assert verdict == "jump" and "11x its recent median" in reason
   verdict, reason = watch.check(1765.0)
   assert verdict == "diverged" and "grew to 1765 (the run's lowest was 1)" in reason
