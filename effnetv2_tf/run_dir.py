@@ -220,8 +220,11 @@ class RunDir:
 
   def checkpoint_settings(self, prefix):
     """The settings checkpoint `prefix` was saved with (config.yaml's dict), or None for a checkpoint of a
-    version before they travelled in it."""
-    reader = tf.train.load_checkpoint(prefix)
+    version before they travelled in it (or one that cannot be read)."""
+    try:
+      reader = tf.train.load_checkpoint(prefix)
+    except tf.errors.OpError:  # unreadable: the restore says so, in its own words
+      return None
     key = f"{SETTINGS_IN_CHECKPOINT}/.ATTRIBUTES/VARIABLE_VALUE"
     return yaml.safe_load(reader.get_tensor(key).decode()) if reader.has_tensor(key) else None
 

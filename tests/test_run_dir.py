@@ -62,3 +62,5 @@ def test_the_settings_a_checkpoint_carries_are_read_back_and_one_without_them_ha
   newer = tf.train.Checkpoint(v=variable, **{SETTINGS_IN_CHECKPOINT: settings}).write(str(tmp_path / "newer"))
   assert run.checkpoint_settings(older) is None
   assert run.checkpoint_settings(newer) == {"model": {"name": "efficientnetv2-s", "num_classes": 5}}
+  (tmp_path / "damaged.index").write_bytes(b"not a checkpoint index")
+  assert run.checkpoint_settings(str(tmp_path / "damaged")) is None

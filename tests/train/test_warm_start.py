@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
+import hparams
 from effnetv2_tf.model import create_model
+from effnetv2_tf.run_dir import config_text
 from effnetv2_tf.weights.official import CheckpointError
 from effnetv2_tf.train.warm_start import warm_start
 from tests.helpers import randomize, write_official_checkpoint
@@ -44,7 +46,9 @@ def test_our_run_starts_another_class_count_with_every_ema_weight_but_the_classi
 
 def test_a_run_of_another_model_is_refused(tmp_path):
   (tmp_path / "checkpoints").mkdir()
-  (tmp_path / "config.yaml").write_text("model: {name: efficientnetv2-s, width: null, depth: null, num_classes: 10}\n")
+  config = hparams.get_config("base").to_dict()
+  config["model"].update(name="efficientnetv2-s", num_classes=10)
+  (tmp_path / "config.yaml").write_text(config_text(config))
   (tmp_path / "checkpoints" / "ckpt-1.index").write_text("")
   with pytest.raises(CheckpointError, match="is a efficientnetv2-s checkpoint; fine-tuning efficientnetv2-b0"):
     warm_start(create_model("efficientnetv2-b0", width=0.25, depth=0.25, num_classes=3),
