@@ -25,7 +25,7 @@ import tensorflow as tf  # noqa: E402
 from benchmarks.report import report  # noqa: E402
 from benchmarks.train_step import build_step  # noqa: E402
 from effnetv2_tf.data.convert import convert  # noqa: E402
-from effnetv2_tf.data.pipeline import Preprocessing, build_dataset  # noqa: E402
+from effnetv2_tf.data.pipeline import Preprocessing, train_dataset  # noqa: E402
 from effnetv2_tf.data.sources import TFRecordSource  # noqa: E402
 from effnetv2_tf.model import create_model  # noqa: E402
 
@@ -34,8 +34,8 @@ VARIANTS = {"a: crop+flip": {}, "b: + RandAugment m10": {"augment": "randaug", "
 
 
 def pipeline_rate(source, size, batches, rounds, **stage):
-  dataset = build_dataset(source, Preprocessing(size, "center_128", **stage), is_training=True, batch_size=32,
-                          num_classes=10)
+  dataset = train_dataset(source, Preprocessing(size, "center_128", **stage), batch_size=32, num_classes=10,
+                          seed=0)
   iterator = iter(dataset)
   for _ in range(5):  # warm-up: AUTOTUNE settles, buffers fill
     next(iterator)

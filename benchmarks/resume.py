@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import report  # noqa: E402
 from effnetv2_tf.data.convert import convert  # noqa: E402
-from effnetv2_tf.data.pipeline import Preprocessing, build_dataset  # noqa: E402
+from effnetv2_tf.data.pipeline import Preprocessing, train_dataset  # noqa: E402
 from effnetv2_tf.data.sources import TFRecordSource  # noqa: E402
 
 BATCH = 64
@@ -30,7 +30,7 @@ BATCH = 64
 
 def first_batch_seconds(source, skip_steps):
   started = time.perf_counter()
-  dataset = build_dataset(source, Preprocessing(128, "center_128"), is_training=True, batch_size=BATCH,
+  dataset = train_dataset(source, Preprocessing(128, "center_128"), batch_size=BATCH,
                           num_classes=10, seed=0, skip_steps=skip_steps)
   next(iter(dataset))
   return time.perf_counter() - started

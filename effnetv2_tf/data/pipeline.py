@@ -1,7 +1,8 @@
 """The dataset a training stage or an evaluation asks for.
 
-build_dataset(source, Preprocessing(image_size, normalization, augment=..., mixup_alpha=...), ...) gives
-batches of (images, one-hot labels) at the stage's size and regularization. Records whose image does not decode
+train_dataset(source, Preprocessing(image_size, normalization, augment=..., mixup_alpha=...), ...) gives a
+stage's batches of (images, one-hot labels) at its size and regularization; eval_dataset one pass of the eval
+transform. Records whose image does not decode
 are skipped and counted (RecordCounts): bytes that are not a JPEG/PNG/GIF/BMP are filtered out, and a
 truncated JPEG decodes with grey where data is missing. A label outside [0, num_classes), or
 UNDECODABLE_IN_A_ROW records in a row without an image, stop with an error naming the file; data_error()
@@ -164,74 +165,81 @@ def _training_examples(source, input_context, seed, shuffle_buffer, cache, count
   return dataset.enumerate(start=first_epoch * length).skip(skip_examples)
 
 
-def build_dataset(source, preprocessing, *, is_training, batch_size, num_classes, input_context=None, seed=None,
-                  shuffle_buffer=16_384, cache=False, counts=None, skip_steps=0, pad_eval=False):
-  """Builds the batched dataset for one stage (training) or for evaluation.
+def _replica_share(batch_size, input_context):
+  """(examples per replica batch, batches per step) of one input pipeline: each step takes one batch per
+  replica, and a pipeline feeds num_replicas / num_pipelines replicas."""
+  if input_context is None:
+    return batch_size, 1
+  return (input_context.get_per_replica_batch_size(batch_size),
+          input_context.num_replicas_in_sync // input_context.num_input_pipelines)
+
+
+def train_dataset(source, preprocessing, *, batch_size, num_classes, seed, input_context=None,
+                  shuffle_buffer=16_384, cache=False, counts=None, skip_steps=0):
+  """The batches of one training stage: random crop / flip / augmentation and the stage's mixing, shuffled,
+  repeated, full batches only.
 
   Args:
     source: a sources.TFRecordSource or sources.TFDSSource.
-    preprocessing: a Preprocessing (the stage's size, augmentation and mixing; only size, normalization and
-      dtype matter for evaluation).
-    is_training: random crop/flip/augment, shuffle, repeat and drop_remainder; else the eval transform,
-      one pass, the last batch kept.
+    preprocessing: the stage's Preprocessing (size, augmentation, mixing strengths).
     batch_size: GLOBAL batch size; each input pipeline gets its replicas' share.
     num_classes: one-hot width; labels outside [0, num_classes) are an error.
+    seed: order, augmentation and mixing are functions of it (an exact resume needs that); streams derive from
+      it (seeds.derive_seed).
     input_context: tf.distribute.InputContext when called by distribute_datasets_from_function.
-    seed: makes order and augmentation reproducible (needed for an exact resume); streams derive from it
-      (seeds.derive_seed).
-    shuffle_buffer: examples in the training shuffle buffer.
+    shuffle_buffer: examples in the shuffle buffer.
     cache: cache the encoded records in memory after the first pass.
     counts: a RecordCounts to add to (skips reach the logs through it).
-    skip_steps: training steps of this dataset already done (resume): their examples are skipped before
-      decoding, and the rest comes out exactly as in an uninterrupted run.
-    pad_eval: eval only: every batch full (static shapes for XLA and TPUs) with a third element, the example
-      weights, 1 for real examples and 0 for padding; after the last real example the padding goes on
-      forever, so a distributed eval stops at its first step without a real example on any replica.
+    skip_steps: steps of this stage already done (resume): their examples are skipped before decoding, and
+      the rest comes out exactly as in an uninterrupted run.
 
   Returns:
-    tf.data.Dataset of (images [B, S, S, 3] dtype, labels [B, num_classes] float32), plus weights [B]
-    float32 with pad_eval.
+    tf.data.Dataset of (images [B, S, S, 3] preprocessing.dtype, labels [B, num_classes] float32).
   """
-  per_replica = input_context.get_per_replica_batch_size(batch_size) if input_context else batch_size
-  # Each step takes one batch per replica; a pipeline feeds num_replicas / num_pipelines replicas.
-  batches_per_step = (input_context.num_replicas_in_sync // input_context.num_input_pipelines
-                      if input_context else 1)
+  per_replica, batches_per_step = _replica_share(batch_size, input_context)
   skip_batches = skip_steps * batches_per_step
   pipeline_id = input_context.input_pipeline_id if input_context else 0
-  seed = 0 if seed is None else seed
-  counts = counts or RecordCounts()
-
-  skip_examples = skip_batches * per_replica
-  if is_training:
-    dataset = _training_examples(source, input_context, seed, shuffle_buffer, cache, counts, skip_examples)
-  else:
-    dataset = source.examples(input_context).filter(_decodable(counts)).enumerate()
-
+  dataset = _training_examples(source, input_context, seed, shuffle_buffer, cache, counts or RecordCounts(),
+                               skip_batches * per_replica)
   # One random stream per input pipeline: each example's seed is drawn from it by the example's index.
   element_stream = tf.constant(derive_seed(seed, PIPELINE, pipeline_id), tf.int64)
 
   def preprocess(index, example):
     image, label, origin = example
-    if is_training:
-      image = preprocessing.train_image(image, tf.stack([element_stream, index]))
-    else:
-      image = preprocessing.eval_image(image)
-    return image, label, origin
+    return preprocessing.train_image(image, tf.stack([element_stream, index])), label, origin
 
-  dataset = dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
-  dataset = dataset.map(_check_label(num_classes))
-  if pad_eval and not is_training:
-    size = preprocessing.image_size
-    padding = (tf.zeros((size, size, 3), preprocessing.dtype), tf.zeros((num_classes,)), tf.constant(0.0))
-    dataset = dataset.map(lambda image, label: (image, label, tf.constant(1.0))).concatenate(
-        tf.data.Dataset.from_tensors(padding).repeat())
-  dataset = dataset.batch(per_replica, drop_remainder=is_training or pad_eval)
-  if is_training and preprocessing.mixes_batches:
+  dataset = dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).map(_check_label(num_classes))
+  dataset = dataset.batch(per_replica, drop_remainder=True)
+  if preprocessing.mixes_batches:
     mix_stream = tf.constant([derive_seed(seed, MIXING, pipeline_id), 0], tf.int64)
     dataset = dataset.enumerate(start=skip_batches).map(
         lambda step, batch: mixing.mix_batch(*batch, preprocessing.mixup_alpha, preprocessing.cutmix_alpha,
                                              tf.random.experimental.stateless_fold_in(mix_stream, step)),
         num_parallel_calls=tf.data.AUTOTUNE)
-  options = tf.data.Options()
-  options.deterministic = seed is not None
-  return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+  return dataset.prefetch(tf.data.AUTOTUNE)  # tf.data keeps the order deterministic by default
+
+
+def eval_dataset(source, preprocessing, *, batch_size, num_classes, input_context=None, counts=None, padded=False):
+  """One pass over the eval examples: the eval transform at preprocessing's size.
+
+  Args:
+    source, batch_size, num_classes, input_context, counts: as for train_dataset.
+    preprocessing: a Preprocessing; only its size, normalization and dtype matter.
+    padded: every batch full (static shapes for XLA and TPUs) with a third element, the example weights, 1 for
+      real examples and 0 for padding; after the last real example the padding goes on forever, so a
+      distributed eval stops at its first step without a real example on any replica. Otherwise the last
+      batch is kept, however short.
+
+  Returns:
+    tf.data.Dataset of (images, labels), plus weights [B] float32 when padded.
+  """
+  per_replica, _ = _replica_share(batch_size, input_context)
+  dataset = source.examples(input_context).filter(_decodable(counts or RecordCounts()))
+  dataset = dataset.map(lambda image, label, origin: (preprocessing.eval_image(image), label, origin),
+                        num_parallel_calls=tf.data.AUTOTUNE).map(_check_label(num_classes))
+  if padded:
+    size = preprocessing.image_size
+    padding = (tf.zeros((size, size, 3), preprocessing.dtype), tf.zeros((num_classes,)), tf.constant(0.0))
+    dataset = dataset.map(lambda image, label: (image, label, tf.constant(1.0))).concatenate(
+        tf.data.Dataset.from_tensors(padding).repeat())
+  return dataset.batch(per_replica, drop_remainder=padded).prefetch(tf.data.AUTOTUNE)

@@ -1,12 +1,12 @@
 """Top-1 / top-5 on the eval split, compiled like the train step, with static shapes on any strategy.
 
-Batches are full: the last one is padded with examples of weight 0 (build_dataset's pad_eval), so every
+Batches are full: the last one is padded with examples of weight 0 (eval_dataset's padded), so every
 example counts exactly once on any number of replicas and XLA sees one shape.
 """
 
 import tensorflow as tf
 
-from effnetv2_tf.data.pipeline import Preprocessing, build_dataset, explained_data_errors
+from effnetv2_tf.data.pipeline import Preprocessing, eval_dataset, explained_data_errors
 
 
 class Evaluator:
@@ -38,9 +38,9 @@ class Evaluator:
     config = self.config
 
     def dataset_fn(input_context):
-      return build_dataset(self.source, Preprocessing(config.eval.image_size, self.normalization, self.compute_dtype),
-                           is_training=False, batch_size=config.eval.batch_size, pad_eval=True,
-                           num_classes=config.model.num_classes, input_context=input_context, counts=self.counts)
+      return eval_dataset(self.source, Preprocessing(config.eval.image_size, self.normalization, self.compute_dtype),
+                          batch_size=config.eval.batch_size, padded=True,
+                          num_classes=config.model.num_classes, input_context=input_context, counts=self.counts)
 
     return self.strategy.distribute_datasets_from_function(dataset_fn)
 

@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 import yaml
 
-from effnetv2_tf.data.pipeline import Preprocessing, RecordCounts, build_dataset, explained_data_errors
+from effnetv2_tf.data.pipeline import Preprocessing, RecordCounts, explained_data_errors, train_dataset
 from effnetv2_tf.data.seeds import STAGE, derive_seed
 from effnetv2_tf.model import get_model_spec
 from effnetv2_tf.run_dir import CONFIG_FILE, RunDir, model_identity
@@ -247,8 +247,8 @@ class Trainer:
     skip_steps = self.step - stage.start_step
 
     def dataset_fn(input_context):
-      dataset = build_dataset(
-          self.train_source, preprocessing, is_training=True, batch_size=config.train.batch_size,
+      dataset = train_dataset(
+          self.train_source, preprocessing, batch_size=config.train.batch_size,
           num_classes=config.model.num_classes, input_context=input_context, counts=self.counts,
           seed=derive_seed(config.train.seed, STAGE, stage.index), shuffle_buffer=config.data.shuffle_buffer,
           cache=config.data.cache, skip_steps=skip_steps)

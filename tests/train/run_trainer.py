@@ -62,10 +62,10 @@ def main():
 def _unpadded_eval(trainer, config):
   """Top-1 / top-5 of the raw weights on every eval example in one unpadded batch, eagerly."""
   import numpy as np
-  from effnetv2_tf.data.pipeline import Preprocessing, build_dataset
+  from effnetv2_tf.data.pipeline import Preprocessing, eval_dataset
   eval_images = Preprocessing(config.eval.image_size, trainer.spec.normalization)
-  images, labels = next(iter(build_dataset(trainer.evaluator.source, eval_images, is_training=False,
-                                           batch_size=100_000, num_classes=config.model.num_classes)))
+  images, labels = next(iter(eval_dataset(trainer.evaluator.source, eval_images, batch_size=100_000,
+                                          num_classes=config.model.num_classes)))
   logits = trainer.state.model(images, training=False).numpy()
   targets = np.argmax(labels.numpy(), -1)
   ranks = (logits > logits[np.arange(len(targets)), targets][:, None]).sum(-1)  # classes scoring higher
