@@ -1,9 +1,16 @@
 """Divergence: a loss that is not finite, or that has grown by orders of magnitude, and weights, BN statistics,
 EMA or optimizer slots beyond any a converging run holds, must never reach a checkpoint, since a resume (with a
-lower learning rate, say) could only start from exploded weights."""
+lower learning rate, say) could only start from exploded weights.
+
+LossWatch judges each host loop's loss, value_problem the values a loop leaves, and DivergenceGuard, called
+after each host loop, acts on both: it warns of a jump and stops a diverging run, setting aside the checkpoints
+no healthy loop has proven.
+"""
 
 import math
+import os
 import statistics
+import sys
 
 # A loop loss this many times the run's lowest one, and this many times the loss of a uniform guess
 # (ln of the class count: a model that confidently predicts wrong classes), is a divergence: the weights
@@ -61,3 +68,62 @@ def value_problem(largest):
   if value > VALUE_BOUND:
     return f"{name} reached {value:.3g}"
   return None
+
+
+class DivergenceGuard:
+  """Watches a run's host loops for a divergence and stops it with the way on.
+
+  Args:
+    watch: the run's LossWatch.
+    run_dir: the RunDir whose checkpoints a divergence sets aside (the chief's only).
+    lr_base: the run's train.lr_base (the advice names a tenth of it).
+    is_chief: whether this process moves checkpoints.
+    largest_values: () -> {name: largest absolute value} of what a checkpoint would save now.
+    before_stop: () -> None, called before the run stops (ends the progress line, flushes the logs).
+  """
+
+  def __init__(self, watch, run_dir, lr_base, is_chief, largest_values, before_stop=lambda: None):
+    self.watch, self.run_dir, self.lr_base, self.is_chief = watch, run_dir, lr_base, is_chief
+    self.largest_values, self.before_stop = largest_values, before_stop
+    # The checkpoints no healthy host loop has started from since they were saved (the restored one first).
+    latest = run_dir.latest_checkpoint()
+    self.unproven = [latest] if latest else []
+
+  def after_loop(self, step, loss):
+    """The verdict on the host loop that ended at `step` with mean `loss`: "healthy", "ok" or "jump" (its
+    weights are not to be saved); a divergence raises FloatingPointError, with nothing of the loop saved."""
+    verdict, reason = self.watch.check(loss)
+    problem = value_problem(self.largest_values())
+    if problem:
+      verdict, reason = "diverged", problem
+    if verdict == "diverged":
+      self._stop(step, reason)
+    if verdict == "healthy":  # the weights the loop started from, and so every checkpoint before, are
+      self.unproven = []
+    if verdict == "jump":
+      print(f"\nwarning: at step {step} {reason}: the run may be diverging (lower train.lr_base or set "
+            "train.gradient_clip)", file=sys.stderr, flush=True)
+    return verdict
+
+  def saved(self, prefix):
+    """Notes checkpoint `prefix`, just saved: unproven until a healthy loop starts from it."""
+    self.unproven.append(prefix)
+
+  def _stop(self, step, reason):
+    self.before_stop()
+    said = f"Training diverged at step {step}: {reason}. Nothing of it was saved"
+    complete = self.run_dir.complete_checkpoints()
+    unproven = [prefix for prefix in self.unproven if prefix in complete]  # not those rotation removed
+    if unproven and self.is_chief:
+      folder = self.run_dir.set_aside(unproven)
+      names = ", ".join(os.path.basename(prefix) for prefix in unproven)
+      said += (f", and {names}, saved since the loss was last healthy, {'was' if len(unproven) == 1 else 'were'} "
+               f"moved to {folder}")
+    lower = f"a lower learning rate (train.lr_base={self.lr_base / 10:g}, a tenth, or train.gradient_clip)"
+    latest = self.run_dir.latest_checkpoint()
+    if latest:
+      advice = (f"to go on from {os.path.basename(latest)}, the last healthy checkpoint, rerun with {lower} and "
+                "--continue_with_new_settings")
+    else:
+      advice = f"no healthy checkpoint is left: start again with {lower}"
+    raise FloatingPointError(f"{said}; {advice}.")

@@ -21,7 +21,7 @@ from effnetv2_tf.data.pipeline import Preprocessing, RecordCounts, explained_dat
 from effnetv2_tf.data.seeds import STAGE, derive_seed
 from effnetv2_tf.model import get_model_spec
 from effnetv2_tf.run_dir import CONFIG_FILE, RunDir, model_identity
-from effnetv2_tf.train.divergence import LossWatch, value_problem
+from effnetv2_tf.train.divergence import DivergenceGuard, LossWatch
 from effnetv2_tf.train.evaluation import Evaluator
 from effnetv2_tf.train.optimizer import reset_momenta
 from effnetv2_tf.train.pace import pace_at, scaled
@@ -326,13 +326,12 @@ class Trainer:
   def _train_stages(self, eval_between_stages):
     runtime = self.config.runtime
     saver = self.state.checkpoint_manager(self.run_dir, self.is_chief)
-    watch = LossWatch(self.config.model.num_classes, (row["loss"] for row in self.log.rows))
+    guard = DivergenceGuard(LossWatch(self.config.model.num_classes, (row["loss"] for row in self.log.rows)),
+                            self.run_dir, self.config.train.lr_base, self.is_chief, self.state.largest_values,
+                            before_stop=self._end_lines)
     timed = self.timed_paces  # {image size: seconds per step}, read by time_steps before the run
     measured = {}  # the stages' own paces
     paces = dict(timed)  # the time left's: the stages' own, the sizes to come as timed, scaled alike
-    # The checkpoints no healthy host loop has started from since they were saved: a divergence sets them aside.
-    latest = self.run_dir.latest_checkpoint()
-    unproven = [latest] if latest else []
     # SIGTERM / SIGINT: save at the end of the current host loop, then stop; within runtime.stop_seconds
     with StopSignals(runtime.stop_seconds, self.run_dir.latest_checkpoint) as stop:
       for index in range(len(self.schedule.stages)):
@@ -352,17 +351,7 @@ class Trainer:
           loss, top1 = self._run_loop(train_loop, data, num_steps)
           seconds = time.perf_counter() - started
           loop_seconds.append((num_steps, seconds))
-          verdict, reason = watch.check(loss)
-          problem = value_problem(self.state.largest_values())
-          if problem:
-            verdict, reason = "diverged", problem
-          if verdict == "diverged":  # nothing of this loop is saved
-            self._diverged(reason, unproven)
-          if verdict == "healthy":  # the weights the loop started from, and so every checkpoint before, are
-            unproven = []
-          if verdict == "jump":
-            print(f"\nwarning: at step {self.step} {reason}: the run may be diverging (lower train.lr_base or "
-                  "set train.gradient_clip)", file=sys.stderr, flush=True)
+          verdict = guard.after_loop(self.step, loss)
           pace = _seconds_per_step(loop_seconds)
           if pace:
             measured[stage.image_size] = pace
@@ -377,7 +366,7 @@ class Trainer:
           due = self.step % runtime.checkpoint_steps == 0 or self.step == stage.end_step
           if stopping or (due and verdict != "jump"):  # weights after a loss jump wait for a calmer loop
             with stop.saving():
-              unproven.append(saver.save(checkpoint_number=self.step))
+              guard.saved(saver.save(checkpoint_number=self.step))
           if stopping:
             self._stop(stopping)
         self.log.stage_finished(stage, self.step, time.perf_counter() - stage_started,
@@ -429,27 +418,9 @@ class Trainer:
             "dropout": stage.dropout_rate, "randaug": stage.randaug_magnitude, "mixup": stage.mixup_alpha,
             "cutmix": stage.cutmix_alpha, "records_skipped": self.counts.skipped}
 
-  def _diverged(self, reason, unproven):
-    """Stops the run: nothing of the diverging loops is saved, and the `unproven` checkpoints (no healthy loop
-    started from them) are moved out of the way, so that the advice (a lower learning rate) goes on from a
-    healthy one."""
+  def _end_lines(self):
     print(flush=True)  # end the progress bar's line
     self.log.flush()
-    said = f"Training diverged at step {self.step}: {reason}. Nothing of it was saved"
-    unproven = [prefix for prefix in unproven if prefix in self.run_dir.complete_checkpoints()]  # rotation's
-    if unproven and self.is_chief:
-      folder = self.run_dir.set_aside(unproven)
-      names = ", ".join(os.path.basename(prefix) for prefix in unproven)
-      said += (f", and {names}, saved since the loss was last healthy, {'was' if len(unproven) == 1 else 'were'} "
-               f"moved to {folder}")
-    lower = f"a lower learning rate (train.lr_base={self.config.train.lr_base / 10:g}, a tenth, or train.gradient_clip)"
-    latest = self.run_dir.latest_checkpoint()
-    if latest:
-      advice = (f"to go on from {os.path.basename(latest)}, the last healthy checkpoint, rerun with {lower} and "
-                "--continue_with_new_settings")
-    else:
-      advice = f"no healthy checkpoint is left: start again with {lower}"
-    raise FloatingPointError(f"{said}; {advice}.")
 
   def _stop(self, signal_name):
     self.log.flush()
