@@ -21,11 +21,12 @@ from effnetv2_tf.data.pipeline import Preprocessing, RecordCounts, explained_dat
 from effnetv2_tf.data.seeds import STAGE, derive_seed
 from effnetv2_tf.model import get_model_spec
 from effnetv2_tf.run_dir import CONFIG_FILE, RunDir, model_identity
+from effnetv2_tf.train.checkpointing import CheckpointAndStop
 from effnetv2_tf.train.divergence import DivergenceGuard, LossWatch
 from effnetv2_tf.train.evaluation import Evaluator
 from effnetv2_tf.train.optimizer import reset_momenta
 from effnetv2_tf.train.pace import pace_at, scaled
-from effnetv2_tf.train.preemption import Preempted, StopSignals
+from effnetv2_tf.train.preemption import StopSignals
 from effnetv2_tf.train.run_data import check_run_classes, class_names, eval_source, train_source
 from effnetv2_tf.train.run_log import RunLog, augmentation
 from effnetv2_tf.train.schedule import ProgressiveSchedule
@@ -333,7 +334,9 @@ class Trainer:
     measured = {}  # the stages' own paces
     paces = dict(timed)  # the time left's: the stages' own, the sizes to come as timed, scaled alike
     # SIGTERM / SIGINT: save at the end of the current host loop, then stop; within runtime.stop_seconds
-    with StopSignals(runtime.stop_seconds, self.run_dir.latest_checkpoint) as stop:
+    with StopSignals(runtime.stop_seconds, self.run_dir.latest_checkpoint) as signals:
+      checkpoints = CheckpointAndStop(lambda step: saver.save(checkpoint_number=step), runtime.checkpoint_steps,
+                                      signals, saved=guard.saved, before_stop=self.log.flush)
       for index in range(len(self.schedule.stages)):
         stage = self.schedule.stages[index]  # as refitted so far: a refit moves the later stages
         if self.step >= stage.end_step:
@@ -362,19 +365,12 @@ class Trainer:
           self.log.host_loop(self._row(stage, loss, top1, num_steps, seconds), stage,
                              self.config.train.batch_size / pace if pace else None, self._seconds_left(paces),
                              pace * (stage.end_step - self.step) if pace else None)
-          stopping = stop.received  # read once: a signal arriving after this is handled after the next loop
-          due = self.step % runtime.checkpoint_steps == 0 or self.step == stage.end_step
-          if stopping or (due and verdict != "jump"):  # weights after a loss jump wait for a calmer loop
-            with stop.saving():
-              guard.saved(saver.save(checkpoint_number=self.step))
-          if stopping:
-            self._stop(stopping)
+          checkpoints.after_loop(self.step, stage.end_step, verdict)
         self.log.stage_finished(stage, self.step, time.perf_counter() - stage_started,
                                 _compile_seconds(loop_seconds), self.jit_compile, self.counts.skipped)
         if eval_between_stages:
           self.log.evaluation(self.evaluate())
-        if stop.received:  # during the eval: the stage's end is saved already
-          self._stop(stop.received)
+        checkpoints.after_eval(self.step)
     return self.log.evals
 
   def _refit(self, stage, pace):
@@ -421,10 +417,6 @@ class Trainer:
   def _end_lines(self):
     print(flush=True)  # end the progress bar's line
     self.log.flush()
-
-  def _stop(self, signal_name):
-    self.log.flush()
-    raise Preempted(signal_name, self.step)
 
   def finish(self):
     """Final eval (unless the last stage's eval was at this step) and the PNG plot; returns the result."""

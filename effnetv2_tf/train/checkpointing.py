@@ -1,0 +1,44 @@
+"""When a run saves, and stopping on a signal: the hook after each host loop that keeps the run's checkpoints.
+
+A checkpoint is due every runtime.checkpoint_steps and at each stage's end, unless the loop's loss jumped (its
+weights wait for a calmer loop); a stop signal (StopSignals) saves at once, whatever the loss, and ends the run
+with Preempted, which main turns into its exit status.
+"""
+
+from effnetv2_tf.train.preemption import Preempted
+
+
+class CheckpointAndStop:
+  """Saves a run's checkpoints at its cadence and stops it on a signal.
+
+  Args:
+    save: step -> the prefix of the checkpoint it saved (the engine's save).
+    checkpoint_steps: the cadence, in steps.
+    signals: the run's StopSignals (`received`, and `saving()`, a block a second signal does not cut short).
+    saved: prefix -> None, told of each checkpoint saved (the DivergenceGuard's `saved`).
+    before_stop: () -> None, called before the run stops (flushes the logs).
+  """
+
+  def __init__(self, save, checkpoint_steps, signals, saved=lambda prefix: None, before_stop=lambda: None):
+    self.save, self.checkpoint_steps, self.signals = save, checkpoint_steps, signals
+    self.saved, self.before_stop = saved, before_stop
+
+  def after_loop(self, step, stage_end, verdict):
+    """After the host loop that ended at `step` with `verdict` (DivergenceGuard's): saves when due or when a
+    signal came, then stops the run on that signal (Preempted)."""
+    stopping = self.signals.received  # read once: a signal arriving after this is handled after the next loop
+    due = step % self.checkpoint_steps == 0 or step == stage_end
+    if stopping or (due and verdict != "jump"):
+      with self.signals.saving():
+        self.saved(self.save(step))
+    if stopping:
+      self._stop(stopping, step)
+
+  def after_eval(self, step):
+    """After a stage's eval: stops the run on a signal that came during it (the stage's end is saved)."""
+    if self.signals.received:
+      self._stop(self.signals.received, step)
+
+  def _stop(self, signal_name, step):
+    self.before_stop()
+    raise Preempted(signal_name, step)
