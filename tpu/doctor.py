@@ -174,6 +174,7 @@ def time_train_step(report, config, runtime, policy, jit):
   """Compiles and times the run's train loop at the first stage's size on a synthetic batch."""
   import keras
   import tensorflow as tf
+  from effnetv2_tf.train.pace import LoopClock
   from effnetv2_tf.train.state import TrainState, compute_dtype
   from effnetv2_tf.train.trainer import run_plan
   steps_per_epoch, schedule = run_plan(config)
@@ -193,17 +194,12 @@ def time_train_step(report, config, runtime, policy, jit):
   dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
   iterator = iter(runtime.strategy.experimental_distribute_dataset(dataset))
   loop = state.train_loop(stage.dropout_rate, stage.image_size)
-  started = time.perf_counter()
-  float(loop(iterator, tf.constant(1))[0])
-  first = time.perf_counter() - started
-  steps = 3
-  started = time.perf_counter()
-  loss = float(loop(iterator, tf.constant(steps))[0])
-  step_seconds = (time.perf_counter() - started) / steps
+  clock = LoopClock()
+  for steps in (1, 3):  # the first loop traces and compiles the step
+    loss = clock.time(lambda num_steps: float(loop(iterator, tf.constant(num_steps))[0]), steps)
   memory = _peak_memory(runtime)
   report.info("train step", f"{config.model.name} at {stage.image_size} px, batch {batch}{note}: compile "
-              f"{max(first - step_seconds, 0.0):.1f} s, step {step_seconds:.3f} s, {batch / step_seconds:,.1f} img/s, "
-              f"{memory}")
+              f"{clock.compile_seconds:.1f} s, step {clock.pace:.3f} s, {batch / clock.pace:,.1f} img/s, {memory}")
   if loss != loss:  # NaN
     report.problem("train step", "the loss is NaN on a synthetic batch", "check runtime.mixed_precision and lr")
 

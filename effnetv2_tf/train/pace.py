@@ -1,9 +1,47 @@
-"""A step's cost at any image size, from the seconds per step measured at one or more sizes.
+"""A step's cost: measured over host loops (LoopClock), and at any image size from the seconds per step measured
+at one or more sizes.
 
 On the CPU a step costs about a + b * pixels: a fixed part (per-op overhead, the optimizer and EMA updates)
 and a part that grows with the image area. The time budget plans with it, and the run's time left is
 estimated with it.
 """
+
+import time
+
+
+class LoopClock:
+  """Times the host loops of one traced step (a stage's, or a timing's): the first loop also traces (and
+  compiles) it, so the pace is the later loops' and the compile time what the first took beyond that pace."""
+
+  def __init__(self, now=time.perf_counter):
+    self.now = now
+    self.loops = []  # (steps, seconds)
+
+  def time(self, run_loop, num_steps):
+    """`run_loop(num_steps)`'s result, its seconds recorded."""
+    started = self.now()
+    result = run_loop(num_steps)
+    self.loops.append((num_steps, self.now() - started))
+    return result
+
+  @property
+  def pace(self):
+    """Seconds per step over the loops after the first; None before there is one."""
+    later = self.loops[1:]
+    return sum(seconds for _, seconds in later) / sum(steps for steps, _ in later) if later else None
+
+  @property
+  def compile_seconds(self):
+    """What the first loop took beyond its steps at the pace (all of it while it is the only one): the trace
+    and the compile, or about 0 when the step was traced before."""
+    first_steps, first = self.loops[0]
+    pace = self.pace
+    return first if pace is None else max(first - first_steps * pace, 0.0)
+
+  @property
+  def seconds(self):
+    """The last loop's seconds."""
+    return self.loops[-1][1]
 
 
 def pace_at(paces):

@@ -25,7 +25,7 @@ from effnetv2_tf.train.checkpointing import CheckpointAndStop
 from effnetv2_tf.train.divergence import DivergenceGuard, LossWatch
 from effnetv2_tf.train.evaluation import Evaluator
 from effnetv2_tf.train.optimizer import reset_momenta
-from effnetv2_tf.train.pace import pace_at, scaled
+from effnetv2_tf.train.pace import LoopClock, pace_at, scaled
 from effnetv2_tf.train.preemption import StopSignals
 from effnetv2_tf.train.run_data import check_run_classes, class_names, eval_source, train_source
 from effnetv2_tf.train.run_log import RunLog, augmentation
@@ -82,22 +82,6 @@ def is_chief(strategy):
   resolver = getattr(strategy, "cluster_resolver", None)
   return resolver is None or resolver.task_type in (None, "chief") or (
       resolver.task_type == "worker" and resolver.task_id == 0)
-
-
-def _compile_seconds(loop_seconds):
-  """What the first host loop of a stage took beyond its steps at the later loops' pace: the trace (and the
-  XLA compile) of the step, or about 0 when the stage reuses the previous stage's trace."""
-  (first_steps, first), later = loop_seconds[0], loop_seconds[1:]
-  if not later:
-    return first
-  pace = sum(seconds for _, seconds in later) / sum(steps for steps, _ in later)
-  return max(first - first_steps * pace, 0.0)
-
-
-def _seconds_per_step(loop_seconds):
-  """The stage's pace over its host loops after the first (which also traces the step); None before."""
-  later = loop_seconds[1:]
-  return sum(seconds for _, seconds in later) / sum(steps for steps, _ in later) if later else None
 
 
 def host_loop_steps(step, stage_end, checkpoint_steps, steps_per_loop, progress_seconds, pace):
@@ -218,14 +202,12 @@ class Trainer:
         stage = dataclasses.replace(self.schedule.stages[0], image_size=size)
         data = iter(self._stage_data(stage))
         train_loop = self.state.train_loop(stage.dropout_rate, size)
-        timings = []
-        for num_steps in (1, 1, None):
-          num_steps = num_steps or max(2, round(seconds / timings[-1]))
-          started = time.perf_counter()
-          self._run_loop(train_loop, data, num_steps)
-          timings.append((time.perf_counter() - started) / num_steps)
-        paces[size] = timings[-1]
-        self.trace_seconds = max(self.trace_seconds, timings[0] - timings[-1])
+        run_loop, clock = (lambda steps: self._run_loop(train_loop, data, steps)), LoopClock()
+        for _ in range(2):  # the trace, then a step that sizes the loop
+          clock.time(run_loop, 1)
+        clock.time(run_loop, max(2, round(seconds / clock.pace)))
+        paces[size] = clock.pace
+        self.trace_seconds = max(self.trace_seconds, clock.compile_seconds)
       self.state.restore(start)
     self.timed_paces.update(paces)
     return paces
@@ -345,29 +327,25 @@ class Trainer:
         train_loop = self.state.train_loop(stage.dropout_rate, stage.image_size)
         self.log.stage_started(stage, len(self.schedule.stages), self.step, self._seconds_left(paces))
         stage_started = time.perf_counter()
-        loop_seconds = []  # (steps, seconds) per host loop: the first one also traces (and compiles) the step
-        pace = None  # the stage's seconds per step, once a loop after the first has run
+        clock = LoopClock()  # the stage's pace, once a loop after the first has run
         refit_at = stage.start_step + REFIT_FIRST * (stage.end_step - stage.start_step)
         while self.step < stage.end_step:
-          num_steps = self._loop_steps(stage, pace)
-          started = time.perf_counter()
-          loss, top1 = self._run_loop(train_loop, data, num_steps)
-          seconds = time.perf_counter() - started
-          loop_seconds.append((num_steps, seconds))
+          num_steps = self._loop_steps(stage, clock.pace)
+          loss, top1 = clock.time(lambda steps: self._run_loop(train_loop, data, steps), num_steps)
           verdict = guard.after_loop(self.step, loss)
-          pace = _seconds_per_step(loop_seconds)
+          pace = clock.pace
           if pace:
             measured[stage.image_size] = pace
             paces = {**(scaled(timed, stage.image_size, pace) if timed else {}), **measured}
             if self.refit and refit_at <= self.step < stage.end_step:
               stage = self._refit(stage, pace)
               refit_at = self.step + REFIT_EVERY * (stage.end_step - stage.start_step)
-          self.log.host_loop(self._row(stage, loss, top1, num_steps, seconds), stage,
+          self.log.host_loop(self._row(stage, loss, top1, num_steps, clock.seconds), stage,
                              self.config.train.batch_size / pace if pace else None, self._seconds_left(paces),
                              pace * (stage.end_step - self.step) if pace else None)
           checkpoints.after_loop(self.step, stage.end_step, verdict)
         self.log.stage_finished(stage, self.step, time.perf_counter() - stage_started,
-                                _compile_seconds(loop_seconds), self.jit_compile, self.counts.skipped)
+                                clock.compile_seconds, self.jit_compile, self.counts.skipped)
         if eval_between_stages:
           self.log.evaluation(self.evaluate())
         checkpoints.after_eval(self.step)

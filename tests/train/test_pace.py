@@ -1,12 +1,30 @@
-"""A step's cost at any image size, and the run's time left estimated with it."""
+"""A step's cost over host loops and at any image size, and the run's time left estimated with it."""
 
 import types
 
 import pytest
 
-from effnetv2_tf.train.pace import pace_at, scaled
+from effnetv2_tf.train.pace import LoopClock, pace_at, scaled
 from effnetv2_tf.train.schedule import Stage
 from effnetv2_tf.train.trainer import Trainer
+
+
+def test_the_loop_clock_s_pace_leaves_out_the_first_loop_which_also_traces_the_step():
+  now = [0.0]
+
+  def loop_of(seconds_per_step, trace=0.0):
+    def run(num_steps):
+      now[0] += trace + num_steps * seconds_per_step
+      return num_steps
+    return run
+
+  clock = LoopClock(now=lambda: now[0])
+  assert clock.time(loop_of(0.5, trace=12.0), 2) == 2
+  assert clock.pace is None and clock.compile_seconds == 13.0  # alone, the first loop is all compile time
+  clock.time(loop_of(0.5), 4)
+  clock.time(loop_of(0.75), 4)
+  assert clock.pace == pytest.approx(0.625) and clock.seconds == 3.0
+  assert clock.compile_seconds == pytest.approx(13.0 - 2 * 0.625)
 
 
 def test_a_step_costs_a_fixed_part_and_a_part_per_pixel():
