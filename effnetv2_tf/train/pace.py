@@ -62,3 +62,41 @@ def scaled(timed, size, pace):
   up, the machine's speed drifting)."""
   factor = pace / pace_at(timed)(size)
   return {timed_size: timed_pace * factor for timed_size, timed_pace in timed.items()}
+
+
+class RunPaces:
+  """What a run knows of its step's cost: the paces timed before it trains (Trainer.time_steps; a time budget
+  plans with them), with what the timing's first step took beyond its pace (the trace, the pipeline's start),
+  and the paces its stages measured; from them, the run's time left."""
+
+  def __init__(self):
+    self.timed = {}  # {image size: seconds per step}, timed before the run
+    self.trace_seconds = 0.0
+    self.measured = {}  # {image size: seconds per step}, the stages' own
+    self._latest = None  # (size, pace) of the stage measured last
+
+  def timed_at(self, paces, trace_seconds):
+    """Adds a timing's paces ({size: seconds per step}) and its trace's seconds."""
+    self.timed.update(paces)
+    self.trace_seconds = max(self.trace_seconds, trace_seconds)
+
+  def measured_at(self, size, pace):
+    """Notes the pace the stage at `size` measured so far."""
+    self.measured[size] = pace
+    self._latest = size, pace
+
+  def paces(self):
+    """{size: seconds per step}: the stages' own, and the sizes only timed scaled by what the latest
+    measurement makes of the timing."""
+    if self._latest is None or not self.timed:
+      return {**self.timed, **self.measured}
+    return {**scaled(self.timed, *self._latest), **self.measured}
+
+  def seconds_left(self, stages, step):
+    """The training time left from `step` (evals not counted), each stage's steps at its size's pace; None
+    before any pace is known."""
+    paces = self.paces()
+    if not paces:
+      return None
+    pace = pace_at(paces)
+    return sum(max(stage.end_step - max(stage.start_step, step), 0) * pace(stage.image_size) for stage in stages)

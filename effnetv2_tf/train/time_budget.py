@@ -59,7 +59,7 @@ def fit_to_budget(trainer, resolve, seconds_since_start):
         return epochs, stages, 0.0
       fitted = resolve(epochs)
       fitted_stages = run_plan(fitted)[1].stages
-      retrace = trainer.trace_seconds if trainer.state.traces_again(fitted, fitted_stages[0]) else 0.0
+      retrace = trainer.paces.trace_seconds if trainer.state.traces_again(fitted, fitted_stages[0]) else 0.0
       if not retrace and [stage.image_size for stage in fitted_stages] == [stage.image_size for stage in stages]:
         return epochs, stages, 0.0
       return epochs_for(steps_per_epoch, fitted_stages, pace_at(paces), left - retrace), fitted_stages, retrace

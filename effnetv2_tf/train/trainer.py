@@ -25,7 +25,7 @@ from effnetv2_tf.train.checkpointing import CheckpointAndStop
 from effnetv2_tf.train.divergence import DivergenceGuard, LossWatch
 from effnetv2_tf.train.evaluation import Evaluator
 from effnetv2_tf.train.optimizer import reset_momenta
-from effnetv2_tf.train.pace import LoopClock, pace_at, scaled
+from effnetv2_tf.train.pace import LoopClock, RunPaces
 from effnetv2_tf.train.preemption import StopSignals
 from effnetv2_tf.train.run_data import check_run_classes, class_names, eval_source, train_source
 from effnetv2_tf.train.run_log import RunLog, augmentation
@@ -157,8 +157,7 @@ class Trainer:
                                self.state.ema, self.spec.normalization, self.compute_dtype, self.jit_compile,
                                self.counts)
     self.log = RunLog(self.run_dir, self.is_chief, augment_policy=config.augment.policy)
-    self.timed_paces = {}  # {image size: seconds per step} from time_steps, until the stages measure their own
-    self.trace_seconds = 0.0  # what time_steps' first step took beyond its pace: the trace, the pipeline's start
+    self.paces = RunPaces()  # timed by time_steps, then measured by the stages: the time left's and a budget's
     self.refit = None  # train.time_budget: refit(step, pace) -> (config, line) of the run's length
     self.allow_new_settings = allow_new_settings
     self._holding_run_dir = False
@@ -207,9 +206,8 @@ class Trainer:
           clock.time(run_loop, 1)
         clock.time(run_loop, max(2, round(seconds / clock.pace)))
         paces[size] = clock.pace
-        self.trace_seconds = max(self.trace_seconds, clock.compile_seconds)
+        self.paces.timed_at({size: clock.pace}, clock.compile_seconds)
       self.state.restore(start)
-    self.timed_paces.update(paces)
     return paces
 
   def evaluate(self, use_ema=True):
@@ -312,9 +310,6 @@ class Trainer:
     guard = DivergenceGuard(LossWatch(self.config.model.num_classes, (row["loss"] for row in self.log.rows)),
                             self.run_dir, self.config.train.lr_base, self.is_chief, self.state.largest_values,
                             before_stop=self._end_lines)
-    timed = self.timed_paces  # {image size: seconds per step}, read by time_steps before the run
-    measured = {}  # the stages' own paces
-    paces = dict(timed)  # the time left's: the stages' own, the sizes to come as timed, scaled alike
     # SIGTERM / SIGINT: save at the end of the current host loop, then stop; within runtime.stop_seconds
     with StopSignals(runtime.stop_seconds, self.run_dir.latest_checkpoint) as signals:
       checkpoints = CheckpointAndStop(lambda step: saver.save(checkpoint_number=step), runtime.checkpoint_steps,
@@ -325,7 +320,7 @@ class Trainer:
           continue
         data = iter(self._stage_data(stage))
         train_loop = self.state.train_loop(stage.dropout_rate, stage.image_size)
-        self.log.stage_started(stage, len(self.schedule.stages), self.step, self._seconds_left(paces))
+        self.log.stage_started(stage, len(self.schedule.stages), self.step, self._seconds_left())
         stage_started = time.perf_counter()
         clock = LoopClock()  # the stage's pace, once a loop after the first has run
         refit_at = stage.start_step + REFIT_FIRST * (stage.end_step - stage.start_step)
@@ -335,13 +330,12 @@ class Trainer:
           verdict = guard.after_loop(self.step, loss)
           pace = clock.pace
           if pace:
-            measured[stage.image_size] = pace
-            paces = {**(scaled(timed, stage.image_size, pace) if timed else {}), **measured}
+            self.paces.measured_at(stage.image_size, pace)
             if self.refit and refit_at <= self.step < stage.end_step:
               stage = self._refit(stage, pace)
               refit_at = self.step + REFIT_EVERY * (stage.end_step - stage.start_step)
           self.log.host_loop(self._row(stage, loss, top1, num_steps, clock.seconds), stage,
-                             self.config.train.batch_size / pace if pace else None, self._seconds_left(paces),
+                             self.config.train.batch_size / pace if pace else None, self._seconds_left(),
                              pace * (stage.end_step - self.step) if pace else None)
           checkpoints.after_loop(self.step, stage.end_step, verdict)
         self.log.stage_finished(stage, self.step, time.perf_counter() - stage_started,
@@ -371,14 +365,8 @@ class Trainer:
     return host_loop_steps(self.step, stage.end_step, runtime.checkpoint_steps, runtime.steps_per_loop,
                            runtime.progress_seconds if timed else 0.0, pace)
 
-  def _seconds_left(self, paces):
-    """The run's training time left (evals not counted), each stage's steps at its size's pace from `paces`
-    ({image size: seconds per step}: pace.pace_at); None before any pace is known."""
-    if not paces:
-      return None
-    pace = pace_at(paces)
-    return sum(max(stage.end_step - max(stage.start_step, self.step), 0) * pace(stage.image_size)
-               for stage in self.schedule.stages)
+  def _seconds_left(self):
+    return self.paces.seconds_left(self.schedule.stages, self.step)
 
   def _run_loop(self, train_loop, data, num_steps):
     """(mean loss, top-1) of one host loop; an error the data raised is one clear line."""

@@ -1,12 +1,9 @@
 """A step's cost over host loops and at any image size, and the run's time left estimated with it."""
 
-import types
-
 import pytest
 
-from effnetv2_tf.train.pace import LoopClock, pace_at, scaled
+from effnetv2_tf.train.pace import LoopClock, RunPaces, pace_at, scaled
 from effnetv2_tf.train.schedule import Stage
-from effnetv2_tf.train.trainer import Trainer
 
 
 def test_the_loop_clock_s_pace_leaves_out_the_first_loop_which_also_traces_the_step():
@@ -45,10 +42,17 @@ def test_the_time_left_counts_each_stage_at_its_own_pace():
   stages = [Stage(index=i, start_step=100 * i, end_step=100 * (i + 1), image_size=size, dropout_rate=0.1,
                   randaug_magnitude=5.0, mixup_alpha=0.0, cutmix_alpha=0.0)
             for i, size in enumerate((96, 144, 192))]
-  run = types.SimpleNamespace(schedule=types.SimpleNamespace(stages=stages), step=150)
-  assert Trainer._seconds_left(run, {}) is None  # no pace known yet
+  paces = RunPaces()
+  assert paces.seconds_left(stages, 150) is None  # no pace known yet
   # Timed at 96 and 192 px (a time budget): 50 steps left at 144 px and 100 at 192, each at its own pace.
   timed = {96: 1.0, 192: 4.0}
-  assert Trainer._seconds_left(run, timed) == pytest.approx(50 * pace_at(timed)(144) + 100 * 4.0)
+  paces.timed_at(timed, trace_seconds=20.0)
+  assert paces.seconds_left(stages, 150) == pytest.approx(50 * pace_at(timed)(144) + 100 * 4.0)
+  # A stage's own pace: its size at it, the sizes only timed scaled alike.
+  paces.measured_at(96, 0.5)
+  assert paces.paces() == {96: 0.5, 192: 2.0} and paces.trace_seconds == 20.0
+  assert paces.seconds_left(stages, 150) == pytest.approx(50 * pace_at({96: 0.5, 192: 2.0})(144) + 100 * 2.0)
   # One size known: the others in proportion to the pixels.
-  assert Trainer._seconds_left(run, {144: 2.0}) == pytest.approx(50 * 2.0 + 100 * 2.0 * (192 / 144) ** 2)
+  alone = RunPaces()
+  alone.measured_at(144, 2.0)
+  assert alone.seconds_left(stages, 150) == pytest.approx(50 * 2.0 + 100 * 2.0 * (192 / 144) ** 2)

@@ -47,7 +47,8 @@ def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_
   def fit(minutes, start_up=0.0):
     recipe.train.time_budget = minutes
     timed.clear()
-    trainer = types.SimpleNamespace(config=resolve(30.0), strategy=None, resumed_config=None, trace_seconds=30.0)
+    trainer = types.SimpleNamespace(config=resolve(30.0), strategy=None, resumed_config=None,
+                                    paces=types.SimpleNamespace(trace_seconds=30.0))
 
     def time_steps(sizes):
       timed.extend(sizes)
@@ -129,7 +130,7 @@ def test_timing_the_step_puts_the_run_back_as_it_was(demo_records, tmp_path, cap
   assert sorted(paces) == [32, 40] and all(pace > 0 for pace in paces.values())
   after = [v.numpy() for v in state.model.variables + state.optimizer.variables + state.ema.shadows]
   assert trainer.step == 0 and all(np.array_equal(a, b) for a, b in zip(before, after))
-  assert trainer.trace_seconds > max(paces.values())  # the first step traced the step
+  assert trainer.paces.trace_seconds > max(paces.values())  # the first step traced the step
   assert not (tmp_path / "run").exists()  # the folder the timing created, holding only its lock, is gone
 
   fitted = hparams.resolve(hparams.override(hparams.get_config("photos-b0"), tiny(
