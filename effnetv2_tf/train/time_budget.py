@@ -20,6 +20,11 @@ import tensorflow as tf
 from effnetv2_tf.train.pace import pace_at, scaled
 from effnetv2_tf.train.trainer import run_plan
 
+# The run is refitted once this fraction of a stage has run (its pace has steadied by then), and again after
+# each REFIT_EVERY of it (the machine's speed drifts): only the first stage's length can change, a later
+# stage's start would move.
+REFIT_FIRST, REFIT_EVERY = 0.1, 0.3
+
 
 def epochs_for(steps_per_epoch, stages, pace, seconds):
   """The epochs whose `stages` (equal steps each) take `seconds` at `pace(image_size)` per step."""
@@ -84,10 +89,36 @@ def fit_to_budget(trainer, resolve, seconds_since_start):
     retraced = f", {retrace:.0f} s of it to trace the step again" if retrace else ""
     how = (f"train.epochs {epochs:.3g}: {steps} steps fill the {minutes:g}-minute budget ({left:.0f} s left "
            f"after start-up{retraced}; a step takes {timed}; the final eval comes on top)")
-    trainer.refit = _refitter(trainer, resolve, minutes, seconds_since_start, paces)  # not on a rerun
+    trainer.plan_hooks.append(BudgetRefit(_refitter(trainer, resolve, minutes, seconds_since_start, paces)))
   config = resolve(epochs)
   trainer.replan(config)
   return config, how
+
+
+class BudgetRefit:
+  """The trainer's plan hook of a budgeted run: refits it at the pace its stage measures, once REFIT_FIRST of
+  the stage has run and after each further REFIT_EVERY of it.
+
+  Args:
+    refit: (step, pace) -> (config, line), or (None, None) where no change is worth it (_refitter's).
+  """
+
+  def __init__(self, refit):
+    self.refit = refit
+    self._tried_at = None  # the step of the stage's last refit
+
+  def stage_started(self, stage):
+    self._tried_at = None
+
+  def after_loop(self, step, stage, pace):
+    """(the refitted config, the line saying how) when a refit is due at `step` and changes the run; else None."""
+    length = stage.end_step - stage.start_step  # the stage as refitted so far
+    due = stage.start_step + REFIT_FIRST * length if self._tried_at is None else self._tried_at + REFIT_EVERY * length
+    if not due <= step < stage.end_step:
+      return None
+    self._tried_at = step
+    config, line = self.refit(step, pace)
+    return None if config is None else (config, line)
 
 
 def _refitter(trainer, resolve, minutes, seconds_since_start, timed):

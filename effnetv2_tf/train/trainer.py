@@ -49,10 +49,6 @@ SCHEDULE_GROUPS = ("model", "data", "progressive", "augment", "mixing", "regular
 RESUMABLE_CHANGES = ("train.ft_init_ckpt", "train.ft_init_ema", "model.zero_init_residual", "data.cache")
 # The settings that scale the learning rate: a resumed run that changes them starts its momenta again.
 LEARNING_RATE_SCALE = ("train.lr_base", "train.batch_size")
-# train.time_budget refits the run's length once this fraction of a stage has run (its pace has steadied by
-# then), and again after each REFIT_EVERY of it (the machine's speed drifts): only the first stage's length can
-# change, a later stage's start would move.
-REFIT_FIRST, REFIT_EVERY = 0.1, 0.3
 
 
 def changed_settings(saved, config):
@@ -158,7 +154,9 @@ class Trainer:
                                self.counts)
     self.log = RunLog(self.run_dir, self.is_chief, augment_policy=config.augment.policy)
     self.paces = RunPaces()  # timed by time_steps, then measured by the stages: the time left's and a budget's
-    self.refit = None  # train.time_budget: refit(step, pace) -> (config, line) of the run's length
+    # Hooks that may give the run a new plan as its stages measure their pace (train.time_budget's refit):
+    # stage_started(stage), and after_loop(step, stage, pace) -> None or (config, the line saying how).
+    self.plan_hooks = []
     self.allow_new_settings = allow_new_settings
     self._holding_run_dir = False
 
@@ -323,7 +321,8 @@ class Trainer:
         self.log.stage_started(stage, len(self.schedule.stages), self.step, self._seconds_left())
         stage_started = time.perf_counter()
         clock = LoopClock()  # the stage's pace, once a loop after the first has run
-        refit_at = stage.start_step + REFIT_FIRST * (stage.end_step - stage.start_step)
+        for hook in self.plan_hooks:
+          hook.stage_started(stage)
         while self.step < stage.end_step:
           num_steps = self._loop_steps(stage, clock.pace)
           loss, top1 = clock.time(lambda steps: self._run_loop(train_loop, data, steps), num_steps)
@@ -331,9 +330,9 @@ class Trainer:
           pace = clock.pace
           if pace:
             self.paces.measured_at(stage.image_size, pace)
-            if self.refit and refit_at <= self.step < stage.end_step:
-              stage = self._refit(stage, pace)
-              refit_at = self.step + REFIT_EVERY * (stage.end_step - stage.start_step)
+            for hook in self.plan_hooks:
+              if replanned := hook.after_loop(self.step, stage, pace):
+                stage = self._replan_running(stage, *replanned)
           self.log.host_loop(self._row(stage, loss, top1, num_steps, clock.seconds), stage,
                              self.config.train.batch_size / pace if pace else None, self._seconds_left(),
                              pace * (stage.end_step - self.step) if pace else None)
@@ -345,12 +344,9 @@ class Trainer:
         checkpoints.after_eval(self.step)
     return self.log.evals
 
-  def _refit(self, stage, pace):
-    """The stage as train.time_budget refits the run at the stage's own pace; config.yaml follows, so that
-    a rerun resumes the refitted run exactly."""
-    config, line = self.refit(self.step, pace)
-    if config is None:
-      return stage
+  def _replan_running(self, stage, config, line):
+    """The running stage as `config` plans it (a plan hook's); config.yaml follows, so that a rerun resumes the
+    replanned run exactly."""
     self.replan(config)
     if self.is_chief:
       self.run_dir.write_config(config.to_dict())

@@ -14,7 +14,8 @@ import hparams
 from effnetv2_tf.model.efficientnet import blocks_of
 from effnetv2_tf.run_dir import RunDir, RunDirBusyError
 from effnetv2_tf.train.pace import pace_at
-from effnetv2_tf.train.time_budget import epochs_for, fit_to_budget
+from effnetv2_tf.train.schedule import Stage
+from effnetv2_tf.train.time_budget import BudgetRefit, epochs_for, fit_to_budget
 from effnetv2_tf.train.trainer import Trainer, run_plan
 from tests.helpers import main_py, tiny
 from tpu.strategy import resolve_runtime
@@ -48,7 +49,7 @@ def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_
     recipe.train.time_budget = minutes
     timed.clear()
     trainer = types.SimpleNamespace(config=resolve(30.0), strategy=None, resumed_config=None,
-                                    paces=types.SimpleNamespace(trace_seconds=30.0))
+                                    paces=types.SimpleNamespace(trace_seconds=30.0), plan_hooks=[])
 
     def time_steps(sizes):
       timed.extend(sizes)
@@ -64,6 +65,8 @@ def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_
     return fitted, how, trainer
 
   short, how, trainer = fit(10.0)
+  (hook,) = trainer.plan_hooks  # what refits the run as it trains
+  refit = hook.refit
   assert (short.progressive.stages, short.augment.policy) == (1, "none") and replanned[-1] is short
   assert (short.regularization.dropout_max, short.regularization.survival_prob) == (0.0, 1.0)
   assert [stage.randaug_magnitude for stage in run_plan(short)[1].stages] == [0.0]  # no RandAugment m logged
@@ -73,8 +76,8 @@ def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_
   assert timed == [160]  # one stage at 160 px: the sizes of the stages it would have had are not timed
   # Once the stage has run, its own pace fits the run again: at step 20, 2.5 s a step, 540 s left (60 s spent).
   now[0] = 60.0
-  assert trainer.refit(20, 2.97) == (None, None)  # 201 steps: the end 3 s later, under a hundredth of the budget
-  refitted, line = trainer.refit(20, 2.5)
+  assert refit(20, 2.97) == (None, None)  # 201 steps: the end 3 s later, under a hundredth of the budget
+  refitted, line = refit(20, 2.5)
   assert run_plan(refitted)[1].total_steps == 20 + 216 and refitted.train.epochs == pytest.approx(236.5 / 100)
   assert (refitted.progressive.stages, refitted.progressive.image_size_max) == (1, 160)
   assert refitted.regularization.survival_prob == 1.0
@@ -82,20 +85,21 @@ def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_
          "timed 3.000 s before the run)" in line
   # A pace far faster than timed: 10,800 steps would be 108 epochs, 3 stages; the run gets the most steps its
   # one stage holds instead, 999 (9.995 epochs: a short run is under 10).
-  capped, line = trainer.refit(20, 0.05)
+  capped, line = refit(20, 0.05)
   assert run_plan(capped)[1].total_steps == 999 and len(run_plan(capped)[1].stages) == 1
   assert line == ("train.epochs 9.995: 999 steps (the most one stage holds) of the 10-minute budget (refitted at "
                   "step 20, where the step takes 0.050 s at 160 px, timed 3.000 s before the run)")
   trainer.config = capped
-  assert trainer.refit(500, 0.05) == (None, None)  # already the most one stage holds
-  long, how, trainer = fit(60.0)  # 12 epochs at 160 px's pace, about 15 at the stages' mean pace: 3 stages
+  assert refit(500, 0.05) == (None, None)  # already the most one stage holds
+  long, how, trainer = fit(60.0)
+  refit = trainer.plan_hooks[0].refit  # 12 epochs at 160 px's pace, about 15 at the stages' mean pace: 3 stages
   assert (long.progressive.stages, long.augment.policy) == (3, "randaug") and long.train.epochs > 10
   assert timed == [160, 192, 96] and "1.000 s at 96 px, 3.000 s at 160 px, 4.000 s at 192 px" in how
   assert "(3600 s left after start-up, 30 s of it to trace the step again;" in how  # with their regularization
   # 3 stages refit too, at the first stage's pace and the other sizes' timings scaled alike: at half the timed
   # pace the steps fill the budget left at step 20 (3540 s), one more would not.
   now[0], traced[0] = 60.0, traced_as(long)  # the first stage traced its step
-  refitted, line = trainer.refit(20, 0.5)
+  refitted, line = refit(20, 0.5)
   total = run_plan(refitted)[1].total_steps
   assert refitted.progressive.stages == 3 and total > 2 * run_plan(long)[1].total_steps - 100
 
@@ -110,11 +114,34 @@ def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_
                   "sizes' timings scaled alike)")
   # Three times slower than timed, 3540 s would hold 5 epochs: one stage at 160 px, not the stage running; the
   # run keeps its 3 stages at their fewest steps (10.005 epochs: 10 or more).
-  slower, line = trainer.refit(20, 3.0)
+  slower, line = refit(20, 3.0)
   assert run_plan(slower)[1].total_steps == 1000 and slower.progressive.stages == 3
   assert line.startswith("train.epochs 10.01: 1000 steps (the fewest 3 stages hold) of the 60-minute budget")
   with pytest.raises(ValueError, match="leaves 0 s after start-up, 0 steps at 3.00 s a step: give a longer budget"):
     fit(10.0, start_up=700.0)  # a start-up longer than the budget
+
+
+def test_the_refit_hook_is_due_after_a_tenth_of_a_stage_then_after_each_further_three_tenths_of_it():
+  calls = []
+
+  def refit(step, pace):
+    calls.append(step)
+    return ("refitted", "line") if step == 40 else (None, None)
+
+  hook = BudgetRefit(refit)
+  longer = Stage(index=0, start_step=0, end_step=200, image_size=96, dropout_rate=0.0, randaug_magnitude=0.0,
+                 mixup_alpha=0.0, cutmix_alpha=0.0)
+  stage = dataclasses.replace(longer, end_step=100)
+  hook.stage_started(stage)
+  assert [hook.after_loop(step, stage, 0.5) for step in (5, 9, 10, 12)] == [None] * 4  # 10: no change worth it
+  assert calls == [10]  # due after 10 steps, then 30 steps after that try
+  assert hook.after_loop(40, stage, 0.5) == ("refitted", "line") and calls == [10, 40]
+  assert hook.after_loop(70, longer, 0.5) is None and calls == [10, 40]  # refitted to 200 steps: due at 100
+  assert hook.after_loop(100, longer, 0.5) is None and calls == [10, 40, 100]
+  hook.stage_started(longer)  # a stage of its own: due at 20, then at 80
+  for step in (12, 20, 79, 80, 200):
+    hook.after_loop(step, longer, 0.5)
+  assert calls == [10, 40, 100, 20, 80]  # never at the stage's end
 
 
 def test_timing_the_step_puts_the_run_back_as_it_was(demo_records, tmp_path, capsys):

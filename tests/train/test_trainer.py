@@ -81,6 +81,7 @@ def test_a_refit_in_the_first_stage_moves_the_stages_after_it(demo_records, tmp_
   puts them (they once ran to the old plan's end)."""
   import hparams
   from effnetv2_tf.run_dir import RunDir
+  from effnetv2_tf.train.time_budget import BudgetRefit
   from effnetv2_tf.train.trainer import Trainer
   from tpu.strategy import resolve_runtime
   config = hparams.resolve(hparams.override(hparams.get_config("demo"), TINY_TRAINER + (
@@ -94,7 +95,7 @@ def test_a_refit_in_the_first_stage_moves_the_stages_after_it(demo_records, tmp_
     calls.append(step)
     return (doubled, "train.epochs 2: refitted") if len(calls) == 1 else (None, None)
 
-  trainer.refit = refit
+  trainer.plan_hooks.append(BudgetRefit(refit))
   trainer.train()
   stages = [(s.start_step, s.end_step, s.image_size) for s in trainer.schedule.stages]
   assert [stage[:2] for stage in stages] == [(0, 6), (6, 12), (12, 18)] and trainer.step == 18
