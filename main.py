@@ -193,7 +193,6 @@ def _evaluate(run_dir, runtime):
   """Evaluates the run's latest checkpoint (with --eval_wait, each new one until the last step); writes
   nothing into the run."""
   import tensorflow as tf
-  from effnetv2_tf.model import get_model_spec
   from effnetv2_tf.train.evaluation import Evaluator
   from effnetv2_tf.train.run_data import check_run_classes, eval_source
   from effnetv2_tf.train.trainer import build_state, prepare_process, run_plan
@@ -206,8 +205,7 @@ def _evaluate(run_dir, runtime):
                     ", or pass --other_class_names to evaluate a relabelled copy of them")
   compute_dtype, jit_compile = prepare_process(config, runtime)
   state = build_state(config, runtime.strategy, jit_compile)
-  evaluator = Evaluator(config, source, runtime.strategy, state.model, state.ema,
-                        get_model_spec(config.model.name).normalization, compute_dtype, jit_compile)
+  evaluator = Evaluator.of_state(state, source, compute_dtype)
   total_steps = run_plan(config)[1].total_steps
   checkpoints = (tf.train.checkpoints_iterator(run_dir.checkpoints, timeout=FLAGS.eval_wait) if FLAGS.eval_wait
                  else [run_dir.latest_checkpoint()])

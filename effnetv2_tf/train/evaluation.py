@@ -7,6 +7,7 @@ example counts exactly once on any number of replicas and XLA sees one shape.
 import tensorflow as tf
 
 from effnetv2_tf.data.pipeline import Preprocessing, eval_dataset, explained_data_errors
+from effnetv2_tf.model import get_model_spec
 
 
 class Evaluator:
@@ -33,6 +34,14 @@ class Evaluator:
     self.compute_dtype = compute_dtype
     self.counts = counts
     self._step = self._make_step(jit_compile)
+
+  @classmethod
+  def of_state(cls, state, source, compute_dtype, counts=None):
+    """The Evaluator of a TrainState's model and EMA, on its config, strategy and compilation, with the model
+    family's normalization."""
+    config = state.config
+    return cls(config, source, state.strategy, state.model, state.ema, get_model_spec(config.model.name).normalization,
+               compute_dtype, state.jit_compile, counts)
 
   def _dataset(self):
     config = self.config

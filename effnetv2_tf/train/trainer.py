@@ -149,9 +149,7 @@ class Trainer:
     self.spec = get_model_spec(config.model.name)
     self.counts = RecordCounts()
     self.state = build_state(config, self.strategy, self.jit_compile)
-    self.evaluator = Evaluator(config, eval_source(config, data_dir), self.strategy, self.state.model,
-                               self.state.ema, self.spec.normalization, self.compute_dtype, self.jit_compile,
-                               self.counts)
+    self.evaluator = Evaluator.of_state(self.state, eval_source(config, data_dir), self.compute_dtype, self.counts)
     self.log = RunLog(self.run_dir, self.is_chief, augment_policy=config.augment.policy)
     self.paces = RunPaces()  # timed by time_steps, then measured by the stages: the time left's and a budget's
     # Hooks that may give the run a new plan as its stages measure their pace (train.time_budget's refit):
