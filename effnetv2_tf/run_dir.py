@@ -258,15 +258,8 @@ class RunDir:
                        f"{fix}.") from None
     if not isinstance(saved, dict):
       raise ValueError(f"{self.config_file} is damaged (a {type(saved).__name__}, not the settings of a run); {fix}.")
-    hparams.check_saved(saved, self.config_file, fix)
-    saved = hparams.upgrade(saved)
-    # Keys the checkpoint's copy holds were cut off; keys neither holds came after the run (their defaults).
-    lost = [name for name in hparams.missing_keys(saved) if name not in hparams.missing_keys(settings or {})]
-    if settings and lost:
-      listed = ", ".join(lost[:3]) + (f" and {len(lost) - 3} more" if len(lost) > 3 else "")
-      raise ValueError(f"{self.config_file} is damaged: {listed} {'is' if len(lost) == 1 else 'are'} missing (a file "
-                       f"cut short?); {fix}.")
-    return hparams.with_defaults(saved)
+    hparams.check_saved(saved, self.config_file, fix, reference=settings)
+    return hparams.with_defaults(hparams.upgrade(saved))
 
   def write_config(self, config):
     tf.io.gfile.makedirs(self.path)

@@ -114,21 +114,26 @@ def with_defaults(saved):
   return saved
 
 
-def check_saved(saved, where, fix):
-  """Checks a saved config (a run's config.yaml, upgraded): a section per group, and each key this version knows
-  holding a value of its type; one ValueError naming `where`, the first value that does not, and `fix`."""
+def check_saved(saved, where, fix, reference=None):
+  """Checks a saved config (a run's config.yaml): a section per group, every group and key it must hold, and
+  each key this version knows holding a value of its type; one ValueError naming `where`, the first problem and
+  `fix`. `reference`: a copy of the same settings (a checkpoint's), whose keys the file must hold too."""
   base = get_config("base")
   damaged = f"{where} is damaged"
   for group, values in saved.items():
     if not isinstance(values, dict):
       raise ValueError(f"{damaged}: {group} is {values!r}, not a section of settings; {fix}.")
   upgraded = upgrade(saved)
-  # Every version wrote every group and a model's name and class count: a file without them was cut short.
+  # Every version wrote every group and a model's name and class count, and the keys the reference holds: a file
+  # without them was cut short. Keys neither holds came after the run (with_defaults gives them).
   missing = [group for group in base if group not in upgraded] or [
       f"model.{key}" for key in ("name", "num_classes") if key not in upgraded["model"]]
+  if not missing and reference:
+    missing = [name for name in missing_keys(upgraded) if name not in missing_keys(upgrade(reference))]
   if missing:
-    raise ValueError(f"{damaged}: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing (a file cut "
-                     f"short?); {fix}.")
+    listed = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    raise ValueError(f"{damaged}: {listed} {'is' if len(missing) == 1 else 'are'} missing (a file cut short?); "
+                     f"{fix}.")
   for group, values in upgraded.items():
     for key, value in values.items():
       if group not in base or key not in base[group]:
