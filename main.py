@@ -178,8 +178,8 @@ def _train(run_dir, runtime):
       print(how, flush=True)
     if note := hparams.short_run_note(recipe, config):
       print(note, flush=True)
-    print(f"{_describe(config)} ({trainer.state.model.count_params():,} parameters) on {runtime.platform}, "
-          f"{runtime.strategy.num_replicas_in_sync} replica(s), model_dir {run_dir}")
+    print(f"{_describe(config)} ({trainer.engine.parameter_count:,} parameters) on {runtime.platform}, "
+          f"{trainer.engine.replicas} replica(s), model_dir {run_dir}")
     print(trainer.stage_table())
     started = time.perf_counter()
     trainer.train(eval_between_stages=FLAGS.mode == "train_and_eval" and config.eval.between_stages)
@@ -193,9 +193,9 @@ def _evaluate(run_dir, runtime):
   """Evaluates the run's latest checkpoint (with --eval_wait, each new one until the last step); writes
   nothing into the run."""
   import tensorflow as tf
-  from effnetv2_tf.train.evaluation import Evaluator
   from effnetv2_tf.train.run_data import check_run_classes, eval_source
-  from effnetv2_tf.train.trainer import build_state, prepare_process, run_plan
+  from effnetv2_tf.train.schedule import run_plan
+  from effnetv2_tf.train.tf_engine import TFEngine
   config = _run_config(run_dir)
   data_dir = FLAGS.data_dir
   if data_dir is None and tf.io.gfile.exists(os.path.join(run_dir.path, DEMO_RECORDS)):
@@ -203,16 +203,15 @@ def _evaluate(run_dir, runtime):
   source = eval_source(config, data_dir)
   check_run_classes(run_dir, config, data_dir, FLAGS.other_class_names,
                     ", or pass --other_class_names to evaluate a relabelled copy of them")
-  compute_dtype, jit_compile = prepare_process(config, runtime)
-  state = build_state(config, runtime.strategy, jit_compile)
-  evaluator = Evaluator.of_state(state, source, compute_dtype)
+  engine = TFEngine(config, runtime, source)
   total_steps = run_plan(config)[1].total_steps
   checkpoints = (tf.train.checkpoints_iterator(run_dir.checkpoints, timeout=FLAGS.eval_wait) if FLAGS.eval_wait
                  else [run_dir.latest_checkpoint()])
   for checkpoint in checkpoints:
     if checkpoint is None:
       raise FileNotFoundError(f"No checkpoint in {run_dir.checkpoints} to evaluate.")
-    result = evaluator.evaluate(state.restore(checkpoint))
+    engine.restore(checkpoint)
+    result = engine.evaluate()
     print(f"step {result['step']}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} on "
           f"{result['examples']} images (EMA weights)")
     if result["step"] >= total_steps:

@@ -116,7 +116,6 @@ def check_choices(report, runtime, config):
   jit = runtime.jit_compile(config.runtime.jit_compile)
   report.info("precision", f"{policy} (runtime.mixed_precision={config.runtime.mixed_precision})")
   report.info("xla", f"{'on' if jit else 'off'} (runtime.jit_compile={config.runtime.jit_compile})")
-  return policy, jit
 
 
 def check_data(report, config, data_dir):
@@ -170,15 +169,14 @@ def check_model_dir(report, model_dir):
                                                          else "starts a new run"))
 
 
-def time_train_step(report, config, runtime, policy, jit):
-  """Compiles and times the run's train loop at the first stage's size on a synthetic batch."""
-  import keras
+def time_train_step(report, config, runtime):
+  """Compiles and times the run's train loop at the first stage's size on a synthetic batch, through the
+  engine that would train it and the clock that times the run's own loops."""
   import tensorflow as tf
   from effnetv2_tf.train.pace import LoopClock
-  from effnetv2_tf.train.state import TrainState, compute_dtype
-  from effnetv2_tf.train.trainer import run_plan
-  steps_per_epoch, schedule = run_plan(config)
-  stage = schedule.stages[0]
+  from effnetv2_tf.train.schedule import run_plan
+  from effnetv2_tf.train.tf_engine import TFEngine
+  stage = run_plan(config)[1].stages[0]
   batch = config.train.batch_size
   note = ""
   if runtime.platform == "cpu" and batch > CPU_STEP_BATCH:
@@ -186,17 +184,20 @@ def time_train_step(report, config, runtime, policy, jit):
     note = f" (the run's batch {config.train.batch_size} is timed at {CPU_STEP_BATCH} on the CPU)"
   config = config.copy_and_resolve_references()
   config.train.batch_size = batch
-  keras.mixed_precision.set_global_policy(policy)
-  state = TrainState(config, runtime.strategy, jit, schedule.total_steps, steps_per_epoch)
+  engine = TFEngine(config, runtime)
   rng = tf.random.Generator.from_seed(0)
-  images = tf.cast(rng.normal((batch, stage.image_size, stage.image_size, 3)), compute_dtype(policy))
+  images = tf.cast(rng.normal((batch, stage.image_size, stage.image_size, 3)), engine.compute_dtype)
   labels = tf.one_hot(rng.uniform((batch,), 0, config.model.num_classes, tf.int32), config.model.num_classes)
-  dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
-  iterator = iter(runtime.strategy.experimental_distribute_dataset(dataset))
-  loop = state.train_loop(stage.dropout_rate, stage.image_size)
+
+  def replica_batches(input_context):  # each replica's share of the global batch, as the run's data gives it
+    share = input_context.get_per_replica_batch_size(batch)
+    return tf.data.Dataset.from_tensors((images[:share], labels[:share])).repeat()
+
+  batches = engine.batches(replica_batches)
+  loop = engine.train_loop(stage)
   clock = LoopClock()
   for steps in (1, 3):  # the first loop traces and compiles the step
-    loss = clock.time(lambda num_steps: float(loop(iterator, tf.constant(num_steps))[0]), steps)
+    loss, _ = clock.time(lambda num_steps: loop(batches, num_steps), steps)
   memory = _peak_memory(runtime)
   report.info("train step", f"{config.model.name} at {stage.image_size} px, batch {batch}{note}: compile "
               f"{clock.compile_seconds:.1f} s, step {clock.pace:.3f} s, {batch / clock.pace:,.1f} img/s, {memory}")
@@ -230,9 +231,9 @@ def run(make_config, data_dir, model_dir, strategy="auto", tpu=None, zone=None, 
       config = make_config()
       if prepare_data is not None:
         data_dir = prepare_data(data_dir)
-      policy, jit = check_choices(report, runtime, config)
+      check_choices(report, runtime, config)
       check_data(report, config, data_dir)
       check_model_dir(report, model_dir)
-      time_train_step(report, config, runtime, policy, jit)
+      time_train_step(report, config, runtime)
   write(f"{report.problems} problem(s)" if report.problems else "ready: no problems found")
   return 1 if report.problems else 0

@@ -90,3 +90,17 @@ class ProgressiveSchedule:
       if step < stage.end_step:
         return stage
     return self.stages[-1]
+
+
+def run_plan(config):
+  """(steps per epoch, the ProgressiveSchedule) of a resolved config."""
+  train, progressive, augment = config.train, config.progressive, config.augment
+  steps_per_epoch = config.data.num_train_examples / train.batch_size
+  total_steps = max(int(train.epochs * steps_per_epoch), train.min_steps, 1)
+  # A magnitude is RandAugment's only: under another policy the history and the plot show 0, not an unused m.
+  magnitudes = (augment.magnitude_min, augment.magnitude_max) if augment.policy == "randaug" else (0.0, 0.0)
+  schedule = ProgressiveSchedule(
+      total_steps, progressive.stages, (progressive.image_size_min, progressive.image_size_max),
+      magnitudes, (0.0, config.mixing.mixup_max), (0.0, config.mixing.cutmix_max),
+      (config.regularization.dropout_min, config.regularization.dropout_max), progressive.rule)
+  return steps_per_epoch, schedule

@@ -15,12 +15,9 @@ from effnetv2_tf.model import model_from_config, set_dropout_rate, set_survival_
 from effnetv2_tf.run_dir import CHECKPOINT_NAME, SETTINGS_IN_CHECKPOINT, config_text
 from effnetv2_tf.train import losses
 from effnetv2_tf.train.ema import ExponentialMovingAverage, averaged_variables
+from effnetv2_tf.train.engine import CheckpointMismatchError
 from effnetv2_tf.train.lr_schedule import WarmupDecay
 from effnetv2_tf.train.optimizer import create_optimizer
-
-
-class CheckpointMismatchError(ValueError):
-  """A checkpoint (or a run dir's checkpoints) belongs to another model."""
 
 
 def compute_dtype(policy):

@@ -15,10 +15,8 @@ run's one stage under 10 epochs, 3 stages at 10 or more). A rerun of the run tak
 import dataclasses
 import statistics
 
-import tensorflow as tf
-
 from effnetv2_tf.train.pace import pace_at, scaled
-from effnetv2_tf.train.trainer import run_plan
+from effnetv2_tf.train.schedule import run_plan
 
 # The run is refitted once this fraction of a stage has run (its pace has steadied by then), and again after
 # each REFIT_EVERY of it (the machine's speed drifts): only the first stage's length can change, a later
@@ -40,7 +38,7 @@ def fit_to_budget(trainer, resolve, seconds_since_start):
   """
   config = trainer.config
   minutes = config.train.time_budget
-  if isinstance(trainer.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+  if not trainer.engine.one_process:
     raise ValueError("train.time_budget cannot be used on several workers (each would time itself apart and "
                      "their schedules would differ): set train.epochs instead.")
   saved = trainer.resumed_config
@@ -64,7 +62,7 @@ def fit_to_budget(trainer, resolve, seconds_since_start):
         return epochs, stages, 0.0
       fitted = resolve(epochs)
       fitted_stages = run_plan(fitted)[1].stages
-      retrace = trainer.paces.trace_seconds if trainer.state.traces_again(fitted, fitted_stages[0]) else 0.0
+      retrace = trainer.paces.trace_seconds if trainer.engine.traces_again(fitted, fitted_stages[0]) else 0.0
       if not retrace and [stage.image_size for stage in fitted_stages] == [stage.image_size for stage in stages]:
         return epochs, stages, 0.0
       return epochs_for(steps_per_epoch, fitted_stages, pace_at(paces), left - retrace), fitted_stages, retrace
@@ -149,7 +147,7 @@ def _refitter(trainer, resolve, minutes, seconds_since_start, timed):
       same = stages[running.index] if running.index < len(stages) else None
       return (same is not None and same.end_step > step and fitted.augment.policy == config.augment.policy
               and dataclasses.replace(same, end_step=running.end_step) == running
-              and not trainer.state.traces_again(fitted, same))
+              and not trainer.engine.traces_again(fitted, same))
 
     high = step + 1  # the steps filling `left`: doubled past it, then bisected
     while seconds(high) <= left:

@@ -1,20 +1,19 @@
-"""The training job: progressive stages on any tf.distribute strategy, in a run directory.
+"""The training job: progressive stages in a run directory, on an engine that holds the numbers.
 
 The loop is the paper's Algorithm 1: for each stage, build its data (image size, augmentation and mixing
-strength), run the compiled step (dropout rate set), log, save. Its parts live beside it: TrainState
-(model, optimizer, EMA, checkpoint, the compiled step), Evaluator (top-1/top-5), RunLog (console,
-TensorBoard, JSONL, plot), run_data (sources, class names) and RunDir (the folder's file names).
+strength), run the engine's compiled step (dropout rate set), log, save. It knows no framework: the engine
+(engine.Engine; tf_engine.TFEngine on any tf.distribute strategy) holds model, optimizer, EMA, checkpoints and
+the step, and after each host loop small hooks do one job each (DivergenceGuard, CheckpointAndStop, plan hooks
+such as the time budget's refit). Beside it: RunLog (console, TensorBoard, JSONL, plot), run_data (sources,
+class names) and RunDir (the folder's file names).
 """
 
 import contextlib
 import dataclasses
 import os
 import sys
-import tempfile
 import time
 
-import keras
-import tensorflow as tf
 import yaml
 
 from effnetv2_tf.data.pipeline import Preprocessing, RecordCounts, explained_data_errors, train_dataset
@@ -23,15 +22,13 @@ from effnetv2_tf.model import get_model_spec
 from effnetv2_tf.run_dir import CONFIG_FILE, RunDir, model_identity
 from effnetv2_tf.train.checkpointing import CheckpointAndStop
 from effnetv2_tf.train.divergence import DivergenceGuard, LossWatch
-from effnetv2_tf.train.evaluation import Evaluator
-from effnetv2_tf.train.optimizer import reset_momenta
+from effnetv2_tf.train.engine import CheckpointMismatchError
 from effnetv2_tf.train.pace import LoopClock, RunPaces
 from effnetv2_tf.train.preemption import StopSignals
 from effnetv2_tf.train.run_data import check_run_classes, class_names, eval_source, train_source
 from effnetv2_tf.train.run_log import RunLog, augmentation
-from effnetv2_tf.train.schedule import ProgressiveSchedule
-from effnetv2_tf.train.state import CheckpointMismatchError, TrainState, compute_dtype
-from effnetv2_tf.train.warm_start import warm_start
+from effnetv2_tf.train.schedule import run_plan
+from effnetv2_tf.train.tf_engine import TFEngine
 
 
 def check_same_model(run_dir, saved, config):
@@ -64,22 +61,6 @@ def changed_settings(saved, config):
   return changed
 
 
-def prepare_process(config, runtime):
-  """Seeds, determinism and the mixed-precision policy of a job; returns (compute dtype, jit_compile)."""
-  if config.runtime.deterministic:
-    tf.config.experimental.enable_op_determinism()
-  keras.utils.set_random_seed(config.train.seed)
-  policy = runtime.mixed_precision_policy(config.runtime.mixed_precision)
-  keras.mixed_precision.set_global_policy(policy)
-  return compute_dtype(policy), runtime.jit_compile(config.runtime.jit_compile)
-
-
-def is_chief(strategy):
-  resolver = getattr(strategy, "cluster_resolver", None)
-  return resolver is None or resolver.task_type in (None, "chief") or (
-      resolver.task_type == "worker" and resolver.task_id == 0)
-
-
 def host_loop_steps(step, stage_end, checkpoint_steps, steps_per_loop, progress_seconds, pace):
   """Steps of the next host loop from `step`: steps_per_loop, cut at the stage's end and the next checkpoint,
   and to what fits in progress_seconds at `pace` (seconds per step; one step while it is None); 0 seconds:
@@ -89,20 +70,6 @@ def host_loop_steps(step, stage_end, checkpoint_steps, steps_per_loop, progress_
   if progress_seconds > 0:
     steps = min(steps, 1 if pace is None else max(1, int(progress_seconds / pace)))
   return steps
-
-
-def run_plan(config):
-  """(steps per epoch, the ProgressiveSchedule) of a resolved config."""
-  train, progressive, augment = config.train, config.progressive, config.augment
-  steps_per_epoch = config.data.num_train_examples / train.batch_size
-  total_steps = max(int(train.epochs * steps_per_epoch), train.min_steps, 1)
-  # A magnitude is RandAugment's only: under another policy the history and the plot show 0, not an unused m.
-  magnitudes = (augment.magnitude_min, augment.magnitude_max) if augment.policy == "randaug" else (0.0, 0.0)
-  schedule = ProgressiveSchedule(
-      total_steps, progressive.stages, (progressive.image_size_min, progressive.image_size_max),
-      magnitudes, (0.0, config.mixing.mixup_max), (0.0, config.mixing.cutmix_max),
-      (config.regularization.dropout_min, config.regularization.dropout_max), progressive.rule)
-  return steps_per_epoch, schedule
 
 
 def stage_preprocessing(config, stage, normalization, dtype):
@@ -115,24 +82,17 @@ def stage_preprocessing(config, stage, normalization, dtype):
       crop_area_min=augment.crop_area_min, mixup_alpha=stage.mixup_alpha, cutmix_alpha=stage.cutmix_alpha)
 
 
-def build_state(config, strategy, jit_compile):
-  """The TrainState of a resolved config (its lr schedule sized by run_plan)."""
-  steps_per_epoch, schedule = run_plan(config)
-  return TrainState(config, strategy, jit_compile, schedule.total_steps, steps_per_epoch)
-
-
 class Trainer:
   """Trains one resolved config (hparams.resolve) in `model_dir` (local or gs://) on `runtime`.
 
   Building it reads the data's file list and the run dir but writes nothing; train() writes the config.
   A run with checkpoints resumes only with the settings it was started with, unless `allow_new_settings`.
+  The engine is TensorFlow's (tf_engine.TFEngine on runtime's strategy).
   """
 
   def __init__(self, config, model_dir, data_dir, runtime, allow_new_settings=False):
     self.config = config
     self.run_dir = RunDir(model_dir)
-    self.strategy = runtime.strategy
-    self.is_chief = is_chief(self.strategy)
     self.data_dir = data_dir
     self.train_source = train_source(config, data_dir)
     self.class_names = class_names(config, data_dir)
@@ -144,12 +104,11 @@ class Trainer:
                        "settings they were trained with: restore it from a copy of the run, or pass "
                        f"--continue_with_new_settings to go on from {os.path.basename(latest)} with this command's.")
     check_same_model(self.run_dir, self.resumed_config, config)
-    self.compute_dtype, self.jit_compile = prepare_process(config, runtime)
     _, self.schedule = run_plan(config)
     self.spec = get_model_spec(config.model.name)
     self.counts = RecordCounts()
-    self.state = build_state(config, self.strategy, self.jit_compile)
-    self.evaluator = Evaluator.of_state(self.state, eval_source(config, data_dir), self.compute_dtype, self.counts)
+    self.engine = TFEngine(config, runtime, eval_source(config, data_dir), self.counts)
+    self.is_chief = self.engine.is_chief
     self.log = RunLog(self.run_dir, self.is_chief, augment_policy=config.augment.policy)
     self.paces = RunPaces()  # timed by time_steps, then measured by the stages: the time left's and a budget's
     # Hooks that may give the run a new plan as its stages measure their pace (train.time_budget's refit):
@@ -174,14 +133,14 @@ class Trainer:
 
   @property
   def step(self):
-    return self.state.step
+    return self.engine.step
 
   def replan(self, config):
     """Trains `config` instead, a config that differs in the run's length and what follows from it only
     (epochs, warm-up, EMA decay, photos-*' stages and augmentation: a run fitted to a time budget); the
     traced step is kept."""
     steps_per_epoch, self.schedule = run_plan(config)
-    self.state.resize(config, self.schedule.total_steps, steps_per_epoch)
+    self.engine.resize(config, self.schedule.total_steps, steps_per_epoch)
     self.config = config
     self.log.augment_policy = config.augment.policy
 
@@ -191,23 +150,21 @@ class Trainer:
     then that loop timed. Model, optimizer and EMA are put back as they were; the traced step stays, and the
     paces serve the run's time-left estimate until its stages have measured their own."""
     paces = {}
-    with self.holding_run_dir(), tempfile.TemporaryDirectory() as scratch:
-      start = self.state.checkpoint.write(os.path.join(scratch, "start"))
+    with self.holding_run_dir(), self.engine.trial_steps():
       for size in image_sizes:
         stage = dataclasses.replace(self.schedule.stages[0], image_size=size)
-        data = iter(self._stage_data(stage))
-        train_loop = self.state.train_loop(stage.dropout_rate, size)
+        data = self._stage_data(stage)
+        train_loop = self.engine.train_loop(stage)
         run_loop, clock = (lambda steps: self._run_loop(train_loop, data, steps)), LoopClock()
         for _ in range(2):  # the trace, then a step that sizes the loop
           clock.time(run_loop, 1)
         clock.time(run_loop, max(2, round(seconds / clock.pace)))
         paces[size] = clock.pace
         self.paces.timed_at({size: clock.pace}, clock.compile_seconds)
-      self.state.restore(start)
     return paces
 
   def evaluate(self, use_ema=True):
-    return self.evaluator.evaluate(self.step, use_ema)
+    return self.engine.evaluate(use_ema)
 
   def stage_table(self):
     lines = [f"{'stage':>5} {'steps':>13} {'size':>5} {'dropout':>8} {'augment':>16} {'mixup':>6} {'cutmix':>6}"]
@@ -218,25 +175,15 @@ class Trainer:
     return "\n".join(lines)
 
   def _stage_data(self, stage):
-    """The distributed dataset of a stage, continuing exactly where a restored checkpoint was taken."""
+    """The batches of a stage, continuing exactly where a restored checkpoint was taken."""
     config = self.config
-    preprocessing = stage_preprocessing(config, stage, self.spec.normalization, self.compute_dtype)
+    preprocessing = stage_preprocessing(config, stage, self.spec.normalization, self.engine.compute_dtype)
     skip_steps = self.step - stage.start_step
-
-    def dataset_fn(input_context):
-      dataset = train_dataset(
-          self.train_source, preprocessing, batch_size=config.train.batch_size,
-          num_classes=config.model.num_classes, input_context=input_context, counts=self.counts,
-          seed=derive_seed(config.train.seed, STAGE, stage.index), shuffle_buffer=config.data.shuffle_buffer,
-          cache=config.data.cache, skip_steps=skip_steps)
-      if self.jit_compile:
-        return dataset
-      # Without XLA one traced step serves every image size: forget the static sizes, so that a new
-      # stage does not retrace (about 15 s for a small model on 2 CPU cores).
-      return dataset.map(
-          lambda images, labels: (tf.compat.v1.placeholder_with_default(images, (None, None, None, 3)), labels))
-
-    return self.strategy.distribute_datasets_from_function(dataset_fn)
+    return self.engine.batches(lambda input_context: train_dataset(
+        self.train_source, preprocessing, batch_size=config.train.batch_size,
+        num_classes=config.model.num_classes, input_context=input_context, counts=self.counts,
+        seed=derive_seed(config.train.seed, STAGE, stage.index), shuffle_buffer=config.data.shuffle_buffer,
+        cache=config.data.cache, skip_steps=skip_steps))
 
   def _start(self):
     """Resumes from the latest checkpoint, or warm-starts a new run; records the config the run trains."""
@@ -250,19 +197,18 @@ class Trainer:
       self._check_unchanged(latest)
       check_run_classes(self.run_dir, self.config, self.data_dir,
                         how_to_allow=", or pass --continue_with_new_settings to go on with the data's")
-    step = self.state.restore(latest)
+    step = self.engine.restore(latest)
     if latest and self.resumed_config:
       rescaled = {key: change for key, change in changed_settings(self.resumed_config, self.config).items()
                   if key in LEARNING_RATE_SCALE}
       if rescaled:
-        reset_momenta(self.state.optimizer)
+        self.engine.reset_momenta()
         listed = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in sorted(rescaled.items()))
         print(f"the learning rate's scale changed ({listed}): the optimizer's momenta, steps of the old rate, start "
               "again from 0", flush=True)
     if step == 0 and self.config.train.ft_init_ckpt:
       train = self.config.train
-      print(f"fine-tuning from {warm_start(self.state.model, train.ft_init_ckpt, train.ft_init_ema)}", flush=True)
-      self.state.ema.reset()
+      print(f"fine-tuning from {self.engine.warm_start(train.ft_init_ckpt, train.ft_init_ema)}", flush=True)
     self.log.resume_at(step)
     if self.is_chief:
       self.run_dir.write_config(self.config.to_dict())
@@ -278,7 +224,7 @@ class Trainer:
                        "--continue_with_new_settings to go on from this checkpoint with the new ones.")
 
   def _warn_about_warmup(self):
-    warmup, total = int(self.state.warmup_steps.numpy()), self.schedule.total_steps
+    warmup, total = self.engine.warmup_steps, self.schedule.total_steps
     if warmup > total / 3:
       print(f"warning: the learning-rate warm-up takes {warmup} of the run's {total} steps "
             f"(train.warmup_epochs {self.config.train.warmup_epochs:g} of {self.config.train.epochs:g} epochs): "
@@ -302,20 +248,19 @@ class Trainer:
 
   def _train_stages(self, eval_between_stages):
     runtime = self.config.runtime
-    saver = self.state.checkpoint_manager(self.run_dir, self.is_chief)
     guard = DivergenceGuard(LossWatch(self.config.model.num_classes, (row["loss"] for row in self.log.rows)),
-                            self.run_dir, self.config.train.lr_base, self.is_chief, self.state.largest_values,
+                            self.run_dir, self.config.train.lr_base, self.is_chief, self.engine.largest_values,
                             before_stop=self._end_lines)
     # SIGTERM / SIGINT: save at the end of the current host loop, then stop; within runtime.stop_seconds
     with StopSignals(runtime.stop_seconds, self.run_dir.latest_checkpoint) as signals:
-      checkpoints = CheckpointAndStop(lambda step: saver.save(checkpoint_number=step), runtime.checkpoint_steps,
+      checkpoints = CheckpointAndStop(self.engine.saver(self.run_dir), runtime.checkpoint_steps,
                                       signals, saved=guard.saved, before_stop=self.log.flush)
       for index in range(len(self.schedule.stages)):
         stage = self.schedule.stages[index]  # as refitted so far: a refit moves the later stages
         if self.step >= stage.end_step:
           continue
-        data = iter(self._stage_data(stage))
-        train_loop = self.state.train_loop(stage.dropout_rate, stage.image_size)
+        data = self._stage_data(stage)
+        train_loop = self.engine.train_loop(stage)
         self.log.stage_started(stage, len(self.schedule.stages), self.step, self._seconds_left())
         stage_started = time.perf_counter()
         clock = LoopClock()  # the stage's pace, once a loop after the first has run
@@ -336,7 +281,7 @@ class Trainer:
                              pace * (stage.end_step - self.step) if pace else None)
           checkpoints.after_loop(self.step, stage.end_step, verdict)
         self.log.stage_finished(stage, self.step, time.perf_counter() - stage_started,
-                                clock.compile_seconds, self.jit_compile, self.counts.skipped)
+                                clock.compile_seconds, self.engine.jit_compile, self.counts.skipped)
         if eval_between_stages:
           self.log.evaluation(self.evaluate())
         checkpoints.after_eval(self.step)
@@ -355,9 +300,8 @@ class Trainer:
   def _loop_steps(self, stage, pace):
     # Workers of a multi-worker run would time themselves apart, and their host loops must agree.
     runtime = self.config.runtime
-    timed = not isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
     return host_loop_steps(self.step, stage.end_step, runtime.checkpoint_steps, runtime.steps_per_loop,
-                           runtime.progress_seconds if timed else 0.0, pace)
+                           runtime.progress_seconds if self.engine.one_process else 0.0, pace)
 
   def _seconds_left(self):
     return self.paces.seconds_left(self.schedule.stages, self.step)
@@ -365,11 +309,11 @@ class Trainer:
   def _run_loop(self, train_loop, data, num_steps):
     """(mean loss, top-1) of one host loop; an error the data raised is one clear line."""
     with explained_data_errors(self.train_source):
-      return tuple(float(value) for value in train_loop(data, tf.constant(num_steps)))
+      return train_loop(data, num_steps)
 
   def _row(self, stage, loss, top1, num_steps, seconds):
     return {"step": self.step, "stage": stage.index, "image_size": stage.image_size, "loss": loss,
-            "train_top1": top1, "lr": float(self.state.learning_rate(self.step)),
+            "train_top1": top1, "lr": self.engine.learning_rate(self.step),
             "images_per_second": num_steps * self.config.train.batch_size / seconds,
             "dropout": stage.dropout_rate, "randaug": stage.randaug_magnitude, "mixup": stage.mixup_alpha,
             "cutmix": stage.cutmix_alpha, "records_skipped": self.counts.skipped}

@@ -43,7 +43,7 @@ def main():
   trainer = Trainer(config, args.model_dir, args.data_dir, resolve_runtime(args.strategy))
   if args.evaluate_only:
     print("RESULT " + json.dumps({**trainer.evaluate(use_ema=False), **_unpadded_eval(trainer, config),
-                                  "replicas": trainer.strategy.num_replicas_in_sync}))
+                                  "replicas": trainer.engine.replicas}))
     return
   try:
     trainer.train()
@@ -51,10 +51,10 @@ def main():
     print(stopped, file=sys.stderr)
     sys.exit(PREEMPTED_EXIT_STATUS)
   evaluation = trainer.finish() if args.finish else None
-  model = trainer.state.model
+  model = trainer.engine.state.model
   weights = [float(tf.reduce_sum(tf.cast(v, tf.float64))) for v in model.weights]
   kernels = [float(tf.reduce_sum(tf.cast(v, tf.float64))) for v in model.weights if v.path.endswith("kernel")]
-  print("RESULT " + json.dumps({"replicas": trainer.strategy.num_replicas_in_sync, "step": trainer.step,
+  print("RESULT " + json.dumps({"replicas": trainer.engine.replicas, "step": trainer.step,
                                 "losses": [row["loss"] for row in read_rows(RunDir(args.model_dir).history_file)],
                                 "weights": weights, "kernels": kernels, "eval": evaluation}))
 
@@ -64,9 +64,9 @@ def _unpadded_eval(trainer, config):
   import numpy as np
   from effnetv2_tf.data.pipeline import Preprocessing, eval_dataset
   eval_images = Preprocessing(config.eval.image_size, trainer.spec.normalization)
-  images, labels = next(iter(eval_dataset(trainer.evaluator.source, eval_images, batch_size=100_000,
+  images, labels = next(iter(eval_dataset(trainer.engine.evaluator.source, eval_images, batch_size=100_000,
                                           num_classes=config.model.num_classes)))
-  logits = trainer.state.model(images, training=False).numpy()
+  logits = trainer.engine.state.model(images, training=False).numpy()
   targets = np.argmax(labels.numpy(), -1)
   ranks = (logits > logits[np.arange(len(targets)), targets][:, None]).sum(-1)  # classes scoring higher
   return {"reference_examples": len(targets), "reference_top1": float(np.mean(ranks < 1)),

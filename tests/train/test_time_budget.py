@@ -14,9 +14,9 @@ import hparams
 from effnetv2_tf.model.efficientnet import blocks_of
 from effnetv2_tf.run_dir import RunDir, RunDirBusyError
 from effnetv2_tf.train.pace import pace_at
-from effnetv2_tf.train.schedule import Stage
+from effnetv2_tf.train.schedule import Stage, run_plan
 from effnetv2_tf.train.time_budget import BudgetRefit, epochs_for, fit_to_budget
-from effnetv2_tf.train.trainer import Trainer, run_plan
+from effnetv2_tf.train.trainer import Trainer
 from tests.helpers import main_py, tiny
 from tpu.strategy import resolve_runtime
 
@@ -48,7 +48,7 @@ def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_
   def fit(minutes, start_up=0.0):
     recipe.train.time_budget = minutes
     timed.clear()
-    trainer = types.SimpleNamespace(config=resolve(30.0), strategy=None, resumed_config=None,
+    trainer = types.SimpleNamespace(config=resolve(30.0), resumed_config=None,
                                     paces=types.SimpleNamespace(trace_seconds=30.0), plan_hooks=[])
 
     def time_steps(sizes):
@@ -58,8 +58,8 @@ def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_
 
     trainer.time_steps = time_steps
     trainer.replan = lambda config: (replanned.append(config), setattr(trainer, "config", config))
-    trainer.state = types.SimpleNamespace(
-        traces_again=lambda config, stage: (stage.dropout_rate, config.regularization.survival_prob) != traced[0])
+    trainer.engine = types.SimpleNamespace(
+        one_process=True, traces_again=lambda config, stage: (stage.dropout_rate, config.regularization.survival_prob) != traced[0])
     now[0] = start_up
     fitted, how = fit_to_budget(trainer, resolve, lambda: now[0])
     return fitted, how, trainer
@@ -151,7 +151,7 @@ def test_timing_the_step_puts_the_run_back_as_it_was(demo_records, tmp_path, cap
   trainer = Trainer(config, str(tmp_path / "run"), str(demo_records), resolve_runtime("default"))
   with RunDir(tmp_path / "run").exclusive(), pytest.raises(RunDirBusyError):  # another run holds the folder
     trainer.time_steps([40, 32], seconds=0.5)
-  state = trainer.state
+  state = trainer.engine.state
   before = [v.numpy() for v in state.model.variables + state.optimizer.variables + state.ema.shadows]
   paces = trainer.time_steps([40, 32], seconds=0.5)
   assert sorted(paces) == [32, 40] and all(pace > 0 for pace in paces.values())

@@ -61,7 +61,7 @@ def test_paper_rule_changes_dropout_per_stage_keeping_optimizer_and_ema_state(de
       "data.num_train_examples=72,runtime.deterministic=false,train.warmup_epochs=0.5")))
   trainer = Trainer(config, tmp_path / "run", demo_records, resolve_runtime("default"))
   assert [round(s.dropout_rate, 2) for s in trainer.schedule.stages] == [0.0, 0.4, 0.8]
-  state = trainer.state
+  state = trainer.engine.state
   initial = [v.numpy().copy() for v in state.ema.shadows]
   trainer.train()
   assert trainer.step == 9 and int(state.optimizer.iterations.numpy()) == 9  # one optimizer across stages
