@@ -46,8 +46,7 @@ def subset(images, out, per_class, val_per_class):
 
 
 def train_once(name, records, model_dir, num_train, sizes, epochs, stages, batch, width, depth, seed):
-  config = hparams.get_config("demo")
-  hparams.override(config, ",".join([
+  config = hparams.override(hparams.get_config("demo"), ",".join([
       f"model.width={width}", f"model.depth={depth}",
       "model.num_classes=10", f"data.num_train_examples={num_train}", f"train.epochs={float(epochs)}",
       f"progressive.stages={stages}", f"progressive.image_size_max={sizes[1]}", f"eval.image_size={sizes[1]}",

@@ -4,7 +4,7 @@ and optionally EXPORT_DIR/classification.tflite.
   python -m effnetv2_tf.export --official efficientnetv2-s/ --model efficientnetv2-s export/v2-s
 
 exports an official automl checkpoint (the unpacked tarball: 1k, 21k or 21k-ft1k; EMA weights) without
-training or a model_dir.
+training or a model_dir (export_official); `python main.py --mode=export` exports one of our runs (export_run).
 
 Both take float images in [0, 1] of any height, width and batch ([None, None, None, 3]) and apply the
 model family's normalization inside, so users never need this package to run them. Signatures and their
@@ -218,6 +218,33 @@ def export_official(checkpoint, model_name, export_dir, use_ema=True, image_size
     paths["tflite"] = export_tflite(paths["classification"], os.path.join(export_dir, TFLITE_FILE),
                                     image_size, tflite)
   return report, paths
+
+
+def export_run(run_dir, config, export_dir, overwrite=False, tflite=None):
+  """Exports the latest checkpoint of one of our runs (a RunDir; `config` its resolved settings) in the TF-Hub
+  layout: its EMA weights in float32 whatever precision trained them, its class names (or ImageNet's for 1k /
+  21k classes), at its eval size.
+
+  Returns:
+    (the checkpoint's step, {flavour: path}), with "tflite" among the paths when `tflite` names a mode.
+  """
+  from effnetv2_tf.model import get_model_spec
+  from effnetv2_tf.labels import imagenet_labels_for
+  from effnetv2_tf.train.warm_start import load_run_model
+  if tflite is not None:
+    _check_tflite_mode(tflite)  # before the slow part
+  checkpoint = run_dir.latest_checkpoint()
+  if not checkpoint:
+    raise FileNotFoundError(f"No checkpoint in {run_dir.checkpoints} to export.")
+  keras.mixed_precision.set_global_policy("float32")
+  model = load_run_model(checkpoint, config.model)
+  labels = run_dir.read_labels() or imagenet_labels_for(config.model.num_classes)
+  paths = export_saved_models(model, get_model_spec(config.model.name), export_dir,
+                              image_size=config.eval.image_size, overwrite=overwrite, labels=labels)
+  if tflite:
+    paths["tflite"] = export_tflite(paths["classification"], os.path.join(export_dir, TFLITE_FILE),
+                                    config.eval.image_size, tflite)
+  return int(checkpoint.rsplit("-", 1)[1]), paths  # the manager numbers checkpoints by step
 
 
 def main(argv=None):

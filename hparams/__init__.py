@@ -1,10 +1,12 @@
 """Named hparam sets (ml-collections ConfigDicts), --hparam_str overrides and resolution of model defaults.
 
-  get_config("imagenet-s")                    # a named set
-  override(config, "train.batch_size=256,augment.policy=autoaug")
-  resolve(config)                             # fill None values from the model spec
-
-Plain Python and ml-collections: importing it loads neither TensorFlow nor Keras.
+One pipeline from a set's name to the config a run trains, each step returning a new config:
+  recipe = override(get_config("photos-b0"), "train.batch_size=64")    # a named set, --hparam_str
+  recipe, notes = with_facts(recipe, data_facts, source_model, explicit)  # what the data and a source run say
+  config = resolve(recipe, epochs=12.0)     # every None filled: the model's spec, the photos-* rules (photos.py)
+Plain Python and ml-collections: importing it loads neither TensorFlow nor Keras; what the data and a source
+run say is read elsewhere (effnetv2_tf.train.run_data.data_facts, warm_start.source_run_model) and comes in as
+plain values.
 """
 
 import ast
@@ -13,7 +15,7 @@ import sys
 import ml_collections
 
 from effnetv2_tf.specs import get_model_spec
-from hparams import base, demo, finetune, imagenet, photos
+from hparams import base, demo, finetune, from_data, imagenet, photos
 
 _V2 = ("b0", "b1", "b2", "b3", "s", "m", "l", "xl")
 SETS = {
@@ -171,7 +173,8 @@ def assigned_keys(hparam_str):
 
 
 def override(config, hparam_str):
-  """Applies 'a.b=1,c.d=x' to `config` in place; unknown keys and wrong types raise one clear ValueError."""
+  """A copy of `config` with 'a.b=1,c.d=x' applied; unknown keys and wrong types raise one clear ValueError."""
+  config = ml_collections.ConfigDict(config.to_dict())
   for assignment in _split_assignments(hparam_str or ""):
     if "=" not in assignment:
       raise ValueError(f"Bad --hparam_str item {assignment!r}: expected key=value, e.g. train.batch_size=256.")
@@ -205,9 +208,37 @@ def override(config, hparam_str):
   return config
 
 
-def resolve(config):
-  """A copy of `config` with every None model default filled in from the model's spec."""
+def with_values(config, values):
+  """A copy of `config` with {"group.key": value} set."""
   config = ml_collections.ConfigDict(config.to_dict())
+  for name, value in values.items():
+    group, key = name.split(".")
+    config[group][key] = value
+  return config
+
+
+def with_facts(recipe, data_facts=None, source_model=None, explicit=()):
+  """(a copy of the unresolved `recipe` with what the data and a source run decide, a line per value taken).
+
+  data_facts: the DataFacts of the run's data (or None): from_data.settings_from_facts's rules, `explicit` the
+    keys --hparam_str set (assigned_keys).
+  source_model: the model section of the run train.ft_init_ckpt fine-tunes from (None: an official checkpoint or
+    none): its width and depth where the recipe leaves them unset.
+  """
+  values, lines = from_data.settings_from_facts(recipe, data_facts, explicit)
+  for key in ("width", "depth"):
+    if source_model and recipe.model[key] is None and source_model.get(key) is not None:
+      values[f"model.{key}"] = source_model[key]
+      lines.append(f"model.{key} {source_model[key]}, as in {recipe.train.ft_init_ckpt}")
+  return with_values(recipe, values), lines
+
+
+def resolve(config, epochs=None):
+  """A copy of `config` (trained for `epochs` when given) with every None default filled in: from the model's
+  spec, and by the photos-* sets' rules for a run's length and size."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  if epochs is not None:
+    config.train.epochs = float(epochs)
   spec = get_model_spec(config.model.name)
   unset = [key for key, value in (("model.num_classes", config.model.num_classes),
                                   ("data.num_train_examples", config.data.num_train_examples)) if value is None]
@@ -220,84 +251,16 @@ def resolve(config):
       node[key] = value
 
   fill(config.progressive, "image_size_max", spec.train_size)
-  _plan_by_length(config, fill)
+  photos.plan_by_length(config, fill)
   fill(config.regularization, "dropout_max", spec.dropout_rate)
   fill(config.augment, "policy", spec.augment)
   fill(config.augment, "magnitude_max", spec.randaug_magnitude or config.augment.magnitude_min)
   fill(config.mixing, "mixup_max", spec.mixup_alpha)
   fill(config.mixing, "cutmix_max", spec.mixup_alpha)
   fill(config.eval, "image_size", spec.eval_size)
-  _fill_from_run(config, fill)
+  photos.fill_from_run(config, fill)
   _check(config)
   return config
-
-
-# Runs from scratch shorter than this train in one stage without regularization (the photos-* sets): a few
-# epochs underfit, and regularization only pays once a model can overfit (10-minute runs of B0 on 4,000
-# photos, 2-4 epochs: 0.20 top-1 with 3 stages and RandAugment 2 -> 8, 0.28-0.30 without RandAugment; then
-# 0.41 and 0.38 with the model's dropout and stochastic depth, 0.52 and 0.47 without, seeds 0 and 1).
-SHORT_RUN_EPOCHS = 10
-# ...and at this fraction of the final size (B0: 160 px instead of 192), evaluated at the eval size: a few
-# epochs underfit, and 5/6 of the size is about 1.35x the epochs in the same time (10 minutes of B0, seeds
-# 0, 1, 2, top-1 at 160 px against 192: imagenette 0.538, 0.529, 0.545 against 0.507, 0.517, 0.498;
-# flowers 0.647, 0.671, 0.686 against 0.636, 0.644, 0.623).
-SHORT_RUN_SIZE = 5 / 6
-
-
-def budget_start(recipe):
-  """The recipe a run with train.time_budget builds its model and times its step from, before the budget sets
-  its epochs: at least SHORT_RUN_EPOCHS long, so the model has the stochastic depth any fitted plan may use."""
-  recipe = ml_collections.ConfigDict(recipe.to_dict())
-  recipe.train.epochs = max(recipe.train.epochs, SHORT_RUN_EPOCHS)
-  return recipe
-
-
-def _plan_by_length(config, fill):
-  """The stages, their size and the regularization a run's length decides, where the set leaves the stages
-  None (the photos-* sets): 3 stages, or for a short run from scratch one at 5/6 of the final size without
-  augmentation, dropout or stochastic depth; pretrained weights train at the final size throughout."""
-  if config.progressive.stages is None:
-    short = _short_run(config)
-    config.progressive.stages = 1 if config.train.ft_init_ckpt or short else 3
-    if short:
-      config.progressive.image_size_max = _smaller_size(config.progressive.image_size_max, SHORT_RUN_SIZE)
-      config.augment.policy = "none"
-      fill(config.regularization, "dropout_max", 0.0)
-      fill(config.regularization, "survival_prob", 1.0)
-  fill(config.regularization, "survival_prob", base.SURVIVAL_PROB)
-
-
-def _short_run(config):
-  return config.train.epochs < SHORT_RUN_EPOCHS and not config.train.ft_init_ckpt
-
-
-def short_run_note(recipe, config):
-  """Why a short run of `recipe` (resolved: `config`) trains below the size the data chose, or None."""
-  final = recipe.progressive.image_size_max or get_model_spec(config.model.name).train_size
-  size = config.progressive.image_size_max
-  if recipe.progressive.stages is not None or not _short_run(config) or size == final:
-    return None
-  return (f"progressive.image_size_max {size} instead of {final}: a run of {config.train.epochs:.3g} epochs from "
-          f"scratch (under {SHORT_RUN_EPOCHS}) trains in one stage at 5/6 of the size without RandAugment "
-          f"(evaluated at {config.eval.image_size}): a few epochs underfit, and a smaller size buys more of them "
-          "(progressive.stages given keeps the sizes)")
-
-
-def _smaller_size(size, fraction):
-  """`fraction` of an image size, a multiple of 16, but not below 64 px (photos smaller than that keep theirs)."""
-  return max(int(size * fraction) // 16 * 16, min(size, 64))
-
-
-def _fill_from_run(config, fill):
-  """The values a run's own size decides, where the set leaves them None (the photos-* sets)."""
-  progressive, train = config.progressive, config.train
-  fine_tuning = bool(train.ft_init_ckpt)
-  fill(progressive, "image_size_min", _smaller_size(progressive.image_size_max, 1 / 2))
-  fill(config.regularization, "dropout_min", config.regularization.dropout_max)  # a new rate retraces the step
-  fill(train, "lr_base", (1e-4 if fine_tuning else 1e-3) * 256 / max(train.batch_size, 1))  # Adam: 1e-3 at any batch
-  fill(train, "warmup_epochs", train.epochs / 20)
-  steps = max(train.epochs * config.data.num_train_examples / max(train.batch_size, 1), train.min_steps)
-  fill(train, "ema_decay", min(0.9999, round(1 - 1 / max(100, steps / 10), 6)))  # averages the last tenth
 
 
 # Keys that must be at least 1 (counts, sizes, cadences), and the allowed values of the named choices.

@@ -1,15 +1,15 @@
 """photos-{b0,b1,b2,b3,s,m,l,xl}: the recipe for a folder of your own photos converted by
 effnetv2_tf.data.convert (train-*, val-*): thousands of images, minutes to hours on one GPU or the CPU.
 
-Sized from the data and the run rather than for ImageNet (hparams.resolve and effnetv2_tf.train.run_data
-fill the values left None here):
+Sized from the data and the run rather than for ImageNet: hparams.from_data and the rules below (which
+hparams.resolve applies) fill the values left None here:
 - class and example counts from the converter's dataset.json; train and eval at the photos' own size (their
   median shorter side, at most the model's sizes), the first stage at half of it;
 - progressive learning by the paper's rule, 3 stages with weak regularization early (RandAugment 2 -> 8;
   crops of 25-100% of the image: small sets cannot spare smaller ones), no mixup; dropout stays at the
   model's rate (a new rate retraces the step, 15-40 s a stage on the CPU);
-- a run of fewer than 10 epochs (hparams.SHORT_RUN_EPOCHS; minutes on a CPU) trains in one stage at 5/6 of
-  the final size (hparams.SHORT_RUN_SIZE; B0 160 px instead of 192, still evaluated at 224) without
+- a run of fewer than 10 epochs (SHORT_RUN_EPOCHS; minutes on a CPU) trains in one stage at 5/6 of
+  the final size (SHORT_RUN_SIZE; B0 160 px instead of 192, still evaluated at 224) without
   RandAugment, dropout or stochastic depth (crops and flips stay): a few epochs underfit, so more of them
   beat more pixels, and regularization only pays once a model can overfit (10 minutes of B0 on imagenette,
   2 seeds: 0.41 and 0.38 top-1 with the model's dropout and stochastic depth, 0.52 and 0.47 without);
@@ -27,6 +27,9 @@ fill the values left None here):
 - train.time_budget (minutes) sets the epochs from the step time measured when the run starts.
 """
 
+import ml_collections
+
+from effnetv2_tf.specs import get_model_spec
 from hparams import base
 
 
@@ -61,3 +64,71 @@ def photos(model_name):
   config.eval.between_stages = False
   config.runtime.checkpoint_steps = 500
   return config
+
+
+# Runs from scratch shorter than this train in one stage without regularization (the photos-* sets): a few
+# epochs underfit, and regularization only pays once a model can overfit (10-minute runs of B0 on 4,000
+# photos, 2-4 epochs: 0.20 top-1 with 3 stages and RandAugment 2 -> 8, 0.28-0.30 without RandAugment; then
+# 0.41 and 0.38 with the model's dropout and stochastic depth, 0.52 and 0.47 without, seeds 0 and 1).
+SHORT_RUN_EPOCHS = 10
+# ...and at this fraction of the final size (B0: 160 px instead of 192), evaluated at the eval size: a few
+# epochs underfit, and 5/6 of the size is about 1.35x the epochs in the same time (10 minutes of B0, seeds
+# 0, 1, 2, top-1 at 160 px against 192: imagenette 0.538, 0.529, 0.545 against 0.507, 0.517, 0.498;
+# flowers 0.647, 0.671, 0.686 against 0.636, 0.644, 0.623).
+SHORT_RUN_SIZE = 5 / 6
+
+
+def budget_start(recipe):
+  """The recipe a run with train.time_budget builds its model and times its step from, before the budget sets
+  its epochs: at least SHORT_RUN_EPOCHS long, so the model has the stochastic depth any fitted plan may use."""
+  recipe = ml_collections.ConfigDict(recipe.to_dict())
+  recipe.train.epochs = max(recipe.train.epochs, SHORT_RUN_EPOCHS)
+  return recipe
+
+
+def plan_by_length(config, fill):
+  """The stages, their size and the regularization a run's length decides, where the set leaves the stages
+  None (the photos-* sets): 3 stages, or for a short run from scratch one at 5/6 of the final size without
+  augmentation, dropout or stochastic depth; pretrained weights train at the final size throughout."""
+  if config.progressive.stages is None:
+    short = _short_run(config)
+    config.progressive.stages = 1 if config.train.ft_init_ckpt or short else 3
+    if short:
+      config.progressive.image_size_max = _smaller_size(config.progressive.image_size_max, SHORT_RUN_SIZE)
+      config.augment.policy = "none"
+      fill(config.regularization, "dropout_max", 0.0)
+      fill(config.regularization, "survival_prob", 1.0)
+  fill(config.regularization, "survival_prob", base.SURVIVAL_PROB)
+
+
+def _short_run(config):
+  return config.train.epochs < SHORT_RUN_EPOCHS and not config.train.ft_init_ckpt
+
+
+def short_run_note(recipe, config):
+  """Why a short run of `recipe` (resolved: `config`) trains below the size the data chose, or None."""
+  final = recipe.progressive.image_size_max or get_model_spec(config.model.name).train_size
+  size = config.progressive.image_size_max
+  if recipe.progressive.stages is not None or not _short_run(config) or size == final:
+    return None
+  return (f"progressive.image_size_max {size} instead of {final}: a run of {config.train.epochs:.3g} epochs from "
+          f"scratch (under {SHORT_RUN_EPOCHS}) trains in one stage at 5/6 of the size without RandAugment "
+          f"(evaluated at {config.eval.image_size}): a few epochs underfit, and a smaller size buys more of them "
+          "(progressive.stages given keeps the sizes)")
+
+
+def _smaller_size(size, fraction):
+  """`fraction` of an image size, a multiple of 16, but not below 64 px (photos smaller than that keep theirs)."""
+  return max(int(size * fraction) // 16 * 16, min(size, 64))
+
+
+def fill_from_run(config, fill):
+  """The values a run's own size decides, where the set leaves them None (the photos-* sets)."""
+  progressive, train = config.progressive, config.train
+  fine_tuning = bool(train.ft_init_ckpt)
+  fill(progressive, "image_size_min", _smaller_size(progressive.image_size_max, 1 / 2))
+  fill(config.regularization, "dropout_min", config.regularization.dropout_max)  # a new rate retraces the step
+  fill(train, "lr_base", (1e-4 if fine_tuning else 1e-3) * 256 / max(train.batch_size, 1))  # Adam: 1e-3 at any batch
+  fill(train, "warmup_epochs", train.epochs / 20)
+  steps = max(train.epochs * config.data.num_train_examples / max(train.batch_size, 1), train.min_steps)
+  fill(train, "ema_decay", min(0.9999, round(1 - 1 / max(100, steps / 10), 6)))  # averages the last tenth

@@ -1,6 +1,6 @@
 """main.py's eval and export jobs on a finished run: they read the run's config.yaml, need only what they
 use (export: no data) and write nothing into the run. In this process: main.py's process, its start-up lines
-included, is tested by test_readme and tpu/test_doctor."""
+included, is tested by test_readme and test_doctor."""
 
 import numpy as np
 import tensorflow as tf

@@ -1,12 +1,11 @@
-"""A run's data: its sources, its class names, and the settings the data decides (class count, train
-examples, eval files), from what the data says about itself (effnetv2_tf.data.facts)."""
+"""A run's data: its sources, its class names, and what the data says about itself (effnetv2_tf.data.facts),
+from which hparams.from_data decides the class count, train examples, eval files and photo sizes."""
 
 import os
 
 from effnetv2_tf.data.facts import tfds_facts, tfrecord_facts
 from effnetv2_tf.data.sources import TFDSSource, TFRecordSource
 from effnetv2_tf.labels import read_labels
-from effnetv2_tf.specs import get_model_spec
 from effnetv2_tf.run_dir import LABELS_FILE
 
 
@@ -67,69 +66,10 @@ def check_run_classes(run_dir, config, data_dir, allow_other_names=False, how_to
                      f"{_listed(ours)}: give data of the run's classes{how_to_allow}.")
 
 
-def settings_from_data(config, data_dir, explicit=()):
-  """Sets, in the unresolved `config`, what the data says about itself: model.num_classes and
-  data.num_train_examples where the config leaves them unset, data.eval_files when its pattern is no split
-  of the data and the data has one other split, and with data.image_size_from_data the unset train and eval
-  sizes. Returns a line per value taken.
-
-  A class count that contradicts the data is a ValueError, and so is an example count the hparams set
-  pinned (imagenet-b0's 1,281,167 on a folder of photos); an example count given in --hparam_str (a key in
-  `explicit`) is kept -- it only sets what the schedule calls an epoch -- with a line saying so.
-  """
-  data = config.data
+def data_facts(recipe, data_dir):
+  """What the data in `data_dir` says about itself (a DataFacts, or None): a TFRecord folder's dataset.json,
+  or the metadata of the recipe's TFDS data set for its train split. hparams.with_facts takes what it decides."""
+  data = recipe.data
   if data.source == "tfds":
-    facts = tfds_facts(data.tfds_name, data_dir, (data.train_split,))
-    train_split = data.train_split
-  else:
-    facts = tfrecord_facts(data_dir) if data_dir else None
-    train_split = next((split for split, files in (facts.files if facts else {}).items()
-                        if files == data.train_files), None)
-  if facts is None:
-    return []
-  if facts.num_classes is not None and facts.num_classes < 2:
-    raise ValueError(f"{facts.where}: the data has {facts.num_classes} class, and a classifier needs at least 2: add "
-                     "a folder of photos per class and convert them again.")
-  lines, contradictions = [], []
-  others = [split for split in facts.files if split != train_split]
-  if facts.files and data.eval_files not in facts.files.values() and len(others) == 1:
-    data.eval_files = facts.files[others[0]]
-    lines.append(f"data.eval_files {data.eval_files}: the data's {others[0]} split ({facts.where})")
-  for key, group, found in (("model.num_classes", config.model, facts.num_classes),
-                            ("data.num_train_examples", data, facts.examples.get(train_split))):
-    leaf = key.split(".")[1]
-    if found is None or group[leaf] == found:
-      continue
-    if group[leaf] is None:
-      group[leaf] = found
-      lines.append(f"{key} {found:,} ({facts.where})")
-    elif key == "data.num_train_examples" and key in explicit:
-      lines.append(f"{key} {group[leaf]:,} as given, although {facts.where} counts {found:,}: epochs are "
-                   f"{group[leaf]:,} examples long")
-    else:
-      contradictions.append((key, group[leaf], found))
-  if data.image_size_from_data and train_split in facts.image_sizes:
-    lines += _sizes_from_data(config, facts.image_sizes[train_split], facts.where)
-  if contradictions:
-    said = ", ".join(f"{key} is {value:,} but the data has {found:,}" for key, value, found in contradictions)
-    fix = ",".join(f"{key}={found}" for key, _, found in contradictions)
-    raise ValueError(f"{facts.where}: {said}. Pass --hparam_str=\"{fix}\", or use a set that takes them from the "
-                     "data (e.g. --hparams=photos-b0).")
-  return lines
-
-
-def _sizes_from_data(config, native, where):
-  """The last stage's train size and the eval size where unset: the photos' median shorter side `native`,
-  at most the model's own sizes (train sizes a multiple of 16)."""
-  spec = get_model_spec(config.model.name)
-  sizes = ((config.progressive, "image_size_max", min(spec.train_size, native // 16 * 16)),
-           (config.eval, "image_size", min(spec.eval_size, native)))
-  taken = []
-  for group, leaf, size in sizes:
-    if group[leaf] is None:
-      group[leaf] = size
-      taken.append(f"{'progressive' if group is config.progressive else 'eval'}.{leaf} {size}")
-  if not taken:
-    return []
-  return [f"{', '.join(taken)}: the photos' median shorter side is {native} px, {config.model.name} trains at "
-          f"{spec.train_size} and evaluates at {spec.eval_size} ({where})"]
+    return tfds_facts(data.tfds_name, data_dir, (data.train_split,))
+  return tfrecord_facts(data_dir) if data_dir else None

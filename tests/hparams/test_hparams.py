@@ -38,11 +38,11 @@ def test_the_photos_recipe_is_sized_by_the_run():
   assert (short.progressive.stages, short.progressive.image_size_max, short.eval.image_size) == (1, 160, 224)
   recipe = hparams.override(hparams.get_config("photos-b0"),
                             "model.num_classes=5,data.num_train_examples=3200,train.epochs=1.0")
-  assert hparams.short_run_note(recipe, short) == (  # the data line said 192: a line says why 160
+  assert hparams.photos.short_run_note(recipe, short) == (  # the data line said 192: a line says why 160
       "progressive.image_size_max 160 instead of 192: a run of 1 epochs from scratch (under 10) trains in one "
       "stage at 5/6 of the size without RandAugment (evaluated at 224): a few epochs underfit, and a smaller size "
       "buys more of them (progressive.stages given keeps the sizes)")
-  assert hparams.short_run_note(recipe, config) is None  # 30 epochs: the data's size
+  assert hparams.photos.short_run_note(recipe, config) is None  # 30 epochs: the data's size
   assert short.augment.policy == "none"
   assert (short.regularization.dropout_min, short.regularization.dropout_max, short.regularization.survival_prob) == (
       0.0, 0.0, 1.0)
@@ -65,16 +65,16 @@ def test_the_photos_recipe_is_sized_by_the_run():
   assert [_photos(f"train.epochs=2.0,progressive.image_size_max={size}").progressive.image_size_max
           for size in (48, 64, 80, 144)] == [48, 64, 64, 112]
   small = hparams.override(recipe, "progressive.image_size_max=64")
-  assert hparams.short_run_note(small, hparams.resolve(small)) is None  # kept its size: nothing to explain
+  assert hparams.photos.short_run_note(small, hparams.resolve(small)) is None  # kept its size: nothing to explain
 
 
 def test_a_time_budget_starts_from_a_plan_with_stochastic_depth():
   recipe = hparams.override(hparams.get_config("photos-b0"),
                             "model.num_classes=5,data.num_train_examples=3200,train.epochs=3.0")
-  start = hparams.resolve(hparams.budget_start(recipe))  # the model it builds can train any fitted plan
+  start = hparams.resolve(hparams.photos.budget_start(recipe))  # the model it builds can train any fitted plan
   assert (start.train.epochs, start.regularization.survival_prob) == (10.0, 0.8)
   assert recipe.train.epochs == 3.0  # the recipe itself is left as given
-  assert hparams.budget_start(hparams.override(recipe, "train.epochs=40.0")).train.epochs == 40.0
+  assert hparams.photos.budget_start(hparams.override(recipe, "train.epochs=40.0")).train.epochs == 40.0
 
 
 def test_a_negative_time_budget_is_refused():

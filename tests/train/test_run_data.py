@@ -5,13 +5,15 @@ import json
 import pytest
 
 import hparams
-from effnetv2_tf.train.run_data import settings_from_data
+from effnetv2_tf.train.run_data import data_facts
 
 
 def _settings(name, data_dir, hparam_str=""):
-  config = hparams.override(hparams.get_config(name), hparam_str)
-  lines = settings_from_data(config, str(data_dir), explicit=hparams.assigned_keys(hparam_str))
-  return hparams.resolve(config), lines
+  """The resolved config and the lines of main.py's pipeline: the set, --hparam_str, what the data says."""
+  recipe = hparams.override(hparams.get_config(name), hparam_str)
+  recipe, lines = hparams.with_facts(recipe, data_facts(recipe, str(data_dir)),
+                                     explicit=hparams.assigned_keys(hparam_str))
+  return hparams.resolve(recipe), lines
 
 
 def test_the_converter_records_its_counts(demo_records):

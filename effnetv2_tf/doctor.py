@@ -173,6 +173,7 @@ def time_train_step(report, config, runtime):
   """Compiles and times the run's train loop at the first stage's size on a synthetic batch, through the
   engine that would train it and the clock that times the run's own loops."""
   import tensorflow as tf
+  import hparams
   from effnetv2_tf.train.pace import LoopClock
   from effnetv2_tf.train.schedule import run_plan
   from effnetv2_tf.train.tf_engine import TFEngine
@@ -182,8 +183,7 @@ def time_train_step(report, config, runtime):
   if runtime.platform == "cpu" and batch > CPU_STEP_BATCH:
     batch = CPU_STEP_BATCH
     note = f" (the run's batch {config.train.batch_size} is timed at {CPU_STEP_BATCH} on the CPU)"
-  config = config.copy_and_resolve_references()
-  config.train.batch_size = batch
+  config = hparams.with_values(config, {"train.batch_size": batch})
   engine = TFEngine(config, runtime)
   rng = tf.random.Generator.from_seed(0)
   images = tf.cast(rng.normal((batch, stage.image_size, stage.image_size, 3)), engine.compute_dtype)

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from tests.helpers import main_py, run_main
-from tpu import doctor
+from effnetv2_tf import doctor
 
 
 @pytest.mark.e2e

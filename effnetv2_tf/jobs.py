@@ -1,0 +1,132 @@
+"""The jobs main.py dispatches: train (with an eval after each stage), evaluate a run's checkpoints, export a run.
+
+Each takes plain values (main.py turns its flags into them) and prints its lines; bad input is a ValueError or
+FileNotFoundError whose one line says the fix. TensorFlow loads with this module: main.py imports it only once
+the TPU runtime's variables are set (tpu/pjrt.py).
+"""
+
+import os
+import pathlib
+import tempfile
+import time
+
+import ml_collections
+import tensorflow as tf
+
+import hparams
+from effnetv2_tf.data.convert import convert
+from effnetv2_tf.export import export_run
+from effnetv2_tf.run_dir import model_identity
+from effnetv2_tf.train.run_data import check_run_classes, data_facts, eval_source
+from effnetv2_tf.train.schedule import run_plan
+from effnetv2_tf.train.tf_engine import TFEngine
+from effnetv2_tf.train.time_budget import fit_to_budget
+from effnetv2_tf.train.trainer import Trainer
+from effnetv2_tf.train.warm_start import source_run_model
+
+DEMO_DATA = pathlib.Path(__file__).resolve().parent / "demo_data"
+DEMO_RECORDS = "demo_records"  # the demo's photos as TFRecords, inside its (local) model_dir
+
+
+def demo_records(model_dir):
+  """The shipped demo photos as TFRecords, converted once (into the model dir when it is local)."""
+  local = "://" not in model_dir
+  records = pathlib.Path(model_dir if local else tempfile.gettempdir()) / DEMO_RECORDS
+  if not list(records.glob("train-*")):
+    convert(DEMO_DATA, records, shards=4, overwrite=True)  # our own folder: a killed conversion is redone
+  return str(records)
+
+
+def recipe(name, hparam_str, data_dir=None):
+  """The config of the set `name` and `hparam_str` with what the data in `data_dir` and the run
+  train.ft_init_ckpt fine-tunes from decide (a line printed per value taken), before hparams.resolve."""
+  config = hparams.override(hparams.get_config(name), hparam_str)
+  source = config.train.ft_init_ckpt
+  config, notes = hparams.with_facts(config, data_facts(config, data_dir) if data_dir else None,
+                                     source_run_model(source) if source else None, hparams.assigned_keys(hparam_str))
+  for line in notes:
+    print(line, flush=True)
+  return config
+
+
+def run_config(run_dir, hparam_str, job):
+  """The config a run recorded (its config.yaml), with `hparam_str` applied to this `job` only; overrides that
+  would change the model the run trained are refused."""
+  saved = run_dir.read_config()
+  if saved is None:
+    raise FileNotFoundError(f"{run_dir} holds no training run (no config.yaml): point --model_dir at the "
+                            "folder a training run wrote.")
+  config = hparams.resolve(hparams.override(ml_collections.ConfigDict(saved), hparam_str))
+  changed = {key: value for key, value in model_identity(config).items() if model_identity(saved)[key] != value}
+  if changed:
+    raise ValueError(f"--hparam_str changes the model the run trained ({', '.join(f'model.{k}' for k in changed)}): "
+                     f"--mode={job} uses the run's own model; drop those overrides.")
+  return config
+
+
+def describe(config):
+  model = config.model
+  scaled = ", ".join(f"{key} {model[key]}" for key in ("width", "depth") if model.get(key) is not None)
+  return f"{model.name}{f' ({scaled})' if scaled else ''}"
+
+
+def train(run_dir, runtime, name, hparam_str, data_dir, eval_between_stages, allow_new_settings,
+          seconds_since_start):
+  """Trains the set `name` with `hparam_str` in `run_dir` (a RunDir) on `runtime`, resuming what the folder
+  holds, then evaluates; `seconds_since_start()`: what the process has spent (a time budget counts it)."""
+  planned = recipe(name, hparam_str, data_dir)  # the demo's set pins its photos' values
+  budget = planned.train.time_budget > 0
+  config = hparams.resolve(hparams.photos.budget_start(planned) if budget else planned)
+  if data_dir is None and name == "demo":
+    data_dir = demo_records(run_dir.path)
+  trainer = Trainer(config, run_dir.path, data_dir, runtime, allow_new_settings=allow_new_settings)
+  with trainer.holding_run_dir():  # from the step timing on: a second run on the folder spends nothing
+    if budget:
+      # The values derived from the run's length follow the epochs the budget gives.
+      config, how = fit_to_budget(trainer, lambda epochs: hparams.resolve(planned, epochs), seconds_since_start)
+      print(how, flush=True)
+    if note := hparams.photos.short_run_note(planned, config):
+      print(note, flush=True)
+    print(f"{describe(config)} ({trainer.engine.parameter_count:,} parameters) on {runtime.platform}, "
+          f"{trainer.engine.replicas} replica(s), model_dir {run_dir}")
+    print(trainer.stage_table())
+    started = time.perf_counter()
+    trainer.train(eval_between_stages=eval_between_stages and config.eval.between_stages)
+    result = trainer.finish()
+  print(f"done in {time.perf_counter() - started:.0f} s: top-1 {result['top1']:.4f} on {result['examples']} "
+        f"held-out images (chance {1 / config.model.num_classes:.2f}); checkpoints, TensorBoard logs and "
+        f"training.png in {run_dir}")
+
+
+def evaluate(run_dir, runtime, hparam_str, data_dir, wait_seconds=0, other_class_names=False):
+  """Evaluates the run's latest checkpoint (waiting up to `wait_seconds` for each new one until the last step);
+  writes nothing into the run."""
+  config = run_config(run_dir, hparam_str, "eval")
+  if data_dir is None and tf.io.gfile.exists(os.path.join(run_dir.path, DEMO_RECORDS)):
+    data_dir = os.path.join(run_dir.path, DEMO_RECORDS)  # a demo run evaluates on its own photos
+  source = eval_source(config, data_dir)
+  check_run_classes(run_dir, config, data_dir, other_class_names,
+                    ", or pass --other_class_names to evaluate a relabelled copy of them")
+  engine = TFEngine(config, runtime, source)
+  total_steps = run_plan(config)[1].total_steps
+  checkpoints = (tf.train.checkpoints_iterator(run_dir.checkpoints, timeout=wait_seconds) if wait_seconds
+                 else [run_dir.latest_checkpoint()])
+  for checkpoint in checkpoints:
+    if checkpoint is None:
+      raise FileNotFoundError(f"No checkpoint in {run_dir.checkpoints} to evaluate.")
+    engine.restore(checkpoint)
+    result = engine.evaluate()
+    print(f"step {result['step']}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} on "
+          f"{result['examples']} images (EMA weights)")
+    if result["step"] >= total_steps:
+      break
+
+
+def export(run_dir, export_dir, hparam_str, overwrite=False, tflite=None):
+  """Exports the run's latest checkpoint (export.export_run) as its config.yaml describes the model."""
+  config = run_config(run_dir, hparam_str, "export")
+  step, paths = export_run(run_dir, config, export_dir, overwrite=overwrite, tflite=tflite)
+  print(f"exported step {step} of {describe(config)} (EMA weights): {paths['classification']}, "
+        f"{paths['feature-vector']}; best fed {config.eval.image_size}-px images (the run's eval size)")
+  if tflite:
+    print(f"TFLite ({tflite}): {paths['tflite']}")
