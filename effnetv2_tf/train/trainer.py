@@ -87,10 +87,11 @@ class Trainer:
 
   Building it reads the data's file list and the run dir but writes nothing; train() writes the config.
   A run with checkpoints resumes only with the settings it was started with, unless `allow_new_settings`.
-  The engine is TensorFlow's (tf_engine.TFEngine on runtime's strategy).
+  `engine(config, runtime, eval_source, counts)` builds the engine.Engine that trains it: TensorFlow's
+  (tf_engine.TFEngine on runtime's strategy) by default.
   """
 
-  def __init__(self, config, model_dir, data_dir, runtime, allow_new_settings=False):
+  def __init__(self, config, model_dir, data_dir, runtime, allow_new_settings=False, engine=TFEngine):
     self.config = config
     self.run_dir = RunDir(model_dir)
     self.data_dir = data_dir
@@ -107,7 +108,7 @@ class Trainer:
     _, self.schedule = run_plan(config)
     self.spec = get_model_spec(config.model.name)
     self.counts = RecordCounts()
-    self.engine = TFEngine(config, runtime, eval_source(config, data_dir), self.counts)
+    self.engine = engine(config, runtime, eval_source(config, data_dir), self.counts)
     self.is_chief = self.engine.is_chief
     self.log = RunLog(self.run_dir, self.is_chief, augment_policy=config.augment.policy)
     self.paces = RunPaces()  # timed by time_steps, then measured by the stages: the time left's and a budget's

@@ -13,6 +13,7 @@ import yaml
 import hparams
 from effnetv2_tf.model.efficientnet import blocks_of
 from effnetv2_tf.run_dir import RunDir, RunDirBusyError
+from effnetv2_tf.train.engine import Engine
 from effnetv2_tf.train.pace import pace_at
 from effnetv2_tf.train.schedule import Stage, run_plan
 from effnetv2_tf.train.time_budget import BudgetRefit, epochs_for, fit_to_budget
@@ -149,6 +150,7 @@ def test_timing_the_step_puts_the_run_back_as_it_was(demo_records, tmp_path, cap
       model__num_classes=5, data__num_train_examples=96, progressive__image_size_min=32, train__epochs=10.0)))
   assert (config.regularization.dropout_max, config.regularization.survival_prob) == (0.2, 0.8)  # regularized
   trainer = Trainer(config, str(tmp_path / "run"), str(demo_records), resolve_runtime("default"))
+  assert isinstance(trainer.engine, Engine)  # TensorFlow's engine has every member the stage loop asks for
   with RunDir(tmp_path / "run").exclusive(), pytest.raises(RunDirBusyError):  # another run holds the folder
     trainer.time_steps([40, 32], seconds=0.5)
   state = trainer.engine.state

@@ -1,6 +1,7 @@
 """The training loop: strategies, stage switches, refits, host loops, bad input. (Resume after a signal:
 test_tpu_shaped_path.)"""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -75,18 +76,78 @@ def test_paper_rule_changes_dropout_per_stage_keeping_optimizer_and_ema_state(de
   assert abs((dropped == 0).mean() - 0.8) < 0.02
 
 
+class CountingEngine:
+  """An engine.Engine without a framework: a step is a count, the loss falls with it, a save is a name. The stage
+  loop driving it shows what it asks of any engine (a JAX one too), and costs no training."""
+
+  is_chief, one_process, replicas, parameter_count, jit_compile, warmup_steps = True, True, 1, 0, False, 0
+  compute_dtype = tf.float32
+
+  def __init__(self, config, runtime, eval_source, counts):
+    self.step = 0
+    self.loops = []  # (stage index, the batches' image size, steps) of each host loop
+    self.saves = []
+
+  def batches(self, dataset_fn):
+    return iter(dataset_fn(tf.distribute.InputContext()))
+
+  def train_loop(self, stage):
+    def loop(batches, num_steps):
+      images, _ = next(batches)
+      self.loops.append((stage.index, images.shape[1], num_steps))
+      self.step += num_steps
+      return 1.0 / self.step, 0.5
+
+    return loop
+
+  def traces_again(self, config, stage):
+    return False
+
+  def evaluate(self, use_ema=True):
+    return {"step": self.step, "top1": 0.5, "top5": 1.0, "examples": 100, "ema": use_ema}
+
+  def saver(self, run_dir):
+    return lambda step: (self.saves.append(step), f"{run_dir.checkpoints}/ckpt-{step}")[1]
+
+  def restore(self, path):
+    return self.step
+
+  @contextlib.contextmanager
+  def trial_steps(self):
+    step = self.step
+    yield
+    self.step = step
+
+  def largest_values(self):
+    return {"weight": 1.0}
+
+  def resize(self, config, total_steps, steps_per_epoch):
+    pass
+
+  def learning_rate(self, step):
+    return 0.1
+
+  def warm_start(self, path, use_ema=True):
+    raise AssertionError("a run without train.ft_init_ckpt starts from no weights")
+
+  def reset_momenta(self):
+    raise AssertionError("a new run has no momenta to reset")
+
+
 @pytest.mark.one_stack
-def test_a_refit_in_the_first_stage_moves_the_stages_after_it(demo_records, tmp_path, capsys):
-  """train.time_budget's refit doubles a 3-stage run at step 2: the later stages run where the refitted plan
-  puts them (they once ran to the old plan's end)."""
+def test_the_stage_loop_drives_any_engine(demo_records, tmp_path, capsys):
+  """The stage loop on an engine of plain Python (CountingEngine): each stage's batches at its size, and a plan
+  hook's refit doubling a 3-stage run at step 2 moves the later stages where the refitted plan puts them (they
+  once ran to the old plan's end)."""
   import hparams
   from effnetv2_tf.run_dir import RunDir
+  from effnetv2_tf.train.engine import Engine
   from effnetv2_tf.train.time_budget import BudgetRefit
   from effnetv2_tf.train.trainer import Trainer
-  from tpu.strategy import resolve_runtime
   config = hparams.resolve(hparams.override(hparams.get_config("demo"), TINY_TRAINER + (
       ",progressive.stages=3,data.num_train_examples=72")))  # 9 steps, 3 a stage
-  trainer = Trainer(config, tmp_path / "run", demo_records, resolve_runtime("default"))
+  trainer = Trainer(config, tmp_path / "run", demo_records, runtime=None, engine=CountingEngine)
+  assert isinstance(trainer.engine, Engine)
   assert [(s.start_step, s.end_step) for s in trainer.schedule.stages] == [(0, 3), (3, 6), (6, 9)]
   doubled = hparams.resolve(hparams.override(config, "train.epochs=2.0"))
   calls = []
@@ -100,8 +161,11 @@ def test_a_refit_in_the_first_stage_moves_the_stages_after_it(demo_records, tmp_
   stages = [(s.start_step, s.end_step, s.image_size) for s in trainer.schedule.stages]
   assert [stage[:2] for stage in stages] == [(0, 6), (6, 12), (12, 18)] and trainer.step == 18
   assert calls[0] == 2 and "train.epochs 2: refitted" in capsys.readouterr().out
+  assert trainer.engine.loops == [(index, size, 1) for index, (start, end, size) in enumerate(stages)
+                                  for _ in range(start, end)]  # one step a host loop, fed at its stage's size
+  assert trainer.engine.saves == list(range(2, 19, 2))  # runtime.checkpoint_steps 2, the stage ends among them
   rows = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
-  assert [row["step"] for row in rows] == list(range(1, 19))  # one step a host loop
+  assert [row["step"] for row in rows] == list(range(1, 19))
   for row in rows:  # each step in the refitted stage holding it
     index = next(i for i, (start, end, _) in enumerate(stages) if start < row["step"] <= end)
     assert (row["stage"], row["image_size"]) == (index, stages[index][2])
