@@ -15,6 +15,15 @@ import ml_collections
 
 SURVIVAL_PROB = 0.8  # stochastic depth: the last block keeps its branch with this probability
 
+# Keys that must be at least 1 (counts, sizes, cadences), and the allowed values of the named choices.
+POSITIVE = ("model.num_classes", "data.num_train_examples", "data.shuffle_buffer", "train.batch_size",
+            "progressive.image_size_max", "progressive.image_size_min", "eval.batch_size", "eval.image_size",
+            "runtime.steps_per_loop", "runtime.checkpoint_steps", "runtime.keep_checkpoints")
+CHOICES = {"data.source": ("tfrecord", "tfds"), "augment.policy": ("randaug", "autoaug", "none"),
+           "progressive.rule": ("official", "paper"), "train.loss_type": ("softmax", "sigmoid"),
+           "runtime.mixed_precision": ("auto", "bfloat16", "float16", "float32"),
+           "runtime.jit_compile": ("auto", "true", "false")}
+
 
 def get_config():
   config = ml_collections.ConfigDict()
