@@ -86,6 +86,10 @@ def budget_start(recipe):
   return recipe
 
 
+# plan_by_length and fill_from_run are steps of hparams.resolve, on the copy it builds: `fill(node, key, value)`
+# sets what is still None.
+
+
 def plan_by_length(config, fill):
   """The stages, their size and the regularization a run's length decides, where the set leaves the stages
   None (the photos-* sets): 3 stages, or for a short run from scratch one at 5/6 of the final size without
