@@ -61,6 +61,10 @@ def changed_settings(saved, config):
   return changed
 
 
+def _listed(changed):
+  return ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in sorted(changed.items()))
+
+
 def host_loop_steps(step, stage_end, checkpoint_steps, steps_per_loop, progress_seconds, pace):
   """Steps of the next host loop from `step`: steps_per_loop, cut at the stage's end and the next checkpoint,
   and to what fits in progress_seconds at `pace` (seconds per step; one step while it is None); 0 seconds:
@@ -194,19 +198,17 @@ class Trainer:
       if repaired := self.run_dir.repair_checkpoint_state():
         print(repaired, flush=True)
     latest = self.run_dir.latest_checkpoint()
+    changed = changed_settings(self.resumed_config, self.config) if latest and self.resumed_config else {}
     if latest and not self.allow_new_settings:
-      self._check_unchanged(latest)
+      self._refuse_changes(latest, changed)
       check_run_classes(self.run_dir, self.config, self.data_dir,
                         how_to_allow=", or pass --continue_with_new_settings to go on with the data's")
     step = self.engine.restore(latest)
-    if latest and self.resumed_config:
-      rescaled = {key: change for key, change in changed_settings(self.resumed_config, self.config).items()
-                  if key in LEARNING_RATE_SCALE}
-      if rescaled:
-        self.engine.reset_momenta()
-        listed = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in sorted(rescaled.items()))
-        print(f"the learning rate's scale changed ({listed}): the optimizer's momenta, steps of the old rate, start "
-              "again from 0", flush=True)
+    rescaled = {key: change for key, change in changed.items() if key in LEARNING_RATE_SCALE}
+    if rescaled:
+      self.engine.reset_momenta()
+      print(f"the learning rate's scale changed ({_listed(rescaled)}): the optimizer's momenta, steps of the old "
+            "rate, start again from 0", flush=True)
     if step == 0 and self.config.train.ft_init_ckpt:
       train = self.config.train
       print(f"fine-tuning from {self.engine.warm_start(train.ft_init_ckpt, train.ft_init_ema)}", flush=True)
@@ -216,13 +218,11 @@ class Trainer:
       if self.class_names:  # so that exports carry them
         self.run_dir.write_labels(self.class_names)
 
-  def _check_unchanged(self, checkpoint):
-    changed = changed_settings(self.resumed_config or {}, self.config)
+  def _refuse_changes(self, checkpoint, changed):
     if changed:
-      listed = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in sorted(changed.items()))
-      raise ValueError(f"{self.run_dir} holds {os.path.basename(checkpoint)} of a run with other settings ({listed}): "
-                       "rerun with the run's settings to resume it, use another --model_dir, or pass "
-                       "--continue_with_new_settings to go on from this checkpoint with the new ones.")
+      raise ValueError(f"{self.run_dir} holds {os.path.basename(checkpoint)} of a run with other settings "
+                       f"({_listed(changed)}): rerun with the run's settings to resume it, use another --model_dir, "
+                       "or pass --continue_with_new_settings to go on from this checkpoint with the new ones.")
 
   def _warn_about_warmup(self):
     warmup, total = self.engine.warmup_steps, self.schedule.total_steps
