@@ -1,8 +1,12 @@
-"""The training objective: cross-entropy with label smoothing plus the official L2 weight decay."""
+"""The training objective: cross-entropy with label smoothing plus the official L2 weight decay.
+
+In keras.ops, so that both engines train the same objective (under TensorFlow the ops are the ones the TF
+engine always ran: softmax / sigmoid cross-entropy with logits, bit for bit).
+"""
 
 import re
 
-import tensorflow as tf
+from keras import ops
 
 WEIGHT_DECAY_EXCLUDE = re.compile(r".*(bias|gamma|beta).*")
 
@@ -13,13 +17,12 @@ def classification_loss(labels, logits, label_smoothing=0.0, loss_type="softmax"
   Smoothing is the official y * (1 - ls) + ls / K. "sigmoid" sums the per-class binary cross-entropies
   (multi-label ImageNet-21k); "softmax" is categorical cross-entropy.
   """
-  logits = tf.cast(logits, tf.float32)
-  num_classes = tf.cast(tf.shape(labels)[-1], tf.float32)
-  labels = labels * (1.0 - label_smoothing) + label_smoothing / num_classes
+  logits = ops.cast(logits, "float32")
+  labels = ops.cast(labels, "float32") * (1.0 - label_smoothing) + label_smoothing / labels.shape[-1]
   if loss_type == "softmax":
-    return tf.nn.softmax_cross_entropy_with_logits(labels, logits)
+    return ops.categorical_crossentropy(labels, logits, from_logits=True)
   if loss_type == "sigmoid":
-    return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels, logits), axis=-1)
+    return ops.sum(ops.binary_crossentropy(labels, logits, from_logits=True), axis=-1)
   raise ValueError(f"Unknown loss type {loss_type!r}; expected softmax or sigmoid.")
 
 
@@ -31,5 +34,5 @@ def decayed_variables(variables):
 def weight_decay_loss(variables, weight_decay):
   """weight_decay * sum(0.5 * ||w||^2) over `variables` (already filtered by decayed_variables)."""
   if not weight_decay or not variables:
-    return tf.constant(0.0)
-  return weight_decay * tf.add_n([tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in variables])
+    return ops.convert_to_tensor(0.0)
+  return weight_decay * sum(0.5 * ops.sum(ops.square(ops.cast(v, "float32"))) for v in variables)

@@ -7,7 +7,7 @@ larger, which the official warm-up was not tuned for.
 """
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="effnetv2_tf")
@@ -42,4 +42,4 @@ def reset_momenta(optimizer):
   run resumed with a lower one would otherwise go on at the old rate for tens of steps."""
   for variable in optimizer.variables:
     if variable.path.endswith("_momentum"):
-      variable.assign(tf.zeros(variable.shape, variable.dtype))
+      variable.assign(ops.zeros(variable.shape, variable.dtype))
