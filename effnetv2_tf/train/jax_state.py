@@ -1,0 +1,178 @@
+"""What a run trains under Keras 3 on JAX, and the compiled step that changes it: the JAX engine's TrainState.
+
+The model, optimizer, learning-rate schedule and objective are the TF engine's (model_from_config,
+create_optimizer, WarmupDecay, losses); the state travels as arrays (trainable weights; BN statistics and RNG
+states; optimizer slots; the EMA's shadows) through a step compiled with jax.jit around Keras' stateless_call,
+and comes back updated.
+
+Why a step of our own and not Keras' fit / train_step: Keras' optimizer EMA (`use_ema`) averages the trainable
+weights only, with a fixed decay, and writes the averages over the weights at the end of every `fit` call; the
+official EMA averages the BN moving statistics too and warms its decay up (min(d, (1 + t) / (10 + t))), and the
+stage loop wants host loops of N steps with the run's mean loss and top-1, the TF engine's contract.
+"""
+
+import jax
+import keras
+import numpy as np
+from keras import ops
+
+from effnetv2_tf.model import model_from_config, set_dropout_rate, set_survival_prob
+from effnetv2_tf.train import losses
+from effnetv2_tf.train.ema import averaged_variables
+from effnetv2_tf.train.lr_schedule import WarmupDecay
+from effnetv2_tf.train.optimizer import create_optimizer
+from effnetv2_tf.train.state import warmup_steps
+
+
+def ema_decay_at(decay, step):
+  """The official EMA's decay after optimizer step `step` (0-based): min(decay, (1 + t) / (10 + t))."""
+  step = ops.cast(step, "float32")
+  return ops.minimum(ops.cast(decay, "float32"), (1.0 + step) / (10.0 + step))
+
+
+def clipped(gradients, limit):
+  """Each gradient clipped to norm `limit`, then all of them to global norm `limit` (the TF engine's order)."""
+  def norm(tensors):
+    return ops.sqrt(sum(ops.sum(ops.square(t)) for t in tensors))
+
+  gradients = [g * (limit / ops.maximum(norm([g]), limit)) for g in gradients]
+  scale = limit / ops.maximum(norm(gradients), limit)
+  return [g * scale for g in gradients]
+
+
+class JaxState:
+  """Model, optimizer, EMA and the compiled step of one resolved config, under the JAX backend.
+
+  Args:
+    config: the resolved config (hparams.resolve).
+    total_steps, steps_per_epoch: as TrainState's (the lr schedule's length; warm-up and decay in epochs).
+  The Keras mixed-precision policy must be set before. Batch norm is plain Keras': under jax.jit over a mesh a
+  batch is one global array, so its statistics are over the global batch.
+  """
+
+  def __init__(self, config, total_steps, steps_per_epoch):
+    self.config = config
+    self.global_batch = config.train.batch_size
+    train = config.train
+    self.model = model_from_config(config.model, dropout_rate=config.regularization.dropout_max,
+                                   survival_prob=config.regularization.survival_prob, synchronized_bn=False)
+    # The run's length, read by the schedule at each step and handed to the compiled step as arrays, so that a
+    # run fitted to a time budget changes it without compiling again (resize).
+    self.total_steps = keras.Variable(total_steps, dtype="int32", trainable=False, name="total_steps")
+    self.warmup_steps = keras.Variable(warmup_steps(config, steps_per_epoch), dtype="int32", trainable=False,
+                                       name="warmup_steps")
+    self.ema_decay = train.ema_decay
+    self.learning_rate = WarmupDecay(
+        train.lr_base * self.global_batch / 256, self.total_steps, self.warmup_steps,
+        train.lr_schedule, max(train.lr_decay_epochs * steps_per_epoch, 1.0), train.lr_decay_factor, train.lr_min)
+    self.optimizer = create_optimizer(train.optimizer, self.learning_rate)
+    self.optimizer.build(self.model.trainable_variables)
+    decayed = {id(v) for v in losses.decayed_variables(self.model.trainable_variables)}
+    self._decayed = [id(v) in decayed for v in self.model.trainable_variables]
+    non_trainable = self.model.non_trainable_variables
+    self._statistics = [index for index, v in enumerate(non_trainable)
+                        if v.path.endswith(("moving_mean", "moving_variance"))]
+    self._step_index = next(index for index, v in enumerate(self.optimizer.variables)
+                            if v is self.optimizer.iterations)
+    self.arrays = None  # the state the compiled step updates: copies of the variables (it donates their buffers)
+    self._arrays_from_variables()
+    self._train_step, self._train_step_key = None, None
+
+  @property
+  def step(self):
+    return int(self.arrays["optimizer"][self._step_index])
+
+  def resize(self, config, total_steps, steps_per_epoch):
+    """Gives the run `config`'s length (total_steps, warm-up, EMA decay) without compiling its step again."""
+    self.total_steps.assign(total_steps)
+    self.warmup_steps.assign(warmup_steps(config, steps_per_epoch))
+    self.ema_decay = config.train.ema_decay
+    self.config = config
+
+  def _arrays_from_variables(self):
+    """The state as the model's and the optimizer's variables hold it, the EMA starting from the weights."""
+    self.arrays = {
+        "trainable": [ops.copy(v.value) for v in self.model.trainable_variables],
+        "non_trainable": [ops.copy(v.value) for v in self.model.non_trainable_variables],
+        "optimizer": [ops.copy(v.value) for v in self.optimizer.variables],
+        "shadows": [ops.copy(v.value) for v in averaged_variables(self.model)],
+    }
+
+  def set_model_weights(self, weights):
+    """The model's weights (model.get_weights()'s order: its variables') as the run's, the EMA starting from them."""
+    self.model.set_weights(weights)
+    self._arrays_from_variables()
+
+  def model_weights(self):
+    """The run's weights in model.get_weights()'s order (its variables')."""
+    values = {id(v): a for v, a in zip(self.model.trainable_variables, self.arrays["trainable"])}
+    values.update({id(v): a for v, a in zip(self.model.non_trainable_variables, self.arrays["non_trainable"])})
+    return [np.asarray(values[id(v)]) for v in self.model.weights]
+
+  def averaged(self):
+    """(trainable, non-trainable) arrays with the EMA's averages in place of the weights and BN statistics."""
+    count = len(self.arrays["trainable"])
+    shadows = self.arrays["shadows"]
+    non_trainable = list(self.arrays["non_trainable"])
+    for index, shadow in zip(self._statistics, shadows[count:]):
+      non_trainable[index] = shadow
+    return shadows[:count], non_trainable
+
+  def learning_rate_at(self, step):
+    return float(self.learning_rate(step))
+
+  def _step(self, arrays, images, labels, total_steps, warmup, ema_decay):
+    train = self.config.train
+    non_trainable = arrays["non_trainable"]
+
+    def objective(trainable):
+      logits, updated = self.model.stateless_call(trainable, non_trainable, images, training=True)
+      logits = ops.cast(logits, "float32")
+      per_example = losses.classification_loss(labels, logits, train.label_smoothing, train.loss_type)
+      loss = ops.sum(per_example) / self.global_batch
+      decayed = [w for w, decays in zip(trainable, self._decayed) if decays]
+      return loss + losses.weight_decay_loss(decayed, train.weight_decay), (loss, logits, updated)
+
+    (_, (loss, logits, non_trainable)), gradients = jax.value_and_grad(objective, has_aux=True)(arrays["trainable"])
+    if train.gradient_clip > 0:
+      gradients = clipped(gradients, train.gradient_clip)
+    step_before = arrays["optimizer"][self._step_index]
+    mapping = (list(zip(self.model.trainable_variables, arrays["trainable"]))
+               + list(zip(self.optimizer.variables, arrays["optimizer"]))
+               + [(self.total_steps, total_steps), (self.warmup_steps, warmup)])
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+      self.optimizer.apply(gradients)
+    trainable = [scope.get_current_value(v) for v in self.model.trainable_variables]
+    optimizer = [scope.get_current_value(v) for v in self.optimizer.variables]
+    decay = ema_decay_at(ema_decay, step_before)
+    values = trainable + [non_trainable[index] for index in self._statistics]
+    shadows = [decay * shadow + (1.0 - decay) * ops.cast(value, shadow.dtype)
+               for shadow, value in zip(arrays["shadows"], values)]
+    correct = ops.sum(ops.cast(ops.argmax(logits, -1) == ops.argmax(labels, -1), "float32"))
+    updated = {"trainable": trainable, "non_trainable": non_trainable, "optimizer": optimizer, "shadows": shadows}
+    return updated, loss, correct
+
+  def train_loop(self, dropout_rate, image_size=None):
+    """`loop(batches, num_steps) -> (mean loss, top-1)` over an iterator of (images, labels) arrays; compiled
+    again when the dropout rate or the stochastic depth (read while tracing) change, and once per image size."""
+    survival_prob = self.config.regularization.survival_prob
+    key = dropout_rate, survival_prob
+    if self._train_step_key != key:
+      set_dropout_rate(self.model, dropout_rate)
+      set_survival_prob(self.model, survival_prob)
+      self._train_step = jax.jit(self._step, donate_argnums=0)
+      self._train_step_key = key
+
+    def loop(batches, num_steps):
+      loss_sum, correct_sum = 0.0, 0.0
+      schedule = (self.total_steps.value, self.warmup_steps.value, np.float32(self.ema_decay))
+      for _ in range(num_steps):
+        images, labels = next(batches)
+        self.arrays, loss, correct = self._train_step(self.arrays, images, labels, *schedule)
+        loss_sum, correct_sum = loss_sum + loss, correct_sum + correct
+      return float(loss_sum) / num_steps, float(correct_sum) / (num_steps * self.global_batch)
+
+    return loop
+
+  def traces_again(self, config, stage):
+    return self._train_step_key != (stage.dropout_rate, config.regularization.survival_prob)

@@ -1,0 +1,34 @@
+"""The JAX side of test_jax_state: JaxState trains steps from given weights on given batches, in its own process
+(KERAS_BACKEND must be set before Keras loads; the test process runs Keras on TensorFlow).
+
+  python -m tests.train.jax_steps IN.npz OUT.npz HPARAM_STR
+IN holds the initial weights (weight_0...) and the batches (images, labels: [steps, batch, ...]); OUT gets each
+step's (loss, top-1), the weights (weight_i) and the EMA's shadows (shadow_i) after the last step.
+"""
+
+import os
+import sys
+
+os.environ["KERAS_BACKEND"] = "jax"
+
+
+def main(source, target, hparam_str):
+  import numpy as np
+
+  import hparams
+  from effnetv2_tf.train.jax_state import JaxState
+  from effnetv2_tf.train.schedule import run_plan
+  given = np.load(source)
+  config = hparams.resolve(hparams.override(hparams.get_config("demo"), hparam_str))
+  steps_per_epoch, schedule = run_plan(config)
+  state = JaxState(config, schedule.total_steps, steps_per_epoch)
+  state.set_model_weights([given[f"weight_{i}"] for i in range(len(state.model.weights))])
+  loop = state.train_loop(schedule.stages[0].dropout_rate)
+  batches = zip(given["images"], given["labels"])
+  results = [loop(batches, 1) for _ in range(len(given["images"]))]
+  np.savez(target, results=np.array(results), **{f"weight_{i}": w for i, w in enumerate(state.model_weights())},
+           **{f"shadow_{i}": np.asarray(s) for i, s in enumerate(state.arrays["shadows"])})
+
+
+if __name__ == "__main__":
+  main(*sys.argv[1:])

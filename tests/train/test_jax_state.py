@@ -1,0 +1,47 @@
+"""The JAX engine's state and step against the TF engine's: the same recipe on both backends."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import ROOT, tiny
+
+pytest.importorskip("jax", reason="the JAX route is not installed: pip install -e \".[jax]\"")
+
+# RMSProp (TF1 semantics) with a warm-up, weight decay, label smoothing, gradient clipping, BN statistics and the
+# EMA: every part of the step but the RNG streams (dropout and stochastic depth draw from each backend's own).
+STEPS = tiny(data__num_train_examples=48, regularization__dropout_max=0.0, regularization__survival_prob=1.0,
+             train__warmup_epochs=0.5, train__gradient_clip=0.5, runtime__deterministic=True,
+             model__synchronized_bn=False)
+
+
+@pytest.mark.e2e  # 30-90 s: JAX builds the model and compiles the step in a process of its own
+@pytest.mark.one_stack
+def test_three_jax_steps_equal_the_tf_engines(tmp_path):
+  import hparams
+  from effnetv2_tf.train.schedule import run_plan
+  from effnetv2_tf.train.tf_engine import TFEngine
+  from tpu.strategy import resolve_runtime
+  config = hparams.resolve(hparams.override(hparams.get_config("demo"), STEPS))
+  engine = TFEngine(config, resolve_runtime("default"))
+  rng = np.random.default_rng(0)
+  size, batch, classes = run_plan(config)[1].stages[0].image_size, config.train.batch_size, config.model.num_classes
+  images = rng.normal(size=(3, batch, size, size, 3)).astype("float32")
+  labels = np.eye(classes, dtype="float32")[rng.integers(0, classes, (3, batch))]
+  np.savez(tmp_path / "given.npz", images=images, labels=labels,
+           **{f"weight_{i}": w for i, w in enumerate(engine.state.model.get_weights())})
+  loop = engine.train_loop(run_plan(config)[1].stages[0])
+  batches = engine.batches(lambda input_context: tf.data.Dataset.from_tensor_slices((images, labels)))
+  results = [loop(batches, 1) for _ in range(3)]
+  done = subprocess.run([sys.executable, "-m", "tests.train.jax_steps", tmp_path / "given.npz",
+                         tmp_path / "jax.npz", STEPS], capture_output=True, text=True, cwd=ROOT, timeout=300)
+  assert done.returncode == 0, done.stderr[-3000:]
+  jax = np.load(tmp_path / "jax.npz")
+  np.testing.assert_allclose(jax["results"], results, rtol=1e-5)  # each step's loss and top-1
+  for i, weight in enumerate(engine.state.model.get_weights()):  # weights and BN statistics
+    np.testing.assert_allclose(jax[f"weight_{i}"], weight, atol=2e-6)
+  for i, shadow in enumerate(engine.state.ema.shadows):
+    np.testing.assert_allclose(jax[f"shadow_{i}"], shadow.numpy(), atol=2e-6)
