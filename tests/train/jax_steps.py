@@ -3,7 +3,8 @@
 
   python -m tests.train.jax_steps IN.npz OUT.npz HPARAM_STR
 IN holds the initial weights (weight_0...) and the batches (images, labels: [steps, batch, ...]); OUT gets each
-step's (loss, top-1), the weights (weight_i) and the EMA's shadows (shadow_i) after the last step.
+step's (loss, top-1), the weights (weight_i) and the EMA's shadows (shadow_i) after the last step, and the number
+of devices the batches were split over (XLA_FLAGS=--xla_force_host_platform_device_count=N makes N on the CPU).
 """
 
 import os
@@ -13,6 +14,7 @@ os.environ["KERAS_BACKEND"] = "jax"
 
 
 def main(source, target, hparam_str):
+  import jax
   import numpy as np
 
   import hparams
@@ -26,7 +28,7 @@ def main(source, target, hparam_str):
   loop = state.train_loop(schedule.stages[0].dropout_rate)
   batches = zip(given["images"], given["labels"])
   results = [loop(batches, 1) for _ in range(len(given["images"]))]
-  np.savez(target, results=np.array(results), **{f"weight_{i}": w for i, w in enumerate(state.model_weights())},
+  np.savez(target, results=np.array(results), devices=len(jax.local_devices()), **{f"weight_{i}": w for i, w in enumerate(state.model_weights())},
            **{f"shadow_{i}": np.asarray(s) for i, s in enumerate(state.arrays["shadows"])})
 
 

@@ -1,5 +1,6 @@
 """The JAX engine's state and step against the TF engine's: the same recipe on both backends."""
 
+import os
 import subprocess
 import sys
 
@@ -20,7 +21,9 @@ STEPS = tiny(data__num_train_examples=48, regularization__dropout_max=0.0, regul
 
 @pytest.mark.e2e  # 30-90 s: JAX builds the model and compiles the step in a process of its own
 @pytest.mark.one_stack
-def test_three_jax_steps_equal_the_tf_engines(tmp_path):
+def test_three_jax_steps_on_8_devices_equal_the_tf_engines_on_one(tmp_path):
+  """The batch split over 8 devices (one example each), the state replicated: one SPMD program whose batch norm
+  sees the global batch, as the TF engine's one device does."""
   import hparams
   from effnetv2_tf.train.schedule import run_plan
   from effnetv2_tf.train.tf_engine import TFEngine
@@ -37,9 +40,11 @@ def test_three_jax_steps_equal_the_tf_engines(tmp_path):
   batches = engine.batches(lambda input_context: tf.data.Dataset.from_tensor_slices((images, labels)))
   results = [loop(batches, 1) for _ in range(3)]
   done = subprocess.run([sys.executable, "-m", "tests.train.jax_steps", tmp_path / "given.npz",
-                         tmp_path / "jax.npz", STEPS], capture_output=True, text=True, cwd=ROOT, timeout=300)
+                         tmp_path / "jax.npz", STEPS], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                        env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
   assert done.returncode == 0, done.stderr[-3000:]
   jax = np.load(tmp_path / "jax.npz")
+  assert jax["devices"] == 8
   np.testing.assert_allclose(jax["results"], results, rtol=1e-5)  # each step's loss and top-1
   for i, weight in enumerate(engine.state.model.get_weights()):  # weights and BN statistics
     np.testing.assert_allclose(jax[f"weight_{i}"], weight, atol=2e-6)
