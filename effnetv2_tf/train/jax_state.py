@@ -82,6 +82,7 @@ class JaxState:
     self.arrays = None  # the state the compiled step updates: copies of the variables (it donates their buffers)
     self._arrays_from_variables()
     self._train_step, self._train_step_key = None, None
+    self._eval_step = None
 
   @property
   def step(self):
@@ -178,6 +179,30 @@ class JaxState:
       return float(loss_sum) / num_steps, float(correct_sum) / (num_steps * self.global_batch)
 
     return loop
+
+  def _counts(self, trainable, non_trainable, images, labels, weights):
+    """(top-1 hits, top-5 hits, examples) of a batch; padding has weight 0."""
+    logits = ops.cast(self.model.stateless_call(trainable, non_trainable, images, training=False)[0], "float32")
+    targets = ops.argmax(labels, -1)
+    top1 = ops.sum(weights * ops.cast(ops.in_top_k(targets, logits, 1), "float32"))
+    top5 = ops.sum(weights * ops.cast(ops.in_top_k(targets, logits, min(5, logits.shape[-1])), "float32"))
+    return top1, top5, ops.sum(weights)
+
+  def evaluate(self, batches, use_ema=True):
+    """(top-1 hits, top-5 hits, examples) over `batches` of padded (images, labels, weights) arrays
+    (eval_dataset's padded: the padding goes on forever, so the pass ends at the first batch without a real
+    example), with the EMA's averages by default."""
+    if self._eval_step is None:
+      self._eval_step = jax.jit(self._counts)
+    trainable, non_trainable = self.averaged() if use_ema else (self.arrays["trainable"], self.arrays["non_trainable"])
+    totals = np.zeros(3)
+    for batch in batches:
+      counts = np.array([float(value) for value in self._eval_step(
+          trainable, non_trainable, *jax.device_put(batch, self._split))])
+      if counts[2] == 0:
+        break
+      totals += counts
+    return totals
 
   def traces_again(self, config, stage):
     return self._train_step_key != (stage.dropout_rate, config.regularization.survival_prob)

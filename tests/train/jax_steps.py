@@ -1,10 +1,11 @@
 """The JAX side of test_jax_state: JaxState trains steps from given weights on given batches, in its own process
 (KERAS_BACKEND must be set before Keras loads; the test process runs Keras on TensorFlow).
 
-  python -m tests.train.jax_steps IN.npz OUT.npz HPARAM_STR
+  python -m tests.train.jax_steps IN.npz OUT.npz HPARAM_STR [EVAL_DATA_DIR]
 IN holds the initial weights (weight_0...) and the batches (images, labels: [steps, batch, ...]); OUT gets each
 step's (loss, top-1), the weights (weight_i) and the EMA's shadows (shadow_i) after the last step, and the number
-of devices the batches were split over (XLA_FLAGS=--xla_force_host_platform_device_count=N makes N on the CPU).
+of devices the batches were split over (XLA_FLAGS=--xla_force_host_platform_device_count=N makes N on the CPU);
+with EVAL_DATA_DIR, the (top-1 hits, top-5 hits, examples) of the EMA weights on its eval split ("eval").
 """
 
 import os
@@ -13,7 +14,7 @@ import sys
 os.environ["KERAS_BACKEND"] = "jax"
 
 
-def main(source, target, hparam_str):
+def main(source, target, hparam_str, eval_data_dir=None):
   import jax
   import numpy as np
 
@@ -28,7 +29,16 @@ def main(source, target, hparam_str):
   loop = state.train_loop(schedule.stages[0].dropout_rate)
   batches = zip(given["images"], given["labels"])
   results = [loop(batches, 1) for _ in range(len(given["images"]))]
-  np.savez(target, results=np.array(results), devices=len(jax.local_devices()), **{f"weight_{i}": w for i, w in enumerate(state.model_weights())},
+  evaluated = {}
+  if eval_data_dir:
+    from effnetv2_tf.data.pipeline import Preprocessing, eval_dataset
+    from effnetv2_tf.model import get_model_spec
+    from effnetv2_tf.train.run_data import eval_source
+    preprocessing = Preprocessing(config.eval.image_size, get_model_spec(config.model.name).normalization)
+    dataset = eval_dataset(eval_source(config, eval_data_dir), preprocessing, batch_size=config.eval.batch_size,
+                           num_classes=config.model.num_classes, padded=True)
+    evaluated["eval"] = state.evaluate(dataset.as_numpy_iterator())
+  np.savez(target, results=np.array(results), devices=len(jax.local_devices()), **evaluated, **{f"weight_{i}": w for i, w in enumerate(state.model_weights())},
            **{f"shadow_{i}": np.asarray(s) for i, s in enumerate(state.arrays["shadows"])})
 
 
