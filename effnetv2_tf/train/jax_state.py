@@ -19,9 +19,8 @@ from keras import ops
 from effnetv2_tf.model import model_from_config, set_dropout_rate, set_survival_prob
 from effnetv2_tf.train import losses
 from effnetv2_tf.train.ema import averaged_variables
-from effnetv2_tf.train.lr_schedule import WarmupDecay
+from effnetv2_tf.train.lr_schedule import WarmupDecay, warmup_steps
 from effnetv2_tf.train.optimizer import create_optimizer
-from effnetv2_tf.train.state import warmup_steps
 
 
 def ema_decay_at(decay, step):

@@ -9,6 +9,11 @@ from keras import ops
 SCHEDULES = ("exponential", "cosine", "linear", "constant")
 
 
+def warmup_steps(config, steps_per_epoch):
+  """The learning-rate warm-up of a resolved config, in steps."""
+  return int(config.train.warmup_epochs * steps_per_epoch)
+
+
 @keras.saving.register_keras_serializable(package="effnetv2_tf")
 class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
   """lr(step) of the official recipe.

@@ -16,17 +16,12 @@ from effnetv2_tf.run_dir import CHECKPOINT_NAME, SETTINGS_IN_CHECKPOINT, config_
 from effnetv2_tf.train import losses
 from effnetv2_tf.train.ema import ExponentialMovingAverage, averaged_variables
 from effnetv2_tf.train.engine import CheckpointMismatchError
-from effnetv2_tf.train.lr_schedule import WarmupDecay
+from effnetv2_tf.train.lr_schedule import WarmupDecay, warmup_steps
 from effnetv2_tf.train.optimizer import create_optimizer
 
 
 def compute_dtype(policy):
   return {"mixed_bfloat16": tf.bfloat16, "mixed_float16": tf.float16}.get(policy, tf.float32)
-
-
-def warmup_steps(config, steps_per_epoch):
-  """The learning-rate warm-up of a resolved config, in steps."""
-  return int(config.train.warmup_epochs * steps_per_epoch)
 
 
 class TrainState:
