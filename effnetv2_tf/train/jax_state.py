@@ -55,7 +55,12 @@ class JaxState:
     self.config = config
     self.global_batch = config.train.batch_size
     train = config.train
-    mesh = jax.sharding.Mesh(np.array(jax.local_devices()), ("batch",))
+    devices = jax.local_devices()
+    for key, batch in (("train.batch_size", train.batch_size), ("eval.batch_size", config.eval.batch_size)):
+      if batch % len(devices):
+        raise ValueError(f"{key} {batch} does not split over the {len(devices)} devices: make it a multiple of "
+                         f"{len(devices)}.")
+    mesh = jax.sharding.Mesh(np.array(devices), ("batch",))
     self._replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     self._split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
     self.model = model_from_config(config.model, dropout_rate=config.regularization.dropout_max,

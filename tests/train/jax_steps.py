@@ -21,10 +21,10 @@ def main(source, target, hparam_str, eval_data_dir=None):
   import hparams
   from effnetv2_tf.train.jax_state import JaxState
   from effnetv2_tf.train.schedule import run_plan
-  given = np.load(source)
   config = hparams.resolve(hparams.override(hparams.get_config("demo"), hparam_str))
   steps_per_epoch, schedule = run_plan(config)
   state = JaxState(config, schedule.total_steps, steps_per_epoch)
+  given = np.load(source)
   state.set_model_weights([given[f"weight_{i}"] for i in range(len(state.model.weights))])
   loop = state.train_loop(schedule.stages[0].dropout_rate)
   batches = zip(given["images"], given["labels"])

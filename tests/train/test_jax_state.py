@@ -55,3 +55,12 @@ def test_three_jax_steps_on_8_devices_equal_the_tf_engines_on_one(tmp_path, demo
   evaluated = engine.evaluate()  # the EMA weights
   hits = [round(evaluated[key] * evaluated["examples"]) for key in ("top1", "top5")]
   assert jax["eval"].tolist() == [*hits, 100] and evaluated["examples"] == 100
+
+
+@pytest.mark.one_stack
+def test_a_batch_that_does_not_split_over_the_devices_is_refused_naming_it(tmp_path):
+  done = subprocess.run([sys.executable, "-m", "tests.train.jax_steps", tmp_path / "none.npz", tmp_path / "jax.npz",
+                         tiny(eval__batch_size=10)], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                        env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  assert done.returncode != 0
+  assert "ValueError: eval.batch_size 10 does not split over the 8 devices: make it a multiple of 8." in done.stderr
