@@ -5,7 +5,8 @@
 IN holds the initial weights (weight_0...) and the batches (images, labels: [steps, batch, ...]); OUT gets each
 step's (loss, top-1), the weights (weight_i) and the EMA's shadows (shadow_i) after the last step, and the number
 of devices the batches were split over (XLA_FLAGS=--xla_force_host_platform_device_count=N makes N on the CPU);
-with EVAL_DATA_DIR, the (top-1 hits, top-5 hits, examples) of the EMA weights on its eval split ("eval").
+with EVAL_DATA_DIR, the (top-1 hits, top-5 hits, examples) of the EMA weights on its eval split ("eval"); then
+the RNG states after each of 2 steps with dropout 0.5 ("rng_states").
 """
 
 import os
@@ -38,8 +39,17 @@ def main(source, target, hparam_str, eval_data_dir=None):
     dataset = eval_dataset(eval_source(config, eval_data_dir), preprocessing, batch_size=config.eval.batch_size,
                            num_classes=config.model.num_classes, padded=True)
     evaluated["eval"] = state.evaluate(dataset.as_numpy_iterator())
-  np.savez(target, results=np.array(results), devices=len(jax.local_devices()), **evaluated, **{f"weight_{i}": w for i, w in enumerate(state.model_weights())},
-           **{f"shadow_{i}": np.asarray(s) for i, s in enumerate(state.arrays["shadows"])})
+  # Then 2 steps with dropout: the RNG states (among the non-trainable arrays) after each, as the step returns them.
+  weights, shadows = state.model_weights(), [np.asarray(shadow) for shadow in state.arrays["shadows"]]
+  seeds = [i for i, v in enumerate(state.model.non_trainable_variables) if v.path.endswith("seed_generator_state")]
+  dropout = state.train_loop(0.5)
+  rng_states = [np.stack([np.asarray(state.arrays["non_trainable"][i]) for i in seeds])]
+  for images, labels in zip(given["images"][:2], given["labels"][:2]):
+    dropout(iter([(images, labels)]), 1)
+    rng_states.append(np.stack([np.asarray(state.arrays["non_trainable"][i]) for i in seeds]))
+  np.savez(target, results=np.array(results), devices=len(jax.local_devices()), rng_states=np.array(rng_states),
+           **evaluated, **{f"weight_{i}": w for i, w in enumerate(weights)},
+           **{f"shadow_{i}": shadow for i, shadow in enumerate(shadows)})
 
 
 if __name__ == "__main__":
