@@ -32,9 +32,10 @@ setup(
         # ops (0.0.52 aborts `import tensorflow`): pin the one it was built with.
         "tpu": ["tensorflow-tpu==2.20.*", "libtpu==0.0.14"],
         "tpu-remote": ["cloud-tpu-client>=0.10"],  # only to reach a TPU by name from another VM
-        # Keras 3 on JAX, the second engine (coming; on the CPU for now: its step is tested against TensorFlow's).
+        # Keras 3 on JAX, the second engine (coming; on the CPU for now: its step is tested against TensorFlow's),
+        # with Orbax, JAX's checkpoint library (atomic saves, local and gs://, one part per host on a pod).
         # Never beside [tpu]: jax and tensorflow-tpu would both load libtpu.
-        "jax": ["jax>=0.10.2"],
+        "jax": ["jax>=0.10.2", "orbax-checkpoint>=0.12.8"],
         # pytest-xdist: 2 workers on 2 cores ran the fast tier in 3.5 minutes instead of 6.4 (tests/README.md)
         "test": ["pytest>=8", "pytest-xdist>=3.5", "pillow>=10"],
     },

@@ -11,14 +11,19 @@ official EMA averages the BN moving statistics too and warms its decay up (min(d
 stage loop wants host loops of N steps with the run's mean loss and top-1, the TF engine's contract.
 """
 
+import os
+
 import jax
 import keras
 import numpy as np
+import orbax.checkpoint as ocp
 from keras import ops
 
 from effnetv2_tf.model import model_from_config, set_dropout_rate, set_survival_prob
+from effnetv2_tf.run_dir import SETTINGS_IN_CHECKPOINT, config_text
 from effnetv2_tf.train import losses
 from effnetv2_tf.train.ema import averaged_variables
+from effnetv2_tf.train.engine import CheckpointMismatchError
 from effnetv2_tf.train.lr_schedule import WarmupDecay, warmup_steps
 from effnetv2_tf.train.optimizer import create_optimizer
 
@@ -118,6 +123,30 @@ class JaxState:
     values = {id(v): a for v, a in zip(self.model.trainable_variables, self.arrays["trainable"])}
     values.update({id(v): a for v, a in zip(self.model.non_trainable_variables, self.arrays["non_trainable"])})
     return [np.asarray(values[id(v)]) for v in self.model.weights]
+
+  def save(self, directory):
+    """Writes the state (weights, BN statistics and RNG states, optimizer slots and step, the EMA) into the Orbax
+    checkpoint `directory` (written under a temporary name, renamed once complete), the run's settings (its
+    config.yaml text) in its metadata; returns the directory."""
+    directory = directory if "://" in directory else os.path.abspath(directory)
+    with ocp.StandardCheckpointer() as checkpointer:
+      checkpointer.save(directory, self.arrays,
+                        custom_metadata={SETTINGS_IN_CHECKPOINT: config_text(self.config.to_dict())})
+    return directory
+
+  def restore(self, directory):
+    """Reads the state from the Orbax checkpoint `directory` (nothing when None), placed as the state is (replicated
+    on the local devices); returns the step. A checkpoint of another model raises CheckpointMismatchError."""
+    if not directory:
+      return self.step
+    directory = directory if "://" in directory else os.path.abspath(directory)
+    target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self._replicated), self.arrays)
+    try:
+      with ocp.StandardCheckpointer() as checkpointer:
+        self.arrays = checkpointer.restore(directory, target)
+    except (ValueError, KeyError) as error:
+      raise CheckpointMismatchError(f"Checkpoint {directory} does not fit this model: {str(error)[:300]}") from None
+    return self.step
 
   def averaged(self):
     """(trainable, non-trainable) arrays with the EMA's averages in place of the weights and BN statistics."""
