@@ -87,7 +87,8 @@ def check_runtime(report, tpu, environ=os.environ):
 def check_devices(report, strategy_name, tpu, zone, project):
   """Imports TensorFlow, lists the devices, connects the strategy; returns the Runtime or None."""
   started = time.perf_counter()
-  import tensorflow as tf
+  from effnetv2_tf.quiet_start import import_tensorflow
+  tf = import_tensorflow()  # without TensorFlow's start-up banner, which says nothing about the machine's readiness
   from tpu.strategy import TPUUnreachableError, resolve_runtime
   report.info("import", f"tensorflow {tf.__version__} in {time.perf_counter() - started:.1f} s")
   devices = {}

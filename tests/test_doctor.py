@@ -10,7 +10,8 @@ from effnetv2_tf import doctor
 
 @pytest.mark.e2e
 def test_the_demo_is_ready_and_its_compiled_step_is_timed(tmp_path):
-  """In a process of its own, as a user starts it: it times TensorFlow's import and the first compiled step."""
+  """In a process of its own, as a user starts it: it times TensorFlow's import (without its banner) and the first
+  compiled step."""
   done = main_py("--doctor", f"--model_dir={tmp_path / 'run'}", timeout=600)
   assert done.returncode == 0, done.stdout + done.stderr[-2000:]
   out = done.stdout
@@ -21,6 +22,7 @@ def test_the_demo_is_ready_and_its_compiled_step_is_timed(tmp_path):
   assert "efficientnetv2-b0 at 76 px, batch 16 (the run's batch 32 is timed at 16 on the CPU): compile" in step
   assert "img/s" in step and "peak host memory" in step
   assert out.strip().endswith("ready: no problems found")
+  assert not any(text in done.stderr for text in ("oneDNN custom operations", "cuda drivers")), done.stderr
   assert not (tmp_path / "run").exists()  # the doctor writes nothing
 
 
