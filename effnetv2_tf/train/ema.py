@@ -8,12 +8,20 @@ export use the averages.
 import contextlib
 
 import tensorflow as tf
+from keras import ops
 
 
 def averaged_variables(model):
   """What the official code averages: trainable variables plus BN moving means and variances."""
   stats = [v for v in model.non_trainable_variables if v.path.endswith(("moving_mean", "moving_variance"))]
   return list(model.trainable_variables) + stats
+
+
+def decay_at(decay, step):
+  """The decay of the update after optimizer step `step` (0-based): min(decay, (1 + t) / (10 + t)). In keras.ops:
+  both engines average with it."""
+  step = ops.cast(step, "float32")
+  return ops.minimum(ops.cast(decay, "float32"), (1.0 + step) / (10.0 + step))
 
 
 class ExponentialMovingAverage(tf.Module):
@@ -37,8 +45,7 @@ class ExponentialMovingAverage(tf.Module):
 
   def update(self, step):
     """Moves every shadow towards its variable; `step` is the optimizer step before this update."""
-    step = tf.cast(step, tf.float32)
-    decay = tf.minimum(tf.cast(self._decay(), tf.float32), (1.0 + step) / (10.0 + step))
+    decay = decay_at(self._decay(), step)
     for shadow, variable in zip(self.shadows, self._variables):
       value = tf.cast(tf.convert_to_tensor(variable), shadow.dtype)
       shadow.assign(decay * shadow + (1.0 - decay) * value)

@@ -5,9 +5,19 @@ example counts exactly once on any number of replicas and XLA sees one shape.
 """
 
 import tensorflow as tf
+from keras import ops
 
 from effnetv2_tf.data.pipeline import Preprocessing, eval_dataset, explained_data_errors
 from effnetv2_tf.model import get_model_spec
+
+
+def hits(labels, logits, weights):
+  """(top-1 hits, top-5 hits, examples) of a batch of one-hot `labels` and float32 `logits`; padding has weight
+  0. In keras.ops: both engines count with it."""
+  targets = ops.argmax(labels, -1)
+  top1 = ops.sum(weights * ops.cast(ops.in_top_k(targets, logits, 1), "float32"))
+  top5 = ops.sum(weights * ops.cast(ops.in_top_k(targets, logits, min(5, logits.shape[-1])), "float32"))
+  return top1, top5, ops.sum(weights)
 
 
 class Evaluator:
@@ -54,13 +64,8 @@ class Evaluator:
     return self.strategy.distribute_datasets_from_function(dataset_fn)
 
   def _counts(self, images, labels, weights):
-    """(top-1 hits, top-5 hits, examples) of one replica's batch; padding has weight 0."""
-    logits = tf.cast(self.model(images, training=False), tf.float32)
-    targets = tf.argmax(labels, -1)
-    top1 = tf.reduce_sum(weights * tf.cast(tf.math.in_top_k(targets, logits, 1), tf.float32))
-    in_top5 = tf.math.in_top_k(targets, logits, min(5, logits.shape[-1]))
-    top5 = tf.reduce_sum(weights * tf.cast(in_top5, tf.float32))
-    return top1, top5, tf.reduce_sum(weights)
+    """(top-1 hits, top-5 hits, examples) of one replica's batch."""
+    return hits(labels, tf.cast(self.model(images, training=False), tf.float32), weights)
 
   def _make_step(self, jit_compile):
     counts = tf.function(self._counts, jit_compile=jit_compile)

@@ -22,16 +22,11 @@ from keras import ops
 from effnetv2_tf.model import model_from_config, set_dropout_rate, set_survival_prob
 from effnetv2_tf.run_dir import SETTINGS_IN_CHECKPOINT, config_text
 from effnetv2_tf.train import losses
-from effnetv2_tf.train.ema import averaged_variables
+from effnetv2_tf.train.ema import averaged_variables, decay_at
 from effnetv2_tf.train.engine import CheckpointMismatchError
+from effnetv2_tf.train.evaluation import hits
 from effnetv2_tf.train.lr_schedule import WarmupDecay, warmup_steps
 from effnetv2_tf.train.optimizer import create_optimizer
-
-
-def ema_decay_at(decay, step):
-  """The official EMA's decay after optimizer step `step` (0-based): min(decay, (1 + t) / (10 + t))."""
-  step = ops.cast(step, "float32")
-  return ops.minimum(ops.cast(decay, "float32"), (1.0 + step) / (10.0 + step))
 
 
 def clipped(gradients, limit):
@@ -183,7 +178,7 @@ class JaxState:
       self.optimizer.apply(gradients)
     trainable = [scope.get_current_value(v) for v in self.model.trainable_variables]
     optimizer = [scope.get_current_value(v) for v in self.optimizer.variables]
-    decay = ema_decay_at(ema_decay, step_before)
+    decay = decay_at(ema_decay, step_before)
     values = trainable + [non_trainable[index] for index in self._statistics]
     shadows = [decay * shadow + (1.0 - decay) * ops.cast(value, shadow.dtype)
                for shadow, value in zip(arrays["shadows"], values)]
@@ -214,12 +209,9 @@ class JaxState:
     return loop
 
   def _counts(self, trainable, non_trainable, images, labels, weights):
-    """(top-1 hits, top-5 hits, examples) of a batch; padding has weight 0."""
-    logits = ops.cast(self.model.stateless_call(trainable, non_trainable, images, training=False)[0], "float32")
-    targets = ops.argmax(labels, -1)
-    top1 = ops.sum(weights * ops.cast(ops.in_top_k(targets, logits, 1), "float32"))
-    top5 = ops.sum(weights * ops.cast(ops.in_top_k(targets, logits, min(5, logits.shape[-1])), "float32"))
-    return top1, top5, ops.sum(weights)
+    """(top-1 hits, top-5 hits, examples) of a batch."""
+    logits = self.model.stateless_call(trainable, non_trainable, images, training=False)[0]
+    return hits(labels, ops.cast(logits, "float32"), weights)
 
   def evaluate(self, batches, use_ema=True):
     """(top-1 hits, top-5 hits, examples) over `batches` of padded (images, labels, weights) arrays
