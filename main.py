@@ -3,11 +3,13 @@
   python main.py                                   # the demo: a small model on shipped flower photos
   python main.py --hparams=imagenet-s --data_dir=gs://bucket/imagenet --model_dir=gs://bucket/runs/s \
       --use_tpu --tpu=my-tpu --zone=us-central2-b --project=my-project
+  python main.py --engine=jax                      # the demo, trained by Keras 3 on JAX (every local device)
   python main.py --mode=eval --model_dir=runs/mine --data_dir=my_records    # reads the run's config.yaml
   python main.py --mode=export --model_dir=runs/mine --export_dir=export/mine
   python main.py --hparams=cifar10-ft --hparam_str="train.batch_size=64" --data_dir=~/tensorflow_datasets
 """
 
+import importlib.util
 import os
 import sys
 import tempfile
@@ -27,6 +29,8 @@ flags.DEFINE_string("data_dir", None, "TFRecord folder (or TFDS data_dir). The d
                     "photos when this is not given.")
 flags.DEFINE_string("hparams", "demo", "Named hparam set, e.g. demo, imagenet-s, imagenet21k-l, cifar10-ft.")
 flags.DEFINE_string("hparam_str", "", 'Overrides, e.g. "train.batch_size=256,augment.policy=autoaug".')
+flags.DEFINE_enum("engine", "tf", ["tf", "jax"], "What trains the run: tf (TensorFlow, tf.distribute) or jax "
+                  "(Keras 3 on JAX, every local device: pip install -e \".[jax]\"). Eval uses the run's engine.")
 flags.DEFINE_bool("use_tpu", False, "Train on a Cloud TPU (TPUStrategy).")
 flags.DEFINE_string("tpu", None, "TPU name, grpc address, or 'local' on a TPU VM (implies --use_tpu).")
 flags.DEFINE_string("zone", None, "GCE zone of the TPU.")
@@ -85,8 +89,35 @@ def _doctor(model_dir, strategy, tpu):
                       FLAGS.project, prepare_data=demo_records if demo else None)
 
 
+def _runtime(strategy, tpu):
+  """The devices to run on: the tf.distribute strategy's, or with --engine=jax every device JAX finds."""
+  if FLAGS.engine == "jax":
+    from effnetv2_tf.train.jax_engine import jax_runtime
+    return jax_runtime()
+  from tpu.strategy import resolve_runtime
+  return resolve_runtime(strategy, tpu, FLAGS.zone, FLAGS.project)
+
+
+def _choose_engine(use_tpu):
+  """Loads Keras with the --engine's backend (before anything imports Keras); refuses flags of the other."""
+  if FLAGS.engine == "jax":
+    if use_tpu or FLAGS.strategy != "auto":
+      raise ValueError("--use_tpu, --tpu and --strategy choose TensorFlow's devices; --engine=jax trains on every "
+                       "device JAX finds (a TPU VM's included): drop them.")
+    if FLAGS.doctor:
+      raise ValueError("--doctor checks the TensorFlow engine's stack for now: run it without --engine=jax.")
+    if importlib.util.find_spec("jax") is None:
+      raise ValueError('--engine=jax needs JAX: pip install -e ".[jax]"')
+  if "runtime.engine" in FLAGS.hparam_str:
+    raise ValueError("runtime.engine is set by --engine (Keras loads its backend before the hparams are read): "
+                     "drop it from --hparam_str.")
+  # An export writes TensorFlow SavedModels from either engine's checkpoints.
+  os.environ["KERAS_BACKEND"] = "jax" if FLAGS.engine == "jax" and FLAGS.mode != "export" else "tensorflow"
+
+
 def _run():
   use_tpu = FLAGS.use_tpu or bool(FLAGS.tpu)
+  _choose_engine(use_tpu)
   tpu = FLAGS.tpu or ("local" if use_tpu else None)
   strategy = "tpu" if use_tpu and FLAGS.strategy == "auto" else FLAGS.strategy
   model_dir = FLAGS.model_dir or os.path.join("runs", FLAGS.hparams)
@@ -95,19 +126,19 @@ def _run():
   _prepare_tensorflow(tpu)  # before anything imports TensorFlow
   from effnetv2_tf import jobs
   from effnetv2_tf.run_dir import RunDir
-  from tpu.strategy import resolve_runtime
   run_dir = RunDir(model_dir)
   if FLAGS.mode == "export":  # needs only the run's config and checkpoint: no data, no strategy
     jobs.export(run_dir, FLAGS.export_dir or run_dir.default_export, FLAGS.hparam_str, FLAGS.overwrite, FLAGS.tflite)
     return
-  runtime = resolve_runtime(strategy, tpu, FLAGS.zone, FLAGS.project)
+  runtime = _runtime(strategy, tpu)
   if FLAGS.mode == "eval":
-    jobs.evaluate(run_dir, runtime, FLAGS.hparam_str, FLAGS.data_dir, FLAGS.eval_wait, FLAGS.other_class_names)
+    jobs.evaluate(run_dir, runtime, FLAGS.hparam_str, FLAGS.data_dir, FLAGS.eval_wait, FLAGS.other_class_names,
+                  engine=FLAGS.engine)
   else:
     jobs.train(run_dir, runtime, FLAGS.hparams, FLAGS.hparam_str, FLAGS.data_dir,
                eval_between_stages=FLAGS.mode == "train_and_eval",
                allow_new_settings=FLAGS.continue_with_new_settings,
-               seconds_since_start=lambda: time.monotonic() - STARTED)
+               seconds_since_start=lambda: time.monotonic() - STARTED, engine=FLAGS.engine)
 
 
 def main(argv):

@@ -70,16 +70,27 @@ def describe(config):
   return f"{model.name}{f' ({scaled})' if scaled else ''}"
 
 
+def engine_of(name):
+  """The engine.Engine class called `name` (runtime.engine): "tf" or "jax" (imported only when asked for)."""
+  if name == "jax":
+    from effnetv2_tf.train.jax_engine import JaxEngine
+    return JaxEngine
+  return TFEngine
+
+
 def train(run_dir, runtime, name, hparam_str, data_dir, eval_between_stages, allow_new_settings,
-          seconds_since_start):
-  """Trains the set `name` with `hparam_str` in `run_dir` (a RunDir) on `runtime`, resuming what the folder
-  holds, then evaluates; `seconds_since_start()`: what the process has spent (a time budget counts it)."""
-  planned = recipe(name, hparam_str, data_dir)  # the demo's set pins its photos' values
+          seconds_since_start, engine="tf"):
+  """Trains the set `name` with `hparam_str` in `run_dir` (a RunDir) on `runtime` with `engine` ("tf" or "jax"),
+  resuming what the folder holds, then evaluates; `seconds_since_start()`: what the process has spent (a time
+  budget counts it)."""
+  # The demo's set pins its photos' values; the engine is the process's (Keras loaded with its backend).
+  planned = hparams.with_values(recipe(name, hparam_str, data_dir), {"runtime.engine": engine})
   budget = planned.train.time_budget > 0
   config = hparams.resolve(hparams.photos.budget_start(planned) if budget else planned)
   if data_dir is None and name == "demo":
     data_dir = demo_records(run_dir.path)
-  trainer = Trainer(config, run_dir.path, data_dir, runtime, allow_new_settings=allow_new_settings)
+  trainer = Trainer(config, run_dir.path, data_dir, runtime, allow_new_settings=allow_new_settings,
+                    engine=engine_of(engine))
   with trainer.holding_run_dir():  # from the step timing on: a second run on the folder spends nothing
     if budget:
       # The values derived from the run's length follow the epochs the budget gives.
@@ -98,19 +109,21 @@ def train(run_dir, runtime, name, hparam_str, data_dir, eval_between_stages, all
         f"training.png in {run_dir}")
 
 
-def evaluate(run_dir, runtime, hparam_str, data_dir, wait_seconds=0, other_class_names=False):
-  """Evaluates the run's latest checkpoint (waiting up to `wait_seconds` for each new one until the last step);
-  writes nothing into the run."""
+def evaluate(run_dir, runtime, hparam_str, data_dir, wait_seconds=0, other_class_names=False, engine="tf"):
+  """Evaluates the run's latest checkpoint (waiting up to `wait_seconds` for each new one until the last step)
+  with `engine`, the one that trained the run; writes nothing into the run."""
   config = run_config(run_dir, hparam_str, "eval")
+  if config.runtime.engine != engine:
+    raise ValueError(f"{run_dir} was trained by the {config.runtime.engine} engine: evaluate it with "
+                     f"--engine={config.runtime.engine}.")
   if data_dir is None and tf.io.gfile.exists(os.path.join(run_dir.path, DEMO_RECORDS)):
     data_dir = os.path.join(run_dir.path, DEMO_RECORDS)  # a demo run evaluates on its own photos
   source = eval_source(config, data_dir)
   check_run_classes(run_dir, config, data_dir, other_class_names,
                     ", or pass --other_class_names to evaluate a relabelled copy of them")
-  engine = TFEngine(config, runtime, source)
+  engine = engine_of(engine)(config, runtime, source)
   total_steps = run_plan(config)[1].total_steps
-  checkpoints = (tf.train.checkpoints_iterator(run_dir.checkpoints, timeout=wait_seconds) if wait_seconds
-                 else [run_dir.latest_checkpoint()])
+  checkpoints = run_dir.new_checkpoints(wait_seconds) if wait_seconds else [run_dir.latest_checkpoint()]
   for checkpoint in checkpoints:
     if checkpoint is None:
       raise FileNotFoundError(f"No checkpoint in {run_dir.checkpoints} to evaluate.")

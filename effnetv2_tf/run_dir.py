@@ -4,7 +4,8 @@
     config.yaml               the resolved config; written by training, read by eval, export and warm starts
     labels.txt                the class names, when the training data named them (the converter's labels.txt)
     checkpoints/ckpt-STEP.*   model, optimizer, EMA and RNG states (exact resume), and the settings they were
-                              trained with: config.yaml's stand-in where it is lost
+                              trained with: config.yaml's stand-in where it is lost (the TensorFlow engine's)
+    checkpoints/ckpt_STEP/    the same as an Orbax checkpoint folder (the JAX engine's)
     workers/TASK/             the save copies of the other MultiWorkerMirrored workers
     diverged/TIME/            checkpoints a divergence started from, moved out of the way of a resume
     history.jsonl             one row per host loop
@@ -19,7 +20,9 @@ One training process holds a local run dir at a time (an OS lock on MODEL_DIR/.l
 
 import contextlib
 import fcntl
+import json
 import os
+import re
 import socket
 import time
 import uuid
@@ -36,6 +39,12 @@ CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_NAME = "ckpt"  # tf.train.CheckpointManager's: checkpoints/ckpt-STEP
 CHECKPOINT_STATE_FILE = "checkpoint"  # its state file: the latest checkpoint and the ones it keeps
 SETTINGS_IN_CHECKPOINT = "settings"  # a checkpoint's copy of the run's config.yaml (TrainState writes it)
+# The JAX engine's checkpoints: Orbax step folders checkpoints/ckpt_STEP, complete once both files are in them
+# (Orbax writes under a temporary name and renames, or on object stores writes the commit marker last).
+ORBAX_STEP_PREFIX = "ckpt"
+ORBAX_METADATA_FILE = "_CHECKPOINT_METADATA"
+ORBAX_COMMIT_FILE = "commit_success.txt"
+ORBAX_TEMPORARY = ".orbax-checkpoint-tmp"
 WORKERS_DIR = "workers"
 DIVERGED_DIR = "diverged"
 HISTORY_FILE = "history.jsonl"
@@ -44,6 +53,7 @@ TENSORBOARD_DIR = "train"
 PLOT_FILE = "training.png"
 EXPORT_DIR = "export"
 LOCK_FILE = ".lock"
+
 
 class RunDirBusyError(ValueError):
   """Another process is training in this run dir."""
@@ -57,6 +67,11 @@ def model_identity(config):
   """The MODEL_IDENTITY_KEYS of a config (a ConfigDict or the dict of a config.yaml)."""
   model = config["model"]
   return {key: model.get(key) for key in MODEL_IDENTITY_KEYS}
+
+
+def checkpoint_engine(path):
+  """The engine a checkpoint path belongs to: "jax" for an Orbax step folder (ckpt_STEP), else "tf" (a prefix)."""
+  return "jax" if re.fullmatch(rf"{ORBAX_STEP_PREFIX}_\d+", os.path.basename(path.rstrip("/"))) else "tf"
 
 
 def config_text(config):
@@ -134,10 +149,12 @@ class RunDir:
         fcntl.flock(lock, fcntl.LOCK_UN)
 
   def remove_unfinished_saves(self):
-    """Deletes the temporary folders (ckpt-N_temp/) a save killed midway leaves; returns their names."""
+    """Deletes the temporary folders a save killed midway leaves (TensorFlow's ckpt-N_temp/, Orbax's
+    ckpt_N.orbax-checkpoint-tmp-*/); returns their names."""
     if not tf.io.gfile.isdir(self.checkpoints):
       return []
-    leftovers = [name.rstrip("/") for name in tf.io.gfile.listdir(self.checkpoints) if name.rstrip("/").endswith("_temp")]
+    leftovers = [name.rstrip("/") for name in tf.io.gfile.listdir(self.checkpoints)
+                 if name.rstrip("/").endswith("_temp") or ORBAX_TEMPORARY in name]
     for name in leftovers:
       tf.io.gfile.rmtree(os.path.join(self.checkpoints, name))
     return leftovers
@@ -146,10 +163,15 @@ class RunDir:
     return os.path.join(self.path, WORKERS_DIR, str(task_id))
 
   def complete_checkpoints(self):
-    """The prefixes of the checkpoints in the folder whose index and every data shard are there, oldest first."""
+    """The checkpoints in the folder that are complete, oldest first: TensorFlow prefixes whose index and every
+    data shard are there, and Orbax step folders with their metadata and commit marker."""
     if not tf.io.gfile.isdir(self.checkpoints):
       return []
     found = []
+    for folder in tf.io.gfile.glob(os.path.join(self.checkpoints, f"{ORBAX_STEP_PREFIX}_*")):
+      if checkpoint_engine(folder) == "jax" and all(
+          tf.io.gfile.exists(os.path.join(folder, name)) for name in (ORBAX_METADATA_FILE, ORBAX_COMMIT_FILE)):
+        found.append((int(folder.rsplit("_", 1)[1]), folder))
     for index in tf.io.gfile.glob(os.path.join(self.checkpoints, f"{CHECKPOINT_NAME}-*.index")):
       prefix = index[:-len(".index")]
       step = prefix.rsplit("-", 1)[1]
@@ -182,13 +204,26 @@ class RunDir:
     complete = self.complete_checkpoints()
     return complete[-1] if complete else None
 
+  def new_checkpoints(self, timeout, poll_seconds=1.0):
+    """Yields the newest checkpoint and then each newer one as it is saved, until none came for `timeout`
+    seconds (an eval beside a training run)."""
+    last, since = None, time.monotonic()
+    while time.monotonic() - since < timeout:
+      latest = self.latest_checkpoint()
+      if latest and latest != last:
+        last = latest
+        yield latest
+        since = time.monotonic()
+      else:
+        time.sleep(poll_seconds)
+
   def repair_checkpoint_state(self):
     """Points the state file at the newest complete checkpoint where it names one that is not there or is
     missing, so that a resumed run goes on from it and its rotation keeps every checkpoint there; returns a
     line saying so, or None when there was nothing to repair. A state file that names an older checkpoint than
     the folder holds is refused: going on from it would overwrite the newer ones."""
     named, there = self._named_checkpoint()
-    complete = self.complete_checkpoints()
+    complete = [path for path in self.complete_checkpoints() if checkpoint_engine(path) == "tf"]  # the state file's
     if there:
       newer = [os.path.basename(prefix) for prefix in complete[complete.index(named) + 1:]] if named in complete else []
       if newer:
@@ -213,7 +248,8 @@ class RunDir:
     folder = self._join(os.path.join(DIVERGED_DIR, time.strftime("%Y%m%d-%H%M%S", time.gmtime())))
     tf.io.gfile.makedirs(folder)
     for prefix in prefixes:
-      for path in tf.io.gfile.glob(f"{prefix}.*"):
+      paths = [prefix] if checkpoint_engine(prefix) == "jax" else tf.io.gfile.glob(f"{prefix}.*")
+      for path in paths:
         tf.io.gfile.rename(path, os.path.join(folder, os.path.basename(path)))
     self.repair_checkpoint_state()
     return folder
@@ -221,6 +257,13 @@ class RunDir:
   def checkpoint_settings(self, prefix):
     """The settings checkpoint `prefix` was saved with (config.yaml's dict), or None for a checkpoint of a
     version before they travelled in it (or one that cannot be read)."""
+    if checkpoint_engine(prefix) == "jax":
+      try:
+        with tf.io.gfile.GFile(os.path.join(prefix, ORBAX_METADATA_FILE)) as f:
+          text = json.load(f).get("custom_metadata", {}).get(SETTINGS_IN_CHECKPOINT)
+      except (tf.errors.OpError, ValueError):
+        return None
+      return yaml.safe_load(text) if text else None
     try:
       reader = tf.train.load_checkpoint(prefix)
     except tf.errors.OpError:  # unreadable: the restore says so, in its own words

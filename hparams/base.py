@@ -22,7 +22,7 @@ POSITIVE = ("model.num_classes", "data.num_train_examples", "data.shuffle_buffer
 CHOICES = {"data.source": ("tfrecord", "tfds"), "augment.policy": ("randaug", "autoaug", "none"),
            "progressive.rule": ("official", "paper"), "train.loss_type": ("softmax", "sigmoid"),
            "runtime.mixed_precision": ("auto", "bfloat16", "float16", "float32"),
-           "runtime.jit_compile": ("auto", "true", "false")}
+           "runtime.jit_compile": ("auto", "true", "false"), "runtime.engine": ("tf", "jax")}
 
 
 def get_config():
@@ -102,6 +102,7 @@ def get_config():
   config.eval.between_stages = True  # --mode=train_and_eval: an eval after each stage (always one at the end)
 
   config.runtime = ml_collections.ConfigDict()
+  config.runtime.engine = "tf"  # what trains the run: "tf" (TensorFlow) or "jax" (Keras 3 on JAX); main's --engine
   config.runtime.steps_per_loop = 100  # steps per tf.function call (a TPU host loop), at most
   # ...and at most this many seconds of steps at the stage's pace (the first loops of a stage are one step),
   # so that progress, logs and a stop signal are never further behind; 0: steps_per_loop alone.
@@ -109,7 +110,7 @@ def get_config():
   # After a stop signal, the longest wait for the end of the host loop (a run blocked in its data never gets
   # there): then the run ends without a checkpoint, saying where the last one is; 0: no bound.
   config.runtime.stop_seconds = 60.0
-  config.runtime.mixed_precision = "auto"  # auto: bfloat16 on TPU, float16 on GPU, float32 on CPU
+  config.runtime.mixed_precision = "auto"  # auto: bfloat16 on TPU, float16 on GPU (JAX: bfloat16), float32 on CPU
   config.runtime.jit_compile = "auto"  # auto: on for TPU and GPU, off on CPU (XLA is 4-5x slower there)
   config.runtime.checkpoint_steps = 1000
   config.runtime.keep_checkpoints = 5

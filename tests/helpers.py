@@ -170,6 +170,25 @@ def run_trainer(model_dir, data_dir, *extra, env=None, timeout=300):
   return {**result_of(done.stdout), "stdout": done.stdout}
 
 
+def signal_at_step(command, model_dir, step, signum, env=None, last_step=None):
+  """Starts `command` (a training run into `model_dir`) and sends `signum` once history.jsonl has a row at
+  `step` or later (before `last_step`, the run's end); returns (process, stderr) once the process has ended."""
+  process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                             env=env)
+  history = pathlib.Path(model_dir) / "history.jsonl"
+  deadline = time.time() + 400
+  while time.time() < deadline and process.poll() is None:
+    rows = [json.loads(line) for line in history.read_text().splitlines()] if history.exists() else []
+    if rows and rows[-1]["step"] >= step:
+      process.send_signal(signum)
+      _, stderr = process.communicate(timeout=300)
+      assert last_step is None or rows[-1]["step"] < last_step, "the run ended before it could be signalled"
+      return process, stderr
+    time.sleep(0.02)
+  process.kill()
+  raise AssertionError(f"the run never reached step {step}: {process.communicate()[1][-2000:]}")
+
+
 def checkpoint_weights(model_dir):
   """(names, values) of the model, EMA and RNG-state tensors of a run's latest checkpoint."""
   reader = tf.train.load_checkpoint(str(pathlib.Path(model_dir) / "checkpoints"))

@@ -11,6 +11,7 @@ official EMA averages the BN moving statistics too and warms its decay up (min(d
 stage loop wants host loops of N steps with the run's mean loss and top-1, the TF engine's contract.
 """
 
+import datetime
 import os
 
 import jax
@@ -20,13 +21,16 @@ import orbax.checkpoint as ocp
 from keras import ops
 
 from effnetv2_tf.model import model_from_config, set_dropout_rate, set_survival_prob
-from effnetv2_tf.run_dir import SETTINGS_IN_CHECKPOINT, config_text
+from effnetv2_tf.run_dir import ORBAX_STEP_PREFIX, SETTINGS_IN_CHECKPOINT, config_text
 from effnetv2_tf.train import losses
 from effnetv2_tf.train.ema import averaged_variables, decay_at
 from effnetv2_tf.train.engine import CheckpointMismatchError
 from effnetv2_tf.train.evaluation import hits
 from effnetv2_tf.train.lr_schedule import WarmupDecay, warmup_steps
 from effnetv2_tf.train.optimizer import create_optimizer
+
+
+ORBAX_ITEM = "default"  # the folder of a CheckpointManager's one item inside a step folder
 
 
 def clipped(gradients, limit):
@@ -86,6 +90,7 @@ class JaxState:
     self.arrays = None  # the state the compiled step updates: copies of the variables (it donates their buffers)
     self._arrays_from_variables()
     self._train_step, self._train_step_key = None, None
+    self._compiled_sizes = set()  # the image sizes the current step was compiled for
     self._eval_step = None
 
   @property
@@ -113,34 +118,57 @@ class JaxState:
     self.model.set_weights(weights)
     self._arrays_from_variables()
 
+  def weights_from_model(self):
+    """The model's variables' values (a warm start's) as the run's weights, the EMA starting from them; the
+    optimizer's state stays."""
+    optimizer = self.arrays["optimizer"]
+    self._arrays_from_variables()
+    self.arrays["optimizer"] = optimizer
+
+  def reset_momenta(self):
+    """Zeroes the optimizer's momentum slots (optimizer.reset_momenta's, on the state's arrays)."""
+    self.arrays["optimizer"] = jax.device_put(
+        [ops.zeros_like(array) if v.path.endswith("_momentum") else array
+         for v, array in zip(self.optimizer.variables, self.arrays["optimizer"])], self._replicated)
+
   def model_weights(self):
     """The run's weights in model.get_weights()'s order (its variables')."""
     values = {id(v): a for v, a in zip(self.model.trainable_variables, self.arrays["trainable"])}
     values.update({id(v): a for v, a in zip(self.model.non_trainable_variables, self.arrays["non_trainable"])})
     return [np.asarray(values[id(v)]) for v in self.model.weights]
 
-  def save(self, directory):
-    """Writes the state (weights, BN statistics and RNG states, optimizer slots and step, the EMA) into the Orbax
-    checkpoint `directory` (written under a temporary name, renamed once complete), the run's settings (its
-    config.yaml text) in its metadata; returns the directory."""
+  def checkpoint_manager(self, directory, keep, keep_hours):
+    """An Orbax CheckpointManager of step folders `directory`/ckpt_STEP keeping the newest `keep` and one every
+    `keep_hours` (tf.train.CheckpointManager's rules); save with `save`."""
     directory = directory if "://" in directory else os.path.abspath(directory)
-    with ocp.StandardCheckpointer() as checkpointer:
-      checkpointer.save(directory, self.arrays,
-                        custom_metadata={SETTINGS_IN_CHECKPOINT: config_text(self.config.to_dict())})
-    return directory
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, keep_time_interval=datetime.timedelta(hours=keep_hours) if keep_hours else None,
+        step_name_format=ocp.path.step.standard_name_format(step_prefix=ORBAX_STEP_PREFIX),
+        enable_async_checkpointing=False)  # the stage loop expects a save to be complete when it returns
+    return ocp.CheckpointManager(directory, options=options)
 
-  def restore(self, directory):
-    """Reads the state from the Orbax checkpoint `directory` (nothing when None), placed as the state is (replicated
-    on the local devices); returns the step. A checkpoint of another model raises CheckpointMismatchError."""
-    if not directory:
+  def save(self, manager):
+    """Writes the state (weights, BN statistics and RNG states, optimizer slots and step, the EMA) as `manager`'s
+    checkpoint of this step (written under a temporary name, renamed once complete), the run's settings (its
+    config.yaml text) in its metadata; returns its folder once written."""
+    step = self.step
+    manager.save(step, args=ocp.args.StandardSave(self.arrays),
+                 custom_metadata={SETTINGS_IN_CHECKPOINT: config_text(self.config.to_dict())})
+    return os.path.join(str(manager.directory), f"{ORBAX_STEP_PREFIX}_{step}")
+
+  def restore(self, path):
+    """Reads the state from the checkpoint folder `path` (a `save`'s; nothing when None), placed as the state is
+    (replicated on the local devices); returns the step. A checkpoint of another model raises
+    CheckpointMismatchError."""
+    if not path:
       return self.step
-    directory = directory if "://" in directory else os.path.abspath(directory)
+    path = path if "://" in path else os.path.abspath(path)
     target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self._replicated), self.arrays)
     try:
       with ocp.StandardCheckpointer() as checkpointer:
-        self.arrays = checkpointer.restore(directory, target)
-    except (ValueError, KeyError) as error:
-      raise CheckpointMismatchError(f"Checkpoint {directory} does not fit this model: {str(error)[:300]}") from None
+        self.arrays = checkpointer.restore(os.path.join(path, ORBAX_ITEM), target)
+    except (ValueError, KeyError, FileNotFoundError) as error:
+      raise CheckpointMismatchError(f"Checkpoint {path} does not fit this model: {str(error)[:300]}") from None
     return self.step
 
   def averaged(self):
@@ -196,12 +224,14 @@ class JaxState:
       set_survival_prob(self.model, survival_prob)
       self._train_step = jax.jit(self._step, donate_argnums=0)
       self._train_step_key = key
+      self._compiled_sizes = set()
 
     def loop(batches, num_steps):
       loss_sum, correct_sum = 0.0, 0.0
       schedule = (self.total_steps.value, self.warmup_steps.value, np.float32(self.ema_decay))
       for _ in range(num_steps):
         images, labels = jax.device_put(next(batches), self._split)
+        self._compiled_sizes.add(images.shape[1])
         self.arrays, loss, correct = self._train_step(self.arrays, images, labels, *schedule)
         loss_sum, correct_sum = loss_sum + loss, correct_sum + correct
       return float(loss_sum) / num_steps, float(correct_sum) / (num_steps * self.global_batch)
@@ -230,4 +260,6 @@ class JaxState:
     return totals
 
   def traces_again(self, config, stage):
-    return self._train_step_key != (stage.dropout_rate, config.regularization.survival_prob)
+    """Whether `stage` of `config` needs the step compiled again (another dropout rate, stochastic depth or size)."""
+    return (self._train_step_key != (stage.dropout_rate, config.regularization.survival_prob)
+            or stage.image_size not in self._compiled_sizes)

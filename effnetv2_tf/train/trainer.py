@@ -19,7 +19,7 @@ import yaml
 from effnetv2_tf.data.pipeline import Preprocessing, RecordCounts, explained_data_errors, train_dataset
 from effnetv2_tf.data.seeds import STAGE, derive_seed
 from effnetv2_tf.model import get_model_spec
-from effnetv2_tf.run_dir import CONFIG_FILE, RunDir, model_identity
+from effnetv2_tf.run_dir import CONFIG_FILE, RunDir, checkpoint_engine, model_identity
 from effnetv2_tf.train.checkpointing import CheckpointAndStop
 from effnetv2_tf.train.divergence import DivergenceGuard, LossWatch
 from effnetv2_tf.train.engine import CheckpointMismatchError
@@ -198,6 +198,12 @@ class Trainer:
       if repaired := self.run_dir.repair_checkpoint_state():
         print(repaired, flush=True)
     latest = self.run_dir.latest_checkpoint()
+    engine = self.config.runtime.engine
+    if latest and checkpoint_engine(latest) != engine:
+      raise CheckpointMismatchError(
+          f"{self.run_dir} holds {os.path.basename(latest)}, a checkpoint of the {checkpoint_engine(latest)} engine, "
+          f"which the {engine} engine cannot resume: rerun with --engine={checkpoint_engine(latest)}, or use another "
+          "--model_dir.")
     changed = changed_settings(self.resumed_config, self.config) if latest and self.resumed_config else {}
     if latest and not self.allow_new_settings:
       self._refuse_changes(latest, changed)

@@ -33,7 +33,7 @@ def main(source, target, hparam_str, eval_data_dir=None):
   loop = state.train_loop(schedule.stages[0].dropout_rate)
   batches = zip(given["images"], given["labels"])
   results = [loop(batches, 1) for _ in range(len(given["images"]) - 1)]
-  saved = state.save(os.path.join(os.path.dirname(target), f"ckpt-{state.step}"))
+  saved = state.save(state.checkpoint_manager(os.path.join(os.path.dirname(target), "checkpoints"), 2, 0))
   results.append(loop(batches, 1))
   # A second state restored from the checkpoint before the last step, then that step: the run it resumes.
   resumed = JaxState(config, schedule.total_steps, steps_per_epoch)

@@ -1,8 +1,11 @@
 """Runs a tiny training in its own process for the trainer tests and prints a JSON summary.
 
-Logical CPU devices (MirroredStrategy over 2 CPUs) and TF_CONFIG (MultiWorkerMirrored) must be set before
-TensorFlow starts, hence a separate process.
+Logical CPU devices (MirroredStrategy over 2 CPUs), TF_CONFIG (MultiWorkerMirrored) and the Keras backend
+(--engine=jax) must be set before TensorFlow or Keras start, hence a separate process.
   python -m tests.train.run_trainer --strategy=mirrored --logical_cpus=2 --model_dir=... --data_dir=...
+  XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m tests.train.run_trainer --engine=jax ...
+--initial_weights=FILE.npz starts a new run from the weights a --weights_out wrote at its start (start_i; the EMA from them);
+--weights_out=FILE.npz writes the weights at the start (start_i) and the end (weight_i) and the EMA's (shadow_i).
 """
 
 import argparse
@@ -10,11 +13,16 @@ import json
 import os
 import sys
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main():
   parser = argparse.ArgumentParser()
+  parser.add_argument("--engine", default="tf", choices=("tf", "jax"))
+  parser.add_argument("--initial_weights")
+  parser.add_argument("--weights_out")
   parser.add_argument("--strategy", default="default")
   parser.add_argument("--logical_cpus", type=int, default=1)
   parser.add_argument("--model_dir", required=True)
@@ -24,6 +32,7 @@ def main():
   parser.add_argument("--evaluate_only", action="store_true",
                       help="no training: the padded eval of the raw weights next to one unpadded pass")
   args = parser.parse_args()
+  os.environ["KERAS_BACKEND"] = "jax" if args.engine == "jax" else "tensorflow"
 
   import tensorflow as tf
   if args.logical_cpus > 1:
@@ -39,8 +48,18 @@ def main():
   from tpu.strategy import resolve_runtime
 
   overrides = ",".join(filter(None, [TINY_TRAINER, args.hparam_str]))
-  config = hparams.resolve(hparams.override(hparams.get_config("demo"), overrides))
-  trainer = Trainer(config, args.model_dir, args.data_dir, resolve_runtime(args.strategy))
+  config = hparams.with_values(hparams.resolve(hparams.override(hparams.get_config("demo"), overrides)),
+                               {"runtime.engine": args.engine})
+  if args.engine == "jax":
+    from effnetv2_tf.train.jax_engine import JaxEngine, jax_runtime
+    trainer = Trainer(config, args.model_dir, args.data_dir, jax_runtime(), engine=JaxEngine)
+  else:
+    trainer = Trainer(config, args.model_dir, args.data_dir, resolve_runtime(args.strategy))
+  start = weights_of(trainer.engine)
+  if args.initial_weights:
+    given = np.load(args.initial_weights)
+    start = [given[f"start_{i}"] for i in range(len(start))]
+    set_weights(trainer.engine, start)
   if args.evaluate_only:
     print("RESULT " + json.dumps({**trainer.evaluate(use_ema=False), **_unpadded_eval(trainer, config),
                                   "replicas": trainer.engine.replicas}))
@@ -52,11 +71,39 @@ def main():
     sys.exit(PREEMPTED_EXIT_STATUS)
   evaluation = trainer.finish() if args.finish else None
   model = trainer.engine.state.model
-  weights = [float(tf.reduce_sum(tf.cast(v, tf.float64))) for v in model.weights]
-  kernels = [float(tf.reduce_sum(tf.cast(v, tf.float64))) for v in model.weights if v.path.endswith("kernel")]
+  values = weights_of(trainer.engine)
+  if args.weights_out:
+    np.savez(args.weights_out, **{f"start_{i}": w for i, w in enumerate(start)},
+             **{f"weight_{i}": w for i, w in enumerate(values)},
+             **{f"shadow_{i}": w for i, w in enumerate(shadows_of(trainer.engine))})
+  weights = [float(np.sum(w, dtype=np.float64)) for w in values]
+  kernels = [float(np.sum(w, dtype=np.float64)) for v, w in zip(model.weights, values) if v.path.endswith("kernel")]
   print("RESULT " + json.dumps({"replicas": trainer.engine.replicas, "step": trainer.step,
                                 "losses": [row["loss"] for row in read_rows(RunDir(args.model_dir).history_file)],
                                 "weights": weights, "kernels": kernels, "eval": evaluation}))
+
+
+def weights_of(engine):
+  """The engine's model weights as NumPy arrays, in model.get_weights()'s order."""
+  if hasattr(engine.state, "model_weights"):  # JaxState: the step's arrays, not the variables
+    return engine.state.model_weights()
+  return engine.state.model.get_weights()
+
+
+def shadows_of(engine):
+  """The EMA's averages (ema.averaged_variables' order) as NumPy arrays."""
+  if hasattr(engine.state, "model_weights"):
+    return [np.asarray(shadow) for shadow in engine.state.arrays["shadows"]]
+  return [shadow.numpy() for shadow in engine.state.ema.shadows]
+
+
+def set_weights(engine, weights):
+  """`weights` (model.get_weights()'s order) as the run's, the EMA starting from them."""
+  if hasattr(engine.state, "model_weights"):
+    engine.state.set_model_weights(weights)
+  else:
+    engine.state.model.set_weights(weights)
+    engine.state.ema.reset()
 
 
 def _unpadded_eval(trainer, config):

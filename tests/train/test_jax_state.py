@@ -59,7 +59,7 @@ def test_three_jax_steps_on_8_devices_equal_the_tf_engines_on_one(tmp_path, demo
   assert jax["eval"].tolist() == [*hits, 100] and evaluated["examples"] == 100
   # Saved (Orbax) before the last step and restored into a new state, the last step gives the same arrays, bit for bit.
   assert jax["resumed"].tolist() == [2, 3, 0.0]
-  assert str(jax["refused"]).startswith(f"Checkpoint {tmp_path / 'ckpt-2'} does not fit this model: ")
+  assert str(jax["refused"]).startswith(f"Checkpoint {tmp_path / 'checkpoints' / 'ckpt_2'} does not fit this model: ")
   # Dropout's RNG state travels through the compiled step: each step draws new masks, none is frozen into it.
   first, second, third = jax["rng_states"]
   assert len(first) and (first != second).any(axis=1).all() and (second != third).any(axis=1).all()

@@ -10,14 +10,12 @@ test_preemption's; each signal's handling is the same for SIGTERM and SIGINT (te
 
 import json
 import signal
-import subprocess
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import ROOT, TPU_BUILD, checkpoint_weights, run_trainer, trainer_command
+from tests.helpers import TPU_BUILD, checkpoint_weights, run_trainer, signal_at_step, trainer_command
 
 # 20 steps of 8 images: stage 1 steps 0-10 at 32 px, stage 2 steps 10-20 at 40 px, 2 steps per host loop.
 TPU_SHAPED = ("runtime.mixed_precision=bfloat16,runtime.steps_per_loop=2,runtime.checkpoint_steps=100,"
@@ -33,24 +31,6 @@ STRATEGIES = [
 ]
 
 
-def _signal_in_stage_two(model_dir, data_dir, args, signum):
-  """Starts a run and sends `signum` once it has logged a step of stage 2; returns (process, stderr)."""
-  process = subprocess.Popen(trainer_command(model_dir, data_dir, *args), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True, cwd=ROOT)
-  history = model_dir / "history.jsonl"
-  deadline = time.time() + 400
-  while time.time() < deadline and process.poll() is None:
-    rows = [json.loads(line) for line in history.read_text().splitlines()] if history.exists() else []
-    if rows and rows[-1]["step"] >= 12:
-      process.send_signal(signum)
-      _, stderr = process.communicate(timeout=300)
-      assert rows[-1]["step"] < 20, "the run ended before it could be signalled"
-      return process, stderr
-    time.sleep(0.02)
-  process.kill()
-  raise AssertionError(f"the run never reached stage 2: {process.communicate()[1][-2000:]}")
-
-
 @pytest.mark.e2e
 @pytest.mark.parametrize("args,signum", STRATEGIES)
 def test_a_signal_in_stage_two_resumes_to_the_uninterrupted_run(demo_records, tmp_path, args, signum):
@@ -61,7 +41,8 @@ def test_a_signal_in_stage_two_resumes_to_the_uninterrupted_run(demo_records, tm
   assert len(names) > 100
 
   model_dir = tmp_path / "signalled"
-  process, stderr = _signal_in_stage_two(model_dir, demo_records, args, signum)
+  process, stderr = signal_at_step(trainer_command(model_dir, demo_records, *args), model_dir, 12, signum,
+                                   last_step=20)
   if signum == signal.SIGTERM:  # saved at the end of the host loop it arrived in, not at a periodic step
     assert process.returncode == 75, stderr[-3000:]
     assert "Traceback" not in stderr

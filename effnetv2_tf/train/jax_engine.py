@@ -1,0 +1,142 @@
+"""The Keras-3-on-JAX engine (engine.Engine): JaxState's step and checkpoints fed by the same tf.data pipeline.
+
+KERAS_BACKEND must be "jax" before Keras loads (main.py's --engine=jax sets it). TensorFlow stays for input only
+(tensorflow-cpu on a TPU VM): its batches become NumPy arrays, split over the local devices by JaxState.
+"""
+
+import contextlib
+import dataclasses
+
+import jax
+import keras
+import numpy as np
+from keras import ops
+
+from effnetv2_tf.data.pipeline import Preprocessing, eval_dataset, explained_data_errors
+from effnetv2_tf.model import get_model_spec
+from effnetv2_tf.train.ema import averaged_variables
+from effnetv2_tf.train.jax_state import JaxState
+from effnetv2_tf.train.schedule import run_plan
+from effnetv2_tf.train.warm_start import warm_start
+
+POLICIES = {"bfloat16": "mixed_bfloat16", "float32": "float32"}
+
+
+@dataclasses.dataclass(frozen=True)
+class JaxRuntime:
+  """The devices JAX found, and the per-platform choices (the TF engine's tpu.strategy.Runtime's counterpart)."""
+  platform: str  # "tpu", "gpu" or "cpu"
+
+  def mixed_precision_policy(self, setting="auto"):
+    """The Keras dtype policy: "auto" picks bfloat16 on TPU and GPU (no loss scaling needed), float32 on CPU."""
+    if setting == "auto":
+      return "float32" if self.platform == "cpu" else "mixed_bfloat16"
+    if setting == "float16":
+      raise ValueError("runtime.mixed_precision float16 needs loss scaling, which the JAX engine does not do: use "
+                       "bfloat16 (or float32).")
+    if setting not in POLICIES:
+      raise ValueError(f"Unknown mixed_precision {setting!r}; expected auto, bfloat16 or float32.")
+    return POLICIES[setting]
+
+
+def jax_runtime():
+  return JaxRuntime(jax.default_backend())
+
+
+class JaxEngine:
+  """Trains one resolved config on the local JAX devices (`runtime`: a JaxRuntime), with JaxState's step and an
+  eval of `eval_source` (None: the engine cannot evaluate); `counts`: a RecordCounts the pipelines report to."""
+
+  jit_compile = True  # jax.jit: once per stage's dropout rate and image size
+
+  def __init__(self, config, runtime, eval_source=None, counts=None):
+    if jax.process_count() > 1:
+      raise ValueError("the JAX engine trains on one host's devices for now: start one process.")
+    keras.utils.set_random_seed(config.train.seed)
+    policy = runtime.mixed_precision_policy(config.runtime.mixed_precision)
+    keras.mixed_precision.set_global_policy(policy)
+    import tensorflow as tf  # the input pipeline's dtype: tf.data hands the images over
+    self.compute_dtype = tf.bfloat16 if policy == "mixed_bfloat16" else tf.float32
+    steps_per_epoch, schedule = run_plan(config)
+    self.state = JaxState(config, schedule.total_steps, steps_per_epoch)
+    self.eval_source, self.counts = eval_source, counts
+    self.is_chief = jax.process_index() == 0
+    self.one_process = True
+    self.replicas = jax.device_count()
+    self.parameter_count = self.state.model.count_params()
+    self._largest = None  # (names, jitted read) of largest_values, built at its first call
+
+  @property
+  def step(self):
+    return self.state.step
+
+  @property
+  def warmup_steps(self):
+    return int(self.state.warmup_steps.value)
+
+  def batches(self, dataset_fn):
+    return dataset_fn(None).as_numpy_iterator()  # one pipeline: the global batches
+
+  def train_loop(self, stage):
+    return self.state.train_loop(stage.dropout_rate)
+
+  def traces_again(self, config, stage):
+    return self.state.traces_again(config, stage)
+
+  def evaluate(self, use_ema=True):
+    config = self.state.config
+    preprocessing = Preprocessing(config.eval.image_size, get_model_spec(config.model.name).normalization,
+                                  self.compute_dtype)
+    dataset = eval_dataset(self.eval_source, preprocessing, batch_size=config.eval.batch_size, padded=True,
+                           num_classes=config.model.num_classes, counts=self.counts)
+    with explained_data_errors(self.eval_source):
+      top1, top5, examples = self.state.evaluate(dataset.as_numpy_iterator(), use_ema)
+    if examples == 0:
+      raise ValueError(f"No eval example of {self.eval_source} could be read: check data.eval_files and the files.")
+    return {"step": self.step, "top1": top1 / examples, "top5": top5 / examples, "examples": int(examples),
+            "ema": use_ema}
+
+  def saver(self, run_dir):
+    runtime = self.state.config.runtime
+    manager = self.state.checkpoint_manager(run_dir.checkpoints, runtime.keep_checkpoints,
+                                            runtime.keep_checkpoint_every_hours)
+    return lambda step: self.state.save(manager)
+
+  def restore(self, path):
+    return self.state.restore(path)
+
+  @contextlib.contextmanager
+  def trial_steps(self):
+    start = jax.tree.map(lambda array: array.copy(), self.state.arrays)  # the step donates the state's buffers
+    yield
+    self.state.arrays = start
+
+  def largest_values(self):
+    state = self.state
+    if self._largest is None:
+      model, optimizer = state.model, state.optimizer
+      named = [("trainable", i, v.path) for i, v in enumerate(model.trainable_variables)]
+      named += [("non_trainable", i, v.path) for i, v in enumerate(model.non_trainable_variables)]
+      named += [("shadows", i, f"the EMA of {v.path}") for i, v in enumerate(averaged_variables(model))]
+      named += [("optimizer", i, v.path) for i, v in enumerate(optimizer.variables) if len(v.shape) > 0]
+      named = [(group, i, name) for group, i, name in named
+               if keras.backend.is_float_dtype(state.arrays[group][i].dtype) and state.arrays[group][i].size]
+      read = jax.jit(lambda arrays: ops.stack([ops.max(ops.abs(ops.cast(arrays[group][i], "float32")))
+                                               for group, i, _ in named]))
+      self._largest = [name for _, _, name in named], read
+    names, read = self._largest
+    return dict(zip(names, np.asarray(read(state.arrays)).tolist()))
+
+  def resize(self, config, total_steps, steps_per_epoch):
+    self.state.resize(config, total_steps, steps_per_epoch)
+
+  def learning_rate(self, step):
+    return self.state.learning_rate_at(step)
+
+  def warm_start(self, path, use_ema=True):
+    loaded = warm_start(self.state.model, path, use_ema)
+    self.state.weights_from_model()
+    return loaded
+
+  def reset_momenta(self):
+    self.state.reset_momenta()

@@ -1,0 +1,90 @@
+"""The JAX engine behind the stage loop: the TF engine's run on 8 devices, and exact resume after signals.
+
+Each run is a process of its own (tests/train/run_trainer.py --engine=jax): Keras loads its backend once, and
+XLA_FLAGS gives that process 8 virtual CPU devices, over which each global batch of 8 is split.
+"""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from tests.helpers import TINY_TRAINER, main_py, run_trainer, signal_at_step, trainer_command
+
+pytest.importorskip("jax", reason="the JAX route is not installed: pip install -e \".[jax]\"")
+
+EIGHT_DEVICES = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+# With run_trainer's TINY_TRAINER (dropout 0, survival 1, no warm-up): 20 steps of 8 images in 2 stages, 10 at
+# 36 px and 10 at 40 px; eval batches of 16 (a multiple of the 8 devices).
+TWENTY_STEPS = "data.num_train_examples=160,eval.batch_size=16"
+
+
+def _arrays(path, prefix):
+  saved = np.load(path)
+  return [saved[f"{prefix}_{i}"] for i in range(sum(key.startswith(f"{prefix}_") for key in saved.files))]
+
+
+@pytest.mark.e2e  # about 60 s: the TF run, then the JAX one compiling a step per stage
+@pytest.mark.one_stack
+def test_both_engines_train_the_same_two_stage_run(demo_records, tmp_path):
+  """From the TF run's initial weights, on the same tf.data batches (RandAugment drawn by the pipeline's seeds):
+  the JAX engine's losses, weights, BN statistics and EMA after 20 steps over 2 stages equal the TF engine's."""
+  hparam_str = f"--hparam_str={TWENTY_STEPS}"
+  tf_run = run_trainer(tmp_path / "tf", demo_records, hparam_str, f"--weights_out={tmp_path / 'tf.npz'}")
+  jax_run = run_trainer(tmp_path / "jax", demo_records, hparam_str, "--engine=jax",
+                        f"--initial_weights={tmp_path / 'tf.npz'}", f"--weights_out={tmp_path / 'jax.npz'}",
+                        env=EIGHT_DEVICES)
+  assert (tf_run["replicas"], jax_run["replicas"]) == (1, 8)
+  assert len(jax_run["losses"]) == 20 and jax_run["step"] == 20
+  np.testing.assert_allclose(jax_run["losses"], tf_run["losses"], rtol=1e-4)
+  # Weights with BN statistics, then the EMA's averages; atol for the few biases training moved by ~1e-8 from 0
+  # (measured: every value within 1e-4 relative + 5.5e-7).
+  for kind in ("weight", "shadow"):
+    ours, theirs = _arrays(tmp_path / "jax.npz", kind), _arrays(tmp_path / "tf.npz", kind)
+    assert len(ours) == len(theirs) > 100
+    for index, (a, b) in enumerate(zip(ours, theirs)):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=f"{kind} {index}")
+
+
+# The TPU-shaped path of test_tpu_shaped_path on 8 devices: bfloat16, 2 steps per host loop, mixup and cutmix,
+# dropout and stochastic depth (the RNG states travel in the checkpoint), a stage switch, the padded eval.
+TPU_SHAPED = ("--hparam_str=runtime.mixed_precision=bfloat16,runtime.steps_per_loop=2,runtime.checkpoint_steps=100,"
+              "data.num_train_examples=160,mixing.mixup_max=0.4,mixing.cutmix_max=0.4,"
+              "regularization.dropout_max=0.3,regularization.survival_prob=0.8,eval.batch_size=32")
+
+
+@pytest.mark.e2e  # about 2.5 minutes: 4 runs of the JAX engine, each compiling its steps
+@pytest.mark.one_stack
+def test_sigterm_then_sigkill_in_stage_two_resume_to_the_uninterrupted_run(demo_records, tmp_path):
+  """SIGTERM at step 12 saves at the end of its host loop and exits 75; the rerun, SIGKILLed at step 16, keeps
+  that checkpoint; the third run goes on from it. The end equals the uninterrupted run's (weights, BN statistics,
+  RNG states, EMA; the eval), and the TF engine refuses the JAX run's folder in one line."""
+  args = ("--engine=jax", TPU_SHAPED, "--finish")
+  whole = run_trainer(tmp_path / "whole", demo_records, *args, f"--weights_out={tmp_path / 'whole.npz'}",
+                      env=EIGHT_DEVICES, timeout=600)
+  assert whole["step"] == 20 and whole["eval"]["examples"] == 100
+
+  model_dir = tmp_path / "signalled"
+  command = trainer_command(model_dir, demo_records, *args, f"--weights_out={tmp_path / 'resumed.npz'}")
+  process, stderr = signal_at_step(command, model_dir, 12, signal.SIGTERM, env=EIGHT_DEVICES, last_step=20)
+  assert process.returncode == 75, stderr[-3000:]
+  stopped = int(stderr.strip().splitlines()[-1].split("at step ")[1].split(":")[0])
+  assert 12 <= stopped < 20
+  assert (model_dir / "checkpoints" / f"ckpt_{stopped}").is_dir()
+
+  refused = main_py(f"--model_dir={model_dir}", f"--data_dir={demo_records}", f"--hparam_str={TINY_TRAINER}")
+  assert refused.returncode == 2, refused.stderr[-3000:]
+  assert refused.stderr.strip().splitlines()[-1] == (
+      f"error: {model_dir} holds ckpt_{stopped}, a checkpoint of the jax engine, which the tf engine cannot resume: "
+      "rerun with --engine=jax, or use another --model_dir.")
+
+  process, stderr = signal_at_step(command, model_dir, stopped + 2, signal.SIGKILL, env=EIGHT_DEVICES, last_step=20)
+  assert process.returncode == -signal.SIGKILL
+  resumed = run_trainer(model_dir, demo_records, *args, f"--weights_out={tmp_path / 'resumed.npz'}",
+                        env=EIGHT_DEVICES, timeout=600)
+  assert "stage 2/2" in resumed["stdout"] and "stage 1/2" not in resumed["stdout"]  # continued, not restarted
+  assert resumed["step"] == 20 and resumed["eval"] == whole["eval"]
+  for kind in ("weight", "shadow"):
+    for ours, theirs in zip(_arrays(tmp_path / "resumed.npz", kind), _arrays(tmp_path / "whole.npz", kind)):
+      np.testing.assert_array_equal(ours, theirs)
