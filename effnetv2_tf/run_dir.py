@@ -45,6 +45,7 @@ ORBAX_STEP_PREFIX = "ckpt"
 ORBAX_METADATA_FILE = "_CHECKPOINT_METADATA"
 ORBAX_COMMIT_FILE = "commit_success.txt"
 ORBAX_TEMPORARY = ".orbax-checkpoint-tmp"
+ORBAX_ITEM = "default"  # the folder of a CheckpointManager's one item inside a step folder
 WORKERS_DIR = "workers"
 DIVERGED_DIR = "diverged"
 HISTORY_FILE = "history.jsonl"
@@ -72,6 +73,11 @@ def model_identity(config):
 def checkpoint_engine(path):
   """The engine a checkpoint path belongs to: "jax" for an Orbax step folder (ckpt_STEP), else "tf" (a prefix)."""
   return "jax" if re.fullmatch(rf"{ORBAX_STEP_PREFIX}_\d+", os.path.basename(path.rstrip("/"))) else "tf"
+
+
+def checkpoint_step(path):
+  """The step a checkpoint of either engine was saved at (ckpt-STEP, ckpt_STEP)."""
+  return int(os.path.basename(path.rstrip("/")).replace("_", "-").rsplit("-", 1)[1])
 
 
 def config_text(config):

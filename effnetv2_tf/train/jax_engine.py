@@ -16,6 +16,7 @@ from effnetv2_tf.data.pipeline import Preprocessing, eval_dataset, explained_dat
 from effnetv2_tf.model import get_model_spec
 from effnetv2_tf.train.ema import averaged_variables
 from effnetv2_tf.train.jax_state import JaxState
+from effnetv2_tf.train.orbax_steps import step_manager
 from effnetv2_tf.train.schedule import run_plan
 from effnetv2_tf.train.warm_start import warm_start
 
@@ -98,8 +99,7 @@ class JaxEngine:
 
   def saver(self, run_dir):
     runtime = self.state.config.runtime
-    manager = self.state.checkpoint_manager(run_dir.checkpoints, runtime.keep_checkpoints,
-                                            runtime.keep_checkpoint_every_hours)
+    manager = step_manager(run_dir.checkpoints, runtime.keep_checkpoints, runtime.keep_checkpoint_every_hours)
     return lambda step: self.state.save(manager)
 
   def restore(self, path):

@@ -11,7 +11,6 @@ official EMA averages the BN moving statistics too and warms its decay up (min(d
 stage loop wants host loops of N steps with the run's mean loss and top-1, the TF engine's contract.
 """
 
-import datetime
 import os
 
 import jax
@@ -22,15 +21,12 @@ from keras import ops
 
 from effnetv2_tf.model import model_from_config, set_dropout_rate, set_survival_prob
 from effnetv2_tf.run_dir import ORBAX_STEP_PREFIX, SETTINGS_IN_CHECKPOINT, config_text
-from effnetv2_tf.train import losses
+from effnetv2_tf.train import losses, orbax_steps
 from effnetv2_tf.train.ema import averaged_variables, decay_at
 from effnetv2_tf.train.engine import CheckpointMismatchError
 from effnetv2_tf.train.evaluation import hits
 from effnetv2_tf.train.lr_schedule import WarmupDecay, warmup_steps
 from effnetv2_tf.train.optimizer import create_optimizer
-
-
-ORBAX_ITEM = "default"  # the folder of a CheckpointManager's one item inside a step folder
 
 
 def clipped(gradients, limit):
@@ -137,19 +133,9 @@ class JaxState:
     values.update({id(v): a for v, a in zip(self.model.non_trainable_variables, self.arrays["non_trainable"])})
     return [np.asarray(values[id(v)]) for v in self.model.weights]
 
-  def checkpoint_manager(self, directory, keep, keep_hours):
-    """An Orbax CheckpointManager of step folders `directory`/ckpt_STEP keeping the newest `keep` and one every
-    `keep_hours` (tf.train.CheckpointManager's rules); save with `save`."""
-    directory = directory if "://" in directory else os.path.abspath(directory)
-    options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, keep_time_interval=datetime.timedelta(hours=keep_hours) if keep_hours else None,
-        step_name_format=ocp.path.step.standard_name_format(step_prefix=ORBAX_STEP_PREFIX),
-        enable_async_checkpointing=False)  # the stage loop expects a save to be complete when it returns
-    return ocp.CheckpointManager(directory, options=options)
-
   def save(self, manager):
     """Writes the state (weights, BN statistics and RNG states, optimizer slots and step, the EMA) as `manager`'s
-    checkpoint of this step (written under a temporary name, renamed once complete), the run's settings (its
+    (orbax_steps.step_manager's) checkpoint of this step (written under a temporary name, renamed once complete), the run's settings (its
     config.yaml text) in its metadata; returns its folder once written."""
     step = self.step
     manager.save(step, args=ocp.args.StandardSave(self.arrays),
@@ -165,8 +151,7 @@ class JaxState:
     path = path if "://" in path else os.path.abspath(path)
     target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self._replicated), self.arrays)
     try:
-      with ocp.StandardCheckpointer() as checkpointer:
-        self.arrays = checkpointer.restore(os.path.join(path, ORBAX_ITEM), target)
+      self.arrays = orbax_steps.restore(path, lambda saved: target)
     except (ValueError, KeyError, FileNotFoundError) as error:
       raise CheckpointMismatchError(f"Checkpoint {path} does not fit this model: {str(error)[:300]}") from None
     return self.step

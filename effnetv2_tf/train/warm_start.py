@@ -10,14 +10,15 @@ import os
 import tensorflow as tf
 
 from effnetv2_tf.model import model_from_config
-from effnetv2_tf.run_dir import CHECKPOINT_DIR, RunDir
-from effnetv2_tf.train.ema import ExponentialMovingAverage, averaged_variables
+from effnetv2_tf.run_dir import CHECKPOINT_DIR, RunDir, checkpoint_engine
 from effnetv2_tf.weights.official import CheckpointError, load_official_checkpoint
+from effnetv2_tf.weights.runs import load_averaged_values
 
 
 def _our_run(path):
-  """(checkpoint prefix, model config) when `path` is one of our run dirs (or a checkpoint in one)."""
-  is_prefix = tf.io.gfile.exists(f"{path}.index")
+  """(checkpoint path, model config) when `path` is one of our run dirs (or a checkpoint in one: a TF engine's
+  prefix, a JAX engine's step folder)."""
+  is_prefix = tf.io.gfile.exists(f"{path}.index") or (checkpoint_engine(path) == "jax" and tf.io.gfile.isdir(path))
   if is_prefix and os.path.basename(os.path.dirname(path)) != CHECKPOINT_DIR:
     return None  # a checkpoint outside a run's checkpoints/ folder: an official one
   run_dir = RunDir(os.path.dirname(os.path.dirname(path)) if is_prefix else path)
@@ -37,19 +38,12 @@ def source_run_model(path):
   return run[1] if run else None
 
 
-def load_run_model(prefix, model_config, use_ema=True):
-  """A fresh model (in the current precision policy) built from a run's `model_config` (its config.yaml's model section) holding the
-  weights of the run's checkpoint `prefix`: the EMA shadows by default, else the raw weights."""
+def load_run_model(path, model_config, use_ema=True):
+  """A fresh model (in the current precision policy, on the current backend) built from a run's `model_config`
+  (its config.yaml's model section) holding the weights of the run's checkpoint `path` (either engine's): the
+  EMA's averages by default, else the raw weights."""
   model = model_from_config(model_config, synchronized_bn=False)
-  ema = ExponentialMovingAverage(averaged_variables(model), decay=0.0)
-  try:
-    tf.train.Checkpoint(model=model, ema=ema).read(prefix).assert_existing_objects_matched().expect_partial()
-  except (AssertionError, ValueError, tf.errors.OpError) as error:
-    raise CheckpointError(f"Checkpoint {prefix} does not fit {model.name} as its config.yaml describes it: "
-                          f"{str(error)[:300]}") from None
-  if use_ema:
-    for variable, shadow in zip(averaged_variables(model), ema.shadows):
-      variable.assign(shadow)
+  load_averaged_values(path, model, use_ema)
   return model
 
 

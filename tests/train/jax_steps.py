@@ -24,6 +24,7 @@ def main(source, target, hparam_str, eval_data_dir=None):
 
   import hparams
   from effnetv2_tf.train.jax_state import JaxState
+  from effnetv2_tf.train.orbax_steps import step_manager
   from effnetv2_tf.train.schedule import run_plan
   config = hparams.resolve(hparams.override(hparams.get_config("demo"), hparam_str))
   steps_per_epoch, schedule = run_plan(config)
@@ -33,7 +34,7 @@ def main(source, target, hparam_str, eval_data_dir=None):
   loop = state.train_loop(schedule.stages[0].dropout_rate)
   batches = zip(given["images"], given["labels"])
   results = [loop(batches, 1) for _ in range(len(given["images"]) - 1)]
-  saved = state.save(state.checkpoint_manager(os.path.join(os.path.dirname(target), "checkpoints"), 2, 0))
+  saved = state.save(step_manager(os.path.join(os.path.dirname(target), "checkpoints")))
   results.append(loop(batches, 1))
   # A second state restored from the checkpoint before the last step, then that step: the run it resumes.
   resumed = JaxState(config, schedule.total_steps, steps_per_epoch)

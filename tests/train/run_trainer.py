@@ -6,6 +6,8 @@ Logical CPU devices (MirroredStrategy over 2 CPUs), TF_CONFIG (MultiWorkerMirror
   XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m tests.train.run_trainer --engine=jax ...
 --initial_weights=FILE.npz starts a new run from the weights a --weights_out wrote at its start (start_i; the EMA from them);
 --weights_out=FILE.npz writes the weights at the start (start_i) and the end (weight_i) and the EMA's (shadow_i).
+--logits_out=FILE.npz writes the logits of the run's latest checkpoint (EMA weights, read into a float32 model on
+this backend) on 4 uniform [0, 1) images at the eval size (images, logits): what its export must give.
 """
 
 import argparse
@@ -23,6 +25,7 @@ def main():
   parser.add_argument("--engine", default="tf", choices=("tf", "jax"))
   parser.add_argument("--initial_weights")
   parser.add_argument("--weights_out")
+  parser.add_argument("--logits_out")
   parser.add_argument("--strategy", default="default")
   parser.add_argument("--logical_cpus", type=int, default=1)
   parser.add_argument("--model_dir", required=True)
@@ -76,11 +79,28 @@ def main():
     np.savez(args.weights_out, **{f"start_{i}": w for i, w in enumerate(start)},
              **{f"weight_{i}": w for i, w in enumerate(values)},
              **{f"shadow_{i}": w for i, w in enumerate(shadows_of(trainer.engine))})
+  if args.logits_out:
+    np.savez(args.logits_out, **checkpoint_logits(args.model_dir, config))
   weights = [float(np.sum(w, dtype=np.float64)) for w in values]
   kernels = [float(np.sum(w, dtype=np.float64)) for v, w in zip(model.weights, values) if v.path.endswith("kernel")]
   print("RESULT " + json.dumps({"replicas": trainer.engine.replicas, "step": trainer.step,
                                 "losses": [row["loss"] for row in read_rows(RunDir(args.model_dir).history_file)],
                                 "weights": weights, "kernels": kernels, "eval": evaluation}))
+
+
+def checkpoint_logits(model_dir, config):
+  """{"images", "logits"}: the latest checkpoint's EMA model in float32 on 4 uniform images at the eval size."""
+  import keras
+  from effnetv2_tf.data.preprocessing import normalize
+  from effnetv2_tf.model import get_model_spec
+  from effnetv2_tf.run_dir import RunDir
+  from effnetv2_tf.train.warm_start import load_run_model
+  keras.mixed_precision.set_global_policy("float32")
+  model = load_run_model(RunDir(model_dir).latest_checkpoint(), config.model)
+  size = config.eval.image_size
+  images = np.random.default_rng(0).uniform(0, 1, (4, size, size, 3)).astype("float32")
+  inputs = np.asarray(normalize(images * 255.0, get_model_spec(config.model.name).normalization), "float32")
+  return {"images": images, "logits": np.asarray(model(inputs, training=False))}
 
 
 def weights_of(engine):

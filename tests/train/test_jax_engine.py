@@ -9,6 +9,7 @@ import signal
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tests.helpers import TINY_TRAINER, main_py, run_trainer, signal_at_step, trainer_command
 
@@ -29,12 +30,14 @@ def _arrays(path, prefix):
 @pytest.mark.one_stack
 def test_both_engines_train_the_same_two_stage_run(demo_records, tmp_path):
   """From the TF run's initial weights, on the same tf.data batches (RandAugment drawn by the pipeline's seeds):
-  the JAX engine's losses, weights, BN statistics and EMA after 20 steps over 2 stages equal the TF engine's."""
+  the JAX engine's losses, weights, BN statistics and EMA after 20 steps over 2 stages equal the TF engine's.
+  `main.py --mode=export` of the JAX run (its Orbax checkpoint read under TensorFlow) serves the logits the JAX
+  backend computes from that checkpoint, in plain TF ops."""
   hparam_str = f"--hparam_str={TWENTY_STEPS}"
   tf_run = run_trainer(tmp_path / "tf", demo_records, hparam_str, f"--weights_out={tmp_path / 'tf.npz'}")
   jax_run = run_trainer(tmp_path / "jax", demo_records, hparam_str, "--engine=jax",
                         f"--initial_weights={tmp_path / 'tf.npz'}", f"--weights_out={tmp_path / 'jax.npz'}",
-                        env=EIGHT_DEVICES)
+                        f"--logits_out={tmp_path / 'logits.npz'}", env=EIGHT_DEVICES)
   assert (tf_run["replicas"], jax_run["replicas"]) == (1, 8)
   assert len(jax_run["losses"]) == 20 and jax_run["step"] == 20
   np.testing.assert_allclose(jax_run["losses"], tf_run["losses"], rtol=1e-4)
@@ -45,6 +48,17 @@ def test_both_engines_train_the_same_two_stage_run(demo_records, tmp_path):
     assert len(ours) == len(theirs) > 100
     for index, (a, b) in enumerate(zip(ours, theirs)):
       np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=f"{kind} {index}")
+
+  exported = main_py("--mode=export", f"--model_dir={tmp_path / 'jax'}", f"--export_dir={tmp_path / 'export'}")
+  assert exported.returncode == 0, exported.stderr[-3000:]
+  assert exported.stdout.splitlines()[-1].startswith("exported step 20 of efficientnetv2-b0")
+  served = tf.saved_model.load(str(tmp_path / "export" / "classification"))
+  graph = served.signatures["serving_default"].graph.as_graph_def()
+  ops = {node.op for node in graph.node} | {node.op for f in graph.library.function for node in f.node_def}
+  assert "Conv2D" in ops and "XlaCallModule" not in ops  # plain TF ops, no jax2tf
+  jax_logits = np.load(tmp_path / "logits.npz")
+  logits = served.signatures["serving_default"](images=tf.constant(jax_logits["images"]))["logits"].numpy()
+  np.testing.assert_allclose(logits, jax_logits["logits"], atol=1e-5)
 
 
 # The TPU-shaped path of test_tpu_shaped_path on 8 devices: bfloat16, 2 steps per host loop, mixup and cutmix,
