@@ -47,7 +47,8 @@ flags.DEFINE_bool("continue_with_new_settings", False, "Resume a run with checkp
 flags.DEFINE_bool("other_class_names", False, "With --mode=eval: evaluate although the data names other classes "
                   "than the run (a relabelled copy of the same classes, in the same order).")
 flags.DEFINE_bool("doctor", False, "Check this machine for the run the other flags describe (TF build, libtpu, "
-                  "TPU, data, model_dir, one compiled train step) and exit: 0 ready, 1 a problem found.")
+                  "TPU or with --engine=jax JAX and its devices, data, model_dir, one compiled train step) and exit: "
+                  "0 ready, 1 a problem found.")
 flags.DEFINE_enum("tflite", None, ["float32", "dynamic-int8"], "With --mode=export: also write "
                   "EXPORT_DIR/classification.tflite at the eval size.")
 FLAGS = flags.FLAGS
@@ -86,7 +87,7 @@ def _doctor(model_dir, strategy, tpu):
   demo = FLAGS.hparams == "demo" and not FLAGS.data_dir
   with tempfile.TemporaryDirectory() as scratch:
     return doctor.run(config, scratch if demo else FLAGS.data_dir, model_dir, strategy, tpu, FLAGS.zone,
-                      FLAGS.project, prepare_data=demo_records if demo else None)
+                      FLAGS.project, prepare_data=demo_records if demo else None, engine=FLAGS.engine)
 
 
 def _runtime(strategy, tpu):
@@ -104,8 +105,6 @@ def _choose_engine(use_tpu):
     if use_tpu or FLAGS.strategy != "auto":
       raise ValueError("--use_tpu, --tpu and --strategy choose TensorFlow's devices; --engine=jax trains on every "
                        "device JAX finds (a TPU VM's included): drop them.")
-    if FLAGS.doctor:
-      raise ValueError("--doctor checks the TensorFlow engine's stack for now: run it without --engine=jax.")
     if importlib.util.find_spec("jax") is None:
       raise ValueError('--engine=jax needs JAX: pip install -e ".[jax]"')
   if "runtime.engine" in FLAGS.hparam_str:

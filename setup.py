@@ -4,6 +4,10 @@ from setuptools import find_packages, setup
 # ship the same import package, and requiring one would pull it over the other on a TPU VM. Each install
 # route names its build as an extra: [cpu] (the README's set-up), [gpu] or [tpu].
 TF_VERSIONS = ">=2.20,<2.22"  # 2.20: the newest TPU build; 2.21: CPU and GPU
+# Keras 3 on JAX, the second engine, with Orbax (JAX's checkpoint library: atomic saves, local and gs://, one part
+# per host on a pod) and TensorFlow's CPU build for the input pipeline only (tf.data). Never beside [tpu]:
+# jax[tpu] and tensorflow-tpu would both load libtpu.
+JAX_ROUTE = ["orbax-checkpoint>=0.12.8", f"tensorflow-cpu{TF_VERSIONS}"]
 
 setup(
     name="effnetv2_tf",
@@ -32,10 +36,9 @@ setup(
         # ops (0.0.52 aborts `import tensorflow`): pin the one it was built with.
         "tpu": ["tensorflow-tpu==2.20.*", "libtpu==0.0.14"],
         "tpu-remote": ["cloud-tpu-client>=0.10"],  # only to reach a TPU by name from another VM
-        # Keras 3 on JAX, the second engine (coming; on the CPU for now: its step is tested against TensorFlow's),
-        # with Orbax, JAX's checkpoint library (atomic saves, local and gs://, one part per host on a pod).
-        # Never beside [tpu]: jax and tensorflow-tpu would both load libtpu.
-        "jax": ["jax>=0.10.2", "orbax-checkpoint>=0.12.8"],
+        "jax": ["jax>=0.10.2", *JAX_ROUTE],  # the CPU
+        "jax-cuda": ["jax[cuda]>=0.10.2", *JAX_ROUTE],  # NVIDIA GPUs (CUDA 12 from pip)
+        "jax-tpu": ["jax[tpu]>=0.10.2", *JAX_ROUTE],  # a TPU VM (v4 to TPU7x): libtpu comes with jax
         # pytest-xdist: 2 workers on 2 cores ran the fast tier in 3.5 minutes instead of 6.4 (tests/README.md)
         "test": ["pytest>=8", "pytest-xdist>=3.5", "pillow>=10"],
     },

@@ -1,7 +1,8 @@
 """A preflight before a long run: `python main.py --doctor` with the flags the run will use.
 
 It reports the TensorFlow build and libtpu, the TPU runtime variables, the devices (and the TPU topology when
-one answers), the platform's mixed precision and XLA choices, whether --data_dir holds the expected files
+one answers) or, with --engine=jax, JAX, Orbax and the devices JAX finds (the mesh a batch is split over), the
+platform's mixed precision and XLA choices, whether --data_dir holds the expected files
 (with a record count sample) and --model_dir is writable, and it compiles and times one train step of the
 chosen hparams at the first stage's image size on a synthetic batch. Each problem is one line with its fix;
 the exit status is 1 when something would fail. It writes nothing but a probe file it removes.
@@ -71,6 +72,35 @@ def check_stack(report, environ=os.environ):
   return True
 
 
+def check_jax_stack(report):
+  """JAX, jaxlib and Orbax beside the TensorFlow build that feeds them, read without importing them."""
+  versions = {name: _version(name) for name in ("jax", "jaxlib", "orbax-checkpoint")}
+  missing = [name for name, version in versions.items() if version is None]
+  if missing:
+    report.problem("jax", f"{', '.join(missing)} not installed", 'pip install -e ".[jax]" (".[jax-cuda]", ".[jax-tpu]")')
+    return False
+  report.info("jax", ", ".join(f"{name} {version}" for name, version in versions.items()))
+  if _version("tensorflow-tpu"):
+    report.problem("tensorflow", "tensorflow-tpu beside jax: both load libtpu, and break each other",
+                   'pip uninstall -y tensorflow-tpu libtpu, then pip install -e ".[jax-tpu]" (tensorflow-cpu)')
+    return False
+  return True
+
+
+def check_jax_devices(report):
+  """Imports JAX and lists its devices; returns the JaxRuntime."""
+  started = time.perf_counter()
+  from effnetv2_tf.quiet_start import import_tensorflow
+  import_tensorflow()
+  import jax
+  from effnetv2_tf.train.jax_engine import jax_runtime
+  report.info("import", f"jax {jax.__version__} and tensorflow (input) in {time.perf_counter() - started:.1f} s")
+  devices = jax.devices()
+  report.info("devices", f"{len(devices)} {devices[0].device_kind} ({jax.default_backend()}), "
+              f"{jax.process_count()} process(es); each batch split over a mesh of {jax.local_device_count()}")
+  return jax_runtime()
+
+
 def check_runtime(report, tpu, environ=os.environ):
   """Prepares the TPU runtime variables for `tpu` (as main.py does) and lists those set."""
   try:
@@ -113,10 +143,17 @@ def check_devices(report, strategy_name, tpu, zone, project):
 
 
 def check_choices(report, runtime, config):
-  policy = runtime.mixed_precision_policy(config.runtime.mixed_precision)
-  jit = runtime.jit_compile(config.runtime.jit_compile)
+  try:
+    policy = runtime.mixed_precision_policy(config.runtime.mixed_precision)
+  except ValueError as error:
+    report.problem("precision", str(error).split(": ")[0], str(error).split(": ", 1)[-1])
+    return
   report.info("precision", f"{policy} (runtime.mixed_precision={config.runtime.mixed_precision})")
-  report.info("xla", f"{'on' if jit else 'off'} (runtime.jit_compile={config.runtime.jit_compile})")
+  if hasattr(runtime, "jit_compile"):
+    jit = runtime.jit_compile(config.runtime.jit_compile)
+    report.info("xla", f"{'on' if jit else 'off'} (runtime.jit_compile={config.runtime.jit_compile})")
+  else:
+    report.info("xla", "on (jax.jit: the JAX engine always compiles)")
 
 
 def check_data(report, config, data_dir):
@@ -170,28 +207,31 @@ def check_model_dir(report, model_dir):
                                                          else "starts a new run"))
 
 
-def time_train_step(report, config, runtime):
+def time_train_step(report, config, runtime, engine_class):
   """Compiles and times the run's train loop at the first stage's size on a synthetic batch, through the
-  engine that would train it and the clock that times the run's own loops."""
+  engine that would train it (`engine_class`) and the clock that times the run's own loops."""
   import tensorflow as tf
   import hparams
   from effnetv2_tf.train.pace import LoopClock
   from effnetv2_tf.train.schedule import run_plan
-  from effnetv2_tf.train.tf_engine import TFEngine
   stage = run_plan(config)[1].stages[0]
   batch = config.train.batch_size
   note = ""
   if runtime.platform == "cpu" and batch > CPU_STEP_BATCH:
     batch = CPU_STEP_BATCH
     note = f" (the run's batch {config.train.batch_size} is timed at {CPU_STEP_BATCH} on the CPU)"
-  config = hparams.with_values(config, {"train.batch_size": batch})
-  engine = TFEngine(config, runtime)
+  config = hparams.with_values(config, {"train.batch_size": batch, "eval.batch_size": batch})
+  try:
+    engine = engine_class(config, runtime)
+  except ValueError as error:  # e.g. a batch that does not split over the devices
+    report.problem("train step", str(error).split(": ")[0], str(error).split(": ", 1)[-1])
+    return
   rng = tf.random.Generator.from_seed(0)
   images = tf.cast(rng.normal((batch, stage.image_size, stage.image_size, 3)), engine.compute_dtype)
   labels = tf.one_hot(rng.uniform((batch,), 0, config.model.num_classes, tf.int32), config.model.num_classes)
 
   def replica_batches(input_context):  # each replica's share of the global batch, as the run's data gives it
-    share = input_context.get_per_replica_batch_size(batch)
+    share = input_context.get_per_replica_batch_size(batch) if input_context else batch
     return tf.data.Dataset.from_tensors((images[:share], labels[:share])).repeat()
 
   batches = engine.batches(replica_batches)
@@ -199,15 +239,20 @@ def time_train_step(report, config, runtime):
   clock = LoopClock()
   for steps in (1, 3):  # the first loop traces and compiles the step
     loss, _ = clock.time(lambda num_steps: loop(batches, num_steps), steps)
-  memory = _peak_memory(runtime)
+  memory = _peak_memory(runtime, jax_devices=not hasattr(runtime, "strategy"))
   report.info("train step", f"{config.model.name} at {stage.image_size} px, batch {batch}{note}: compile "
               f"{clock.compile_seconds:.1f} s, step {clock.pace:.3f} s, {batch / clock.pace:,.1f} img/s, {memory}")
   if loss != loss:  # NaN
     report.problem("train step", "the loss is NaN on a synthetic batch", "check runtime.mixed_precision and lr")
 
 
-def _peak_memory(runtime):
+def _peak_memory(runtime, jax_devices=False):
   import tensorflow as tf
+  if jax_devices and runtime.platform in ("tpu", "gpu"):
+    import jax
+    stats = jax.local_devices()[0].memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return f"peak {runtime.platform.upper()}:0 memory {peak / 2**30:.2f} GiB" if peak else "peak memory not reported"
   if runtime.platform in ("tpu", "gpu"):
     device = f"{runtime.platform.upper()}:0"
     try:
@@ -218,23 +263,28 @@ def _peak_memory(runtime):
 
 
 def run(make_config, data_dir, model_dir, strategy="auto", tpu=None, zone=None, project=None, prepare_data=None,
-        write=print):
+        write=print, engine="tf"):
   """Runs every check (the later ones only where the earlier ones allow); returns the exit status.
 
   Args:
     make_config: returns the resolved config; called once the stack checks allow importing TensorFlow.
     prepare_data: called with data_dir before the data check (the demo converts its photos there).
+    engine: "tf" or "jax" (Keras already set to its backend).
   """
   report = Report(write)
-  if check_stack(report) and check_runtime(report, tpu):
-    runtime = check_devices(report, strategy, tpu, zone, project)
-    if runtime is not None:
-      config = make_config()
-      if prepare_data is not None:
-        data_dir = prepare_data(data_dir)
-      check_choices(report, runtime, config)
-      check_data(report, config, data_dir)
-      check_model_dir(report, model_dir)
-      time_train_step(report, config, runtime)
+  if engine == "jax":
+    runtime = check_jax_devices(report) if check_stack(report) and check_jax_stack(report) else None
+  else:
+    runtime = (check_devices(report, strategy, tpu, zone, project)
+               if check_stack(report) and check_runtime(report, tpu) else None)
+  if runtime is not None:
+    from effnetv2_tf.jobs import engine_of
+    config = make_config()
+    if prepare_data is not None:
+      data_dir = prepare_data(data_dir)
+    check_choices(report, runtime, config)
+    check_data(report, config, data_dir)
+    check_model_dir(report, model_dir)
+    time_train_step(report, config, runtime, engine_of(engine))
   write(f"{report.problems} problem(s)" if report.problems else "ready: no problems found")
   return 1 if report.problems else 0

@@ -1,10 +1,12 @@
 """python main.py --doctor: the preflight on this CPU machine, its problem lines and exit codes."""
 
+import os
 import re
+import subprocess
 
 import pytest
 
-from tests.helpers import main_py, run_main
+from tests.helpers import ROOT, main_command, main_py, run_main
 from effnetv2_tf import doctor
 
 
@@ -64,6 +66,35 @@ def test_stack_problems_are_found_before_tensorflow_is_imported(monkeypatch, ins
   importable = doctor.check_stack(doctor.Report(lines.append), environ={})
   assert any(expect in line for line in lines), lines
   assert importable == (expect not in ("PROBLEM not installed", "PROBLEM 0.0.52 with tensorflow-tpu"))
+
+
+@pytest.mark.parametrize("installed, expect", [
+    ({"tensorflow-cpu": "2.21.0"}, "PROBLEM jax, jaxlib, orbax-checkpoint not installed"),
+    ({"jax": "0.10.2", "jaxlib": "0.10.2", "orbax-checkpoint": "0.12.8", "tensorflow-tpu": "2.20.0"},
+     "PROBLEM tensorflow-tpu beside jax"),
+])
+def test_jax_stack_problems_are_found_before_jax_is_imported(monkeypatch, installed, expect):
+  monkeypatch.setattr(doctor, "_version", installed.get)
+  lines = []
+  assert not doctor.check_jax_stack(doctor.Report(lines.append))
+  assert any(expect in line and "; fix: " in line for line in lines), lines
+
+
+@pytest.mark.e2e
+@pytest.mark.jax
+def test_the_jax_engine_reports_its_devices_mesh_and_compiled_step(tmp_path):
+  pytest.importorskip("jax", reason="the JAX route is not installed: pip install -e \".[jax]\"")
+  done = subprocess.run(main_command("--doctor", "--engine=jax", f"--model_dir={tmp_path / 'run'}"), cwd=ROOT,
+                        capture_output=True, text=True, timeout=600,
+                        env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+  out = done.stdout
+  assert re.search(r"jax: jax 0\.\d+\.\d+, jaxlib 0\.\d+\.\d+, orbax-checkpoint", out)
+  assert "devices: 8 cpu (cpu), 1 process(es); each batch split over a mesh of 8" in out
+  assert "xla: on (jax.jit" in out
+  step = next(line for line in out.splitlines() if "train step:" in line)
+  assert re.search(r"at 76 px, batch 16 .*: compile \d+\.\d s, step \d\.\d+ s, .* img/s, peak host memory", step)
+  assert out.strip().endswith("ready: no problems found") and not (tmp_path / "run").exists()
 
 
 def test_the_tpu_build_on_a_machine_without_tpus_runs_on_the_cpu(monkeypatch):

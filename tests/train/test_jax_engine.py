@@ -14,6 +14,7 @@ import tensorflow as tf
 from tests.helpers import TINY_TRAINER, main_py, run_trainer, signal_at_step, trainer_command
 
 pytest.importorskip("jax", reason="the JAX route is not installed: pip install -e \".[jax]\"")
+pytestmark = pytest.mark.jax
 
 EIGHT_DEVICES = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
 # With run_trainer's TINY_TRAINER (dropout 0, survival 1, no warm-up): 20 steps of 8 images in 2 stages, 10 at
@@ -27,7 +28,6 @@ def _arrays(path, prefix):
 
 
 @pytest.mark.e2e  # about 60 s: the TF run, then the JAX one compiling a step per stage
-@pytest.mark.one_stack
 def test_both_engines_train_the_same_two_stage_run(demo_records, tmp_path):
   """From the TF run's initial weights, on the same tf.data batches (RandAugment drawn by the pipeline's seeds):
   the JAX engine's losses, weights, BN statistics and EMA after 20 steps over 2 stages equal the TF engine's.
@@ -69,7 +69,6 @@ TPU_SHAPED = ("--hparam_str=runtime.mixed_precision=bfloat16,runtime.steps_per_l
 
 
 @pytest.mark.e2e  # about 2.5 minutes: 4 runs of the JAX engine, each compiling its steps
-@pytest.mark.one_stack
 def test_sigterm_then_sigkill_in_stage_two_resume_to_the_uninterrupted_run(demo_records, tmp_path):
   """SIGTERM at step 12 saves at the end of its host loop and exits 75; the rerun, SIGKILLed at step 16, keeps
   that checkpoint; the third run goes on from it. The end equals the uninterrupted run's (weights, BN statistics,

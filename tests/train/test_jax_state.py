@@ -11,6 +11,7 @@ import tensorflow as tf
 from tests.helpers import ROOT, tiny
 
 pytest.importorskip("jax", reason="the JAX route is not installed: pip install -e \".[jax]\"")
+pytestmark = pytest.mark.jax
 
 # RMSProp (TF1 semantics) with a warm-up, weight decay, label smoothing, gradient clipping, BN statistics and the
 # EMA: every part of the step but the RNG streams (dropout and stochastic depth draw from each backend's own).
@@ -20,7 +21,6 @@ STEPS = tiny(data__num_train_examples=48, regularization__dropout_max=0.0, regul
 
 
 @pytest.mark.e2e  # 30-90 s: JAX builds the model and compiles the step in a process of its own
-@pytest.mark.one_stack
 def test_three_jax_steps_on_8_devices_equal_the_tf_engines_on_one(tmp_path, demo_records):
   """The batch split over 8 devices (one example each), the state replicated: one SPMD program whose batch norm
   sees the global batch, as the TF engine's one device does; then the padded eval of the EMA weights on the demo's
@@ -65,7 +65,6 @@ def test_three_jax_steps_on_8_devices_equal_the_tf_engines_on_one(tmp_path, demo
   assert len(first) and (first != second).any(axis=1).all() and (second != third).any(axis=1).all()
 
 
-@pytest.mark.one_stack
 def test_a_batch_that_does_not_split_over_the_devices_is_refused_naming_it(tmp_path):
   done = subprocess.run([sys.executable, "-m", "tests.train.jax_steps", tmp_path / "none.npz", tmp_path / "jax.npz",
                          tiny(eval__batch_size=10)], capture_output=True, text=True, cwd=ROOT, timeout=300,
