@@ -1,13 +1,12 @@
-"""Exponential moving average of the weights and BN statistics, with the official warm-up.
+"""The exponential moving average's rule: what it averages (weights and BN statistics) and how fast, with the
+official warm-up.
 
 decay_t = min(decay, (1 + t) / (10 + t)) (tf.train.ExponentialMovingAverage with num_updates), applied
 after every optimizer step to every trainable variable and every batch-norm moving statistic; eval and
-export use the averages.
+export use the averages. In keras.ops, without TensorFlow: both engines follow it (tf_ema.py holds the TF
+engine's averages; JaxState carries its own as arrays).
 """
 
-import contextlib
-
-import tensorflow as tf
 from keras import ops
 
 
@@ -22,42 +21,3 @@ def decay_at(decay, step):
   both engines average with it."""
   step = ops.cast(step, "float32")
   return ops.minimum(ops.cast(decay, "float32"), (1.0 + step) / (10.0 + step))
-
-
-class ExponentialMovingAverage(tf.Module):
-  """Shadow copies of `variables`; create it inside the strategy scope that owns them."""
-
-  def __init__(self, variables, decay):
-    super().__init__(name="ema")
-    # A variable decay (a run fitted to a time budget sets it after tracing) is read at each update and
-    # belongs to the run's config, not to the checkpoint: held by a function, which tf.Module does not track.
-    self._decay = lambda: decay
-    self._variables = list(variables)
-    # ONLY_FIRST_REPLICA: every replica computes the same update from synchronized weights.
-    self.shadows = [tf.Variable(tf.convert_to_tensor(v), trainable=False, name=f"shadow_{index}",
-                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-                    for index, v in enumerate(self._variables)]
-
-  def reset(self):
-    """Shadows := current values (after the weights were replaced, e.g. by a warm start)."""
-    for shadow, variable in zip(self.shadows, self._variables):
-      shadow.assign(tf.cast(tf.convert_to_tensor(variable), shadow.dtype))
-
-  def update(self, step):
-    """Moves every shadow towards its variable; `step` is the optimizer step before this update."""
-    decay = decay_at(self._decay(), step)
-    for shadow, variable in zip(self.shadows, self._variables):
-      value = tf.cast(tf.convert_to_tensor(variable), shadow.dtype)
-      shadow.assign(decay * shadow + (1.0 - decay) * value)
-
-  @contextlib.contextmanager
-  def averaged_weights(self):
-    """Within the block the model holds the averages; its own values come back afterwards."""
-    backup = [tf.convert_to_tensor(v) for v in self._variables]
-    for variable, shadow in zip(self._variables, self.shadows):
-      variable.assign(tf.convert_to_tensor(shadow))
-    try:
-      yield
-    finally:
-      for variable, value in zip(self._variables, backup):
-        variable.assign(value)

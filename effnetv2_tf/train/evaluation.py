@@ -5,19 +5,10 @@ example counts exactly once on any number of replicas and XLA sees one shape.
 """
 
 import tensorflow as tf
-from keras import ops
 
 from effnetv2_tf.data.pipeline import Preprocessing, eval_dataset, explained_data_errors
 from effnetv2_tf.model import get_model_spec
-
-
-def hits(labels, logits, weights):
-  """(top-1 hits, top-5 hits, examples) of a batch of one-hot `labels` and float32 `logits`; padding has weight
-  0. In keras.ops: both engines count with it."""
-  targets = ops.argmax(labels, -1)
-  top1 = ops.sum(weights * ops.cast(ops.in_top_k(targets, logits, 1), "float32"))
-  top5 = ops.sum(weights * ops.cast(ops.in_top_k(targets, logits, min(5, logits.shape[-1])), "float32"))
-  return top1, top5, ops.sum(weights)
+from effnetv2_tf.train.metrics import hits
 
 
 class Evaluator:

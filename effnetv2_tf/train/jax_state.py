@@ -16,15 +16,13 @@ import os
 import jax
 import keras
 import numpy as np
-import orbax.checkpoint as ocp
 from keras import ops
 
 from effnetv2_tf.model import model_from_config, set_dropout_rate, set_survival_prob
-from effnetv2_tf.run_dir import ORBAX_STEP_PREFIX, SETTINGS_IN_CHECKPOINT, config_text
-from effnetv2_tf.train import losses, orbax_steps
+from effnetv2_tf.train import losses
 from effnetv2_tf.train.ema import averaged_variables, decay_at
 from effnetv2_tf.train.engine import CheckpointMismatchError
-from effnetv2_tf.train.evaluation import hits
+from effnetv2_tf.train.metrics import hits
 from effnetv2_tf.train.lr_schedule import WarmupDecay, warmup_steps
 from effnetv2_tf.train.optimizer import create_optimizer
 
@@ -137,6 +135,8 @@ class JaxState:
     """Writes the state (weights, BN statistics and RNG states, optimizer slots and step, the EMA) as `manager`'s
     (orbax_steps.step_manager's) checkpoint of this step (written under a temporary name, renamed once complete), the run's settings (its
     config.yaml text) in its metadata; returns its folder once written."""
+    import orbax.checkpoint as ocp  # here: the step itself runs without TensorFlow (a JAX-only GPU host)
+    from effnetv2_tf.run_dir import ORBAX_STEP_PREFIX, SETTINGS_IN_CHECKPOINT, config_text
     step = self.step
     manager.save(step, args=ocp.args.StandardSave(self.arrays),
                  custom_metadata={SETTINGS_IN_CHECKPOINT: config_text(self.config.to_dict())})
@@ -148,6 +148,7 @@ class JaxState:
     CheckpointMismatchError."""
     if not path:
       return self.step
+    from effnetv2_tf.train import orbax_steps
     path = path if "://" in path else os.path.abspath(path)
     target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self._replicated), self.arrays)
     try:

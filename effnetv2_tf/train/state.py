@@ -14,7 +14,8 @@ import tensorflow as tf
 from effnetv2_tf.model import model_from_config, set_dropout_rate, set_survival_prob
 from effnetv2_tf.run_dir import CHECKPOINT_NAME, SETTINGS_IN_CHECKPOINT, config_text
 from effnetv2_tf.train import losses
-from effnetv2_tf.train.ema import ExponentialMovingAverage, averaged_variables
+from effnetv2_tf.train.ema import averaged_variables
+from effnetv2_tf.train.tf_ema import ExponentialMovingAverage
 from effnetv2_tf.train.engine import CheckpointMismatchError
 from effnetv2_tf.train.lr_schedule import WarmupDecay, warmup_steps
 from effnetv2_tf.train.optimizer import create_optimizer

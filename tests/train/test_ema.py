@@ -2,7 +2,8 @@ import numpy as np
 import tensorflow as tf
 
 from effnetv2_tf.model import create_model
-from effnetv2_tf.train.ema import ExponentialMovingAverage, averaged_variables
+from effnetv2_tf.train.ema import averaged_variables
+from effnetv2_tf.train.tf_ema import ExponentialMovingAverage
 
 
 def test_shadow_equals_the_hand_computed_average():
