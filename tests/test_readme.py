@@ -92,3 +92,19 @@ def test_evaluating_exporting_and_predicting_with_a_finished_run(finished_run, d
   # The run's class names (the converter's labels.txt) travel with the export.
   assert all(set(re.findall(r"(\w+) \(", line.split(": ", 1)[1])) <= {"daisy", "dandelion", "rose", "sunflower", "tulip"}
              for line in lines)
+
+
+@pytest.mark.jax
+def test_the_jax_sections_demo_eval_and_export(tmp_path):
+  """The demo trained by Keras 3 on JAX, its eval with the same engine and its export (TensorFlow), as written
+  (the install line is CI's JAX stack's own set-up)."""
+  pytest.importorskip("jax", reason="the JAX route is not installed: pip install -e \".[jax]\"")
+  commands = readme_commands("# Keras 3 on JAX: the demo, then its eval and export")
+  assert commands[0].startswith('pip install -e ".[jax]"')
+  trained, evaluated, exported = run_as_written(commands[1:], tmp_path)
+  assert "on cpu, 1 replica(s), model_dir runs/demo-jax" in trained and "stage 4/4" in trained
+  final = json.loads((tmp_path / "runs" / "demo-jax" / "eval.jsonl").read_text().splitlines()[-1])
+  assert final["step"] == 18 and final["examples"] == 100  # 2 epochs of 300 photos at batch 32
+  assert (tmp_path / "runs" / "demo-jax" / "checkpoints" / "ckpt_18").is_dir()
+  assert f"step 18: top-1 {final['top1']:.4f}" in evaluated
+  assert "exported step 18 of efficientnetv2-b0" in exported and (tmp_path / "export" / "demo-jax").is_dir()
