@@ -6,7 +6,8 @@ TensorFlow. Each measurement runs in a process of its own (JAX and PyTorch would
 made on the device once, one compiling call, then timed calls of `--steps` steps, the median of `--rounds`; peak
 device memory as each framework's allocator reports it. timm's step: `tf_efficientnetv2_b0` / `_s` (the same
 architecture; TF "same" padding emulated), bfloat16 autocast, channels_last, timm's RMSpropTF, label smoothing
-0.1. Both in bfloat16 with float32 weights. Writes benchmarks/results/accelerator.json.
+0.1. Both in bfloat16 with float32 weights. Each measurement gets at most --part_seconds (120: 8 minutes for all
+four). Writes benchmarks/results/accelerator.json.
 
   python benchmarks/accelerator.py               # B0 at 224 px (batch 256), S at 300 px (batch 128)
   python benchmarks/accelerator.py --quick       # B0 only, at 64 px, batch 8, a few steps (any machine)
@@ -108,6 +109,7 @@ def main():
   parser.add_argument("--quick", action="store_true", help="B0 at 64 px, batch 8, 2 rounds of 2 steps")
   parser.add_argument("--steps", type=int, default=20)
   parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--part_seconds", type=int, default=120, help="the longest one measurement may take (4 in all)")
   parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "accelerator.json"))
   parser.add_argument("--worker", help=argparse.SUPPRESS)  # ours|timm,CASE,SIZE,BATCH: one measurement, as JSON
   args = parser.parse_args()
@@ -125,8 +127,11 @@ def main():
   rows = []
   for case, (ours, theirs, size, batch) in cases.items():
     for part in ("ours", "timm"):
-      done = subprocess.run([sys.executable, __file__, f"--worker={part},{case},{size},{batch}", f"--steps={steps}",
-                             f"--rounds={rounds}"], capture_output=True, text=True)
+      try:  # a part that hangs must leave time for the others: a borrowed machine's minutes are few
+        done = subprocess.run([sys.executable, __file__, f"--worker={part},{case},{size},{batch}", f"--steps={steps}",
+                               f"--rounds={rounds}"], capture_output=True, text=True, timeout=args.part_seconds)
+      except subprocess.TimeoutExpired:
+        done = subprocess.CompletedProcess([], 1, "", f"timed out after {args.part_seconds} s")
       row = {"model": ours if part == "ours" else theirs, "size": size, "batch": batch}
       if done.returncode:
         print(f"{part} {case}: failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}",

@@ -100,6 +100,9 @@ def train(run_dir, runtime, name, hparam_str, data_dir, eval_between_stages, all
       print(note, flush=True)
     print(f"{describe(config)} ({trainer.engine.parameter_count:,} parameters) on {runtime.platform}, "
           f"{trainer.engine.replicas} replica(s), model_dir {run_dir}")
+    if engine == "jax" and runtime.platform == "cpu":
+      print("note: on the CPU the JAX engine trains 3-6x slower than --engine=tf (XLA's CPU convolutions, "
+            "benchmarks/engines.py); it is built for TPUs and GPUs", flush=True)
     print(trainer.stage_table())
     started = time.perf_counter()
     trainer.train(eval_between_stages=eval_between_stages and config.eval.between_stages)

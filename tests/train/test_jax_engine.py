@@ -69,13 +69,15 @@ TPU_SHAPED = ("--hparam_str=runtime.mixed_precision=bfloat16,runtime.steps_per_l
 
 
 @pytest.mark.e2e  # about 2.5 minutes: 4 runs of the JAX engine, each compiling its steps
-def test_sigterm_then_sigkill_in_stage_two_resume_to_the_uninterrupted_run(demo_records, tmp_path):
-  """SIGTERM at step 12 saves at the end of its host loop and exits 75; the rerun, SIGKILLed at step 16, keeps
-  that checkpoint; the third run goes on from it. The end equals the uninterrupted run's (weights, BN statistics,
-  RNG states, EMA; the eval), and the TF engine refuses the JAX run's folder in one line."""
-  args = ("--engine=jax", TPU_SHAPED, "--finish")
+def test_sigterm_then_sigkill_in_stage_two_resume_to_the_uninterrupted_run(demo_records, finished_run, tmp_path):
+  """Warm-started from a TF engine's run: SIGTERM at step 12 saves at the end of its host loop and exits 75; the
+  rerun, SIGKILLed 2 steps later, keeps that checkpoint; the third run goes on from it. The end equals the
+  uninterrupted run's (weights, BN statistics, RNG states, EMA; the eval), and the TF engine refuses the JAX run's
+  folder in one line."""
+  args = ("--engine=jax", f"{TPU_SHAPED},train.ft_init_ckpt={finished_run}", "--finish")
   whole = run_trainer(tmp_path / "whole", demo_records, *args, f"--weights_out={tmp_path / 'whole.npz'}",
                       env=EIGHT_DEVICES, timeout=600)
+  assert f"fine-tuning from {finished_run}/checkpoints/ckpt-2: our checkpoint, EMA weights" in whole["stdout"]
   assert whole["step"] == 20 and whole["eval"]["examples"] == 100
 
   model_dir = tmp_path / "signalled"
