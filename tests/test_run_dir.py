@@ -1,3 +1,8 @@
+import os
+import pathlib
+from unittest import mock
+
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -64,3 +69,26 @@ def test_the_settings_a_checkpoint_carries_are_read_back_and_one_without_them_ha
   assert run.checkpoint_settings(newer) == {"model": {"name": "efficientnetv2-s", "num_classes": 5}}
   (tmp_path / "damaged.index").write_bytes(b"not a checkpoint index")
   assert run.checkpoint_settings(str(tmp_path / "damaged")) is None
+
+
+@pytest.mark.jax
+def test_the_jax_engines_orbax_step_folders_complete_settings_and_a_save_cut_short(tmp_path):
+  """Orbax writes the step folders (the JAX engine's manager); a save whose final rename fails leaves Orbax's own
+  temporary folder, which is not a checkpoint and is removed on resume; the settings come back from the metadata."""
+  ocp = pytest.importorskip("orbax.checkpoint", reason="the JAX route is not installed: pip install -e \".[jax]\"")
+  from effnetv2_tf.train.orbax_steps import step_manager
+  run = RunDir(tmp_path / "run")
+  manager = step_manager(run.checkpoints, keep=3)
+  manager.save(3, args=ocp.args.StandardSave({"a": np.ones(3)}), custom_metadata={"settings": "model: {name: x}\n"})
+
+  def refuse(*args, **kwargs):
+    raise OSError("No space left on device")
+
+  with mock.patch.object(pathlib.Path, "rename", refuse), mock.patch("os.rename", refuse):
+    with pytest.raises(OSError):
+      manager.save(6, args=ocp.args.StandardSave({"a": np.ones(3)}))
+  assert sorted(os.listdir(run.checkpoints)) == ["ckpt_3", "ckpt_6.orbax-checkpoint-tmp"]
+  assert run.complete_checkpoints() == [run.latest_checkpoint()] == [os.path.join(run.checkpoints, "ckpt_3")]
+  assert run.checkpoint_settings(run.latest_checkpoint()) == {"model": {"name": "x"}}
+  assert run.remove_unfinished_saves() == ["ckpt_6.orbax-checkpoint-tmp"]
+  assert os.listdir(run.checkpoints) == ["ckpt_3"]
