@@ -177,7 +177,7 @@ class RunDir:
     for folder in tf.io.gfile.glob(os.path.join(self.checkpoints, f"{ORBAX_STEP_PREFIX}_*")):
       if checkpoint_engine(folder) == "jax" and all(
           tf.io.gfile.exists(os.path.join(folder, name)) for name in (ORBAX_METADATA_FILE, ORBAX_COMMIT_FILE)):
-        found.append((int(folder.rsplit("_", 1)[1]), folder))
+        found.append((checkpoint_step(folder), folder))
     for index in tf.io.gfile.glob(os.path.join(self.checkpoints, f"{CHECKPOINT_NAME}-*.index")):
       prefix = index[:-len(".index")]
       step = prefix.rsplit("-", 1)[1]

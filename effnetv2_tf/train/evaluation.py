@@ -11,6 +11,23 @@ from effnetv2_tf.model import get_model_spec
 from effnetv2_tf.train.metrics import hits
 
 
+def padded_eval_split(config, source, normalization, compute_dtype, counts=None, input_context=None):
+  """The eval split at the config's eval size in full batches of eval.batch_size, the last one padded with
+  examples of weight 0 (both engines evaluate these)."""
+  return eval_dataset(source, Preprocessing(config.eval.image_size, normalization, compute_dtype),
+                      batch_size=config.eval.batch_size, padded=True, num_classes=config.model.num_classes,
+                      input_context=input_context, counts=counts)
+
+
+def eval_result(step, totals, source, use_ema):
+  """{"step", "top1", "top5", "examples", "ema"} from the (top-1 hits, top-5 hits, examples) of a pass over
+  `source`; a pass that read no example is a ValueError naming it."""
+  top1, top5, examples = totals
+  if examples == 0:
+    raise ValueError(f"No eval example of {source} could be read: check data.eval_files and the files.")
+  return {"step": step, "top1": top1 / examples, "top5": top5 / examples, "examples": int(examples), "ema": use_ema}
+
+
 class Evaluator:
   """Evaluates `model` (with `ema`'s averaged weights by default) on `source` at the config's eval size.
 
@@ -45,14 +62,8 @@ class Evaluator:
                compute_dtype, state.jit_compile, counts)
 
   def _dataset(self):
-    config = self.config
-
-    def dataset_fn(input_context):
-      return eval_dataset(self.source, Preprocessing(config.eval.image_size, self.normalization, self.compute_dtype),
-                          batch_size=config.eval.batch_size, padded=True,
-                          num_classes=config.model.num_classes, input_context=input_context, counts=self.counts)
-
-    return self.strategy.distribute_datasets_from_function(dataset_fn)
+    return self.strategy.distribute_datasets_from_function(lambda input_context: padded_eval_split(
+        self.config, self.source, self.normalization, self.compute_dtype, self.counts, input_context))
 
   def _counts(self, images, labels, weights):
     """(top-1 hits, top-5 hits, examples) of one replica's batch."""
@@ -91,8 +102,4 @@ class Evaluator:
         run()
     else:
       run()
-    if totals[2] == 0:
-      raise ValueError(f"No eval example of {self.source} could be read: check data.eval_files and the files.")
-    count = totals[2]
-    return {"step": step, "top1": totals[0] / count, "top5": totals[1] / count, "examples": int(totals[2]),
-            "ema": use_ema}
+    return eval_result(step, totals, self.source, use_ema)

@@ -12,9 +12,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from effnetv2_tf.data.pipeline import Preprocessing, eval_dataset, explained_data_errors
+from effnetv2_tf.data.pipeline import explained_data_errors
 from effnetv2_tf.model import get_model_spec
 from effnetv2_tf.train.ema import averaged_variables
+from effnetv2_tf.train.evaluation import eval_result, padded_eval_split
 from effnetv2_tf.train.jax_state import JaxState
 from effnetv2_tf.train.orbax_steps import step_manager
 from effnetv2_tf.train.schedule import run_plan
@@ -86,16 +87,11 @@ class JaxEngine:
 
   def evaluate(self, use_ema=True):
     config = self.state.config
-    preprocessing = Preprocessing(config.eval.image_size, get_model_spec(config.model.name).normalization,
-                                  self.compute_dtype)
-    dataset = eval_dataset(self.eval_source, preprocessing, batch_size=config.eval.batch_size, padded=True,
-                           num_classes=config.model.num_classes, counts=self.counts)
+    dataset = padded_eval_split(config, self.eval_source, get_model_spec(config.model.name).normalization,
+                                self.compute_dtype, self.counts)
     with explained_data_errors(self.eval_source):
-      top1, top5, examples = self.state.evaluate(dataset.as_numpy_iterator(), use_ema)
-    if examples == 0:
-      raise ValueError(f"No eval example of {self.eval_source} could be read: check data.eval_files and the files.")
-    return {"step": self.step, "top1": top1 / examples, "top5": top5 / examples, "examples": int(examples),
-            "ema": use_ema}
+      totals = self.state.evaluate(dataset.as_numpy_iterator(), use_ema)
+    return eval_result(self.step, totals, self.eval_source, use_ema)
 
   def saver(self, run_dir):
     runtime = self.state.config.runtime

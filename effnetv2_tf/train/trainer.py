@@ -198,12 +198,11 @@ class Trainer:
       if repaired := self.run_dir.repair_checkpoint_state():
         print(repaired, flush=True)
     latest = self.run_dir.latest_checkpoint()
-    engine = self.config.runtime.engine
-    if latest and checkpoint_engine(latest) != engine:
+    engine, saved_by = self.config.runtime.engine, latest and checkpoint_engine(latest)
+    if latest and saved_by != engine:
       raise CheckpointMismatchError(
-          f"{self.run_dir} holds {os.path.basename(latest)}, a checkpoint of the {checkpoint_engine(latest)} engine, "
-          f"which the {engine} engine cannot resume: rerun with --engine={checkpoint_engine(latest)}, or use another "
-          "--model_dir.")
+          f"{self.run_dir} holds {os.path.basename(latest)}, a checkpoint of the {saved_by} engine, which the "
+          f"{engine} engine cannot resume: rerun with --engine={saved_by}, or use another --model_dir.")
     changed = changed_settings(self.resumed_config, self.config) if latest and self.resumed_config else {}
     if latest and not self.allow_new_settings:
       self._refuse_changes(latest, changed)

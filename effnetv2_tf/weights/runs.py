@@ -57,6 +57,6 @@ def load_averaged_values(path, model, use_ema=True):
   for variable, value in zip(variables, values):
     if tuple(variable.shape) != value.shape:
       raise CheckpointError(f"Checkpoint {path} does not fit {model.name}: {variable.path} is "
-                               f"{tuple(variable.shape)} in the model, {value.shape} in the checkpoint.")
+                            f"{tuple(variable.shape)} in the model, {value.shape} in the checkpoint.")
   for variable, value in zip(variables, values):
     variable.assign(value.astype(variable.dtype))
