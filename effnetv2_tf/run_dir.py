@@ -254,6 +254,7 @@ class RunDir:
     folder = self._join(os.path.join(DIVERGED_DIR, time.strftime("%Y%m%d-%H%M%S", time.gmtime())))
     tf.io.gfile.makedirs(folder)
     for prefix in prefixes:
+      # An Orbax step folder moves whole: on gs:// TensorFlow's file system renames a folder object by object.
       paths = [prefix] if checkpoint_engine(prefix) == "jax" else tf.io.gfile.glob(f"{prefix}.*")
       for path in paths:
         tf.io.gfile.rename(path, os.path.join(folder, os.path.basename(path)))

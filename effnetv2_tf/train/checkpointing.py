@@ -17,11 +17,14 @@ class CheckpointAndStop:
     signals: the run's StopSignals (`received`, and `saving()`, a block a second signal does not cut short).
     saved: prefix -> None, told of each checkpoint saved (the DivergenceGuard's `saved`).
     before_stop: () -> None, called before the run stops (flushes the logs).
+    finish_saves: () -> None, returns once the saves started are written (the engine's; a stop waits for them
+      inside the save block, which a second signal does not cut short).
   """
 
-  def __init__(self, save, checkpoint_steps, signals, saved=lambda prefix: None, before_stop=lambda: None):
+  def __init__(self, save, checkpoint_steps, signals, saved=lambda prefix: None, before_stop=lambda: None,
+               finish_saves=lambda: None):
     self.save, self.checkpoint_steps, self.signals = save, checkpoint_steps, signals
-    self.saved, self.before_stop = saved, before_stop
+    self.saved, self.before_stop, self.finish_saves = saved, before_stop, finish_saves
 
   def after_loop(self, step, stage_end, verdict):
     """After the host loop that ended at `step` with `verdict` (DivergenceGuard's): saves when due or when a
@@ -31,6 +34,8 @@ class CheckpointAndStop:
     if stopping or (due and verdict != "jump"):
       with self.signals.saving():
         self.saved(self.save(step))
+        if stopping:
+          self.finish_saves()
     if stopping:
       self._stop(stopping, step)
 

@@ -56,7 +56,11 @@ class Engine(typing.Protocol):
     """{"step", "top1", "top5", "examples", "ema"}: one pass over the eval split, every example once."""
 
   def saver(self, run_dir) -> typing.Callable[[int], str]:
-    """`save(step) -> checkpoint prefix` into run_dir's checkpoints, keeping what runtime.keep_* say."""
+    """`save(step) -> checkpoint prefix` into run_dir's checkpoints, keeping what runtime.keep_* say; the save
+    may go on in the background once the values are copied (finish_saves waits for it)."""
+
+  def finish_saves(self) -> None:
+    """Returns once every save started is written (before a stop, a divergence's verdict, the run's end)."""
 
   def restore(self, path) -> int:
     """Restores model, optimizer, EMA and RNG states from checkpoint `path` (nothing when None); returns the

@@ -133,8 +133,9 @@ class JaxState:
 
   def save(self, manager):
     """Writes the state (weights, BN statistics and RNG states, optimizer slots and step, the EMA) as `manager`'s
-    (orbax_steps.step_manager's) checkpoint of this step (written under a temporary name, renamed once complete), the run's settings (its
-    config.yaml text) in its metadata; returns its folder once written."""
+    (orbax_steps.step_manager's) checkpoint of this step, the run's settings (its config.yaml text) in its
+    metadata; returns its folder once written, or once the arrays are copied for a manager that writes in the
+    background (the step may then donate them)."""
     import orbax.checkpoint as ocp  # here: the step itself runs without TensorFlow (a JAX-only GPU host)
     from effnetv2_tf.run_dir import ORBAX_STEP_PREFIX, SETTINGS_IN_CHECKPOINT, config_text
     step = self.step

@@ -18,13 +18,15 @@ def _local(path):
   return path if "://" in path else os.path.abspath(path)
 
 
-def step_manager(directory, keep=None, keep_hours=None):
+def step_manager(directory, keep=None, keep_hours=None, background=False):
   """An Orbax CheckpointManager of the step folders `directory`/ckpt_STEP keeping the newest `keep` and one every
-  `keep_hours` (tf.train.CheckpointManager's rules); saves are complete when save() returns."""
+  `keep_hours` (tf.train.CheckpointManager's rules). Its saves are complete when save() returns, or, with
+  `background`, once the arrays are copied to the host: written (under a temporary name, renamed when complete)
+  while the caller goes on, until wait_until_finished()."""
   options = ocp.CheckpointManagerOptions(
       max_to_keep=keep, keep_time_interval=datetime.timedelta(hours=keep_hours) if keep_hours else None,
       step_name_format=ocp.path.step.standard_name_format(step_prefix=ORBAX_STEP_PREFIX),
-      enable_async_checkpointing=False)  # the stage loop expects a save to be complete when it returns
+      enable_async_checkpointing=background)
   return ocp.CheckpointManager(_local(directory), options=options)
 
 

@@ -87,6 +87,9 @@ class TFEngine:
     manager = self.state.checkpoint_manager(run_dir, self.is_chief)
     return lambda step: manager.save(checkpoint_number=step)
 
+  def finish_saves(self):
+    pass  # tf.train.CheckpointManager's saves are written when save returns
+
   def restore(self, path):
     return self.state.restore(path)
 

@@ -250,17 +250,21 @@ class Trainer:
       self._warn_about_warmup()
       if self._missed_stage_eval(eval_between_stages):
         self.log.evaluation(self.evaluate())
-      return self._train_stages(eval_between_stages)
+      try:
+        return self._train_stages(eval_between_stages)
+      finally:
+        self.engine.finish_saves()  # a save going on in the background is written before the run dir is let go
 
   def _train_stages(self, eval_between_stages):
     runtime = self.config.runtime
     guard = DivergenceGuard(LossWatch(self.config.model.num_classes, (row["loss"] for row in self.log.rows)),
                             self.run_dir, self.config.train.lr_base, self.is_chief, self.engine.largest_values,
-                            before_stop=self._end_lines)
+                            before_stop=self._before_divergence_stop)
     # SIGTERM / SIGINT: save at the end of the current host loop, then stop; within runtime.stop_seconds
     with StopSignals(runtime.stop_seconds, self.run_dir.latest_checkpoint) as signals:
       checkpoints = CheckpointAndStop(self.engine.saver(self.run_dir), runtime.checkpoint_steps,
-                                      signals, saved=guard.saved, before_stop=self.log.flush)
+                                      signals, saved=guard.saved, before_stop=self.log.flush,
+                                      finish_saves=self.engine.finish_saves)
       for index in range(len(self.schedule.stages)):
         stage = self.schedule.stages[index]  # as refitted so far: a refit moves the later stages
         if self.step >= stage.end_step:
@@ -324,9 +328,11 @@ class Trainer:
             "dropout": stage.dropout_rate, "randaug": stage.randaug_magnitude, "mixup": stage.mixup_alpha,
             "cutmix": stage.cutmix_alpha, "records_skipped": self.counts.skipped}
 
-  def _end_lines(self):
-    print(flush=True)  # end the progress bar's line
+  def _before_divergence_stop(self):
+    """The progress line ended, the logs flushed, and the saves written: the guard sets the unproven aside."""
+    print(flush=True)
     self.log.flush()
+    self.engine.finish_saves()
 
   def finish(self):
     """Final eval (unless the last stage's eval was at this step) and the PNG plot; returns the result."""

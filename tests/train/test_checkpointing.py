@@ -1,4 +1,5 @@
-"""CheckpointAndStop on fake host-loop results: the cadence, stage ends, loss jumps and stop signals."""
+"""CheckpointAndStop on fake host-loop results: the cadence, stage ends, loss jumps and stop signals (a stop
+waits for the save to be written, inside the block a second signal does not cut short)."""
 
 import contextlib
 
@@ -26,7 +27,8 @@ def _hook(signals, events):
     events.append(("save", step, signals.saving_now))
     return f"ckpt-{step}"
   return CheckpointAndStop(save, 4, signals, saved=lambda prefix: events.append(("saved", prefix)),
-                           before_stop=lambda: events.append(("flushed",)))
+                           before_stop=lambda: events.append(("flushed",)),
+                           finish_saves=lambda: events.append(("written", signals.saving_now)))
 
 
 def test_saves_at_the_cadence_and_stage_ends_but_not_after_a_loss_jump():
@@ -45,7 +47,7 @@ def test_a_signal_saves_whatever_the_loss_then_stops_and_one_during_an_eval_stop
   with pytest.raises(Preempted) as stopped:
     hook.after_loop(3, stage_end=6, verdict="jump")
   assert (stopped.value.signal_name, stopped.value.step) == ("SIGTERM", 3)
-  assert events == [("save", 3, True), ("saved", "ckpt-3"), ("flushed",)]
+  assert events == [("save", 3, True), ("saved", "ckpt-3"), ("written", True), ("flushed",)]
   events.clear()
   signals.received = None
   hook.after_eval(6)  # none received: nothing happens

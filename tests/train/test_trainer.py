@@ -87,6 +87,7 @@ class CountingEngine:
     self.step = 0
     self.loops = []  # (stage index, the batches' image size, steps) of each host loop
     self.saves = []
+    self.written = 0  # the saves finish_saves waited for
 
   def batches(self, dataset_fn):
     return iter(dataset_fn(tf.distribute.InputContext()))
@@ -108,6 +109,9 @@ class CountingEngine:
 
   def saver(self, run_dir):
     return lambda step: (self.saves.append(step), f"{run_dir.checkpoints}/ckpt-{step}")[1]
+
+  def finish_saves(self):
+    self.written = len(self.saves)
 
   def restore(self, path):
     return self.step
@@ -164,6 +168,7 @@ def test_the_stage_loop_drives_any_engine(demo_records, tmp_path, capsys):
   assert trainer.engine.loops == [(index, size, 1) for index, (start, end, size) in enumerate(stages)
                                   for _ in range(start, end)]  # one step a host loop, fed at its stage's size
   assert trainer.engine.saves == list(range(2, 19, 2))  # runtime.checkpoint_steps 2, the stage ends among them
+  assert trainer.engine.written == 9  # the last save was written before train() returned
   rows = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
   assert [row["step"] for row in rows] == list(range(1, 19))
   for row in rows:  # each step in the refitted stage holding it
