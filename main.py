@@ -4,6 +4,7 @@
   python main.py --hparams=imagenet-s --data_dir=gs://bucket/imagenet --model_dir=gs://bucket/runs/s \
       --use_tpu --tpu=my-tpu --zone=us-central2-b --project=my-project
   python main.py --engine=jax                      # the demo, trained by Keras 3 on JAX (every local device)
+  python main.py --engine=jax --hparams=imagenet-s ... # on every host of a TPU slice: one run over all its chips
   python main.py --mode=eval --model_dir=runs/mine --data_dir=my_records    # reads the run's config.yaml
   python main.py --mode=export --model_dir=runs/mine --export_dir=export/mine
   python main.py --hparams=cifar10-ft --hparam_str="train.batch_size=64" --data_dir=~/tensorflow_datasets
@@ -31,6 +32,12 @@ flags.DEFINE_string("hparams", "demo", "Named hparam set, e.g. demo, imagenet-s,
 flags.DEFINE_string("hparam_str", "", 'Overrides, e.g. "train.batch_size=256,augment.policy=autoaug".')
 flags.DEFINE_enum("engine", "tf", ["tf", "jax"], "What trains the run: tf (TensorFlow, tf.distribute) or jax "
                   "(Keras 3 on JAX, every local device: pip install -e \".[jax]\"). Eval uses the run's engine.")
+flags.DEFINE_string("coordinator_address", None, "With --engine=jax on several processes (hosts): HOST:PORT of "
+                    "process 0, with --num_processes and --process_id. A Cloud TPU VM slice, a GKE JobSet, Slurm and "
+                    "Open MPI need none of the three: JAX reads them from the environment.")
+flags.DEFINE_integer("num_processes", None, "With --coordinator_address: how many processes train the run.")
+flags.DEFINE_integer("process_id", None, "With --coordinator_address: this process's index, 0 on the coordinator.")
+flags.DEFINE_integer("join_seconds", 60, "With --engine=jax: how long a process waits for the others to start.")
 flags.DEFINE_bool("use_tpu", False, "Train on a Cloud TPU (TPUStrategy).")
 flags.DEFINE_string("tpu", None, "TPU name, grpc address, or 'local' on a TPU VM (implies --use_tpu).")
 flags.DEFINE_string("zone", None, "GCE zone of the TPU.")
@@ -107,6 +114,9 @@ def _choose_engine(use_tpu):
                        "device JAX finds (a TPU VM's included): drop them.")
     if importlib.util.find_spec("jax") is None:
       raise ValueError('--engine=jax needs JAX: pip install -e ".[jax]"')
+  elif FLAGS.coordinator_address or FLAGS.num_processes or FLAGS.process_id is not None:
+    raise ValueError("--coordinator_address, --num_processes and --process_id start the processes of an "
+                     "--engine=jax run; TensorFlow's workers read TF_CONFIG (--strategy=multi_worker).")
   if "runtime.engine" in FLAGS.hparam_str:
     raise ValueError("runtime.engine is set by --engine (Keras loads its backend before the hparams are read): "
                      "drop it from --hparam_str.")
@@ -123,6 +133,9 @@ def _run():
   if FLAGS.doctor:
     sys.exit(_doctor(model_dir, strategy, tpu))
   _prepare_tensorflow(tpu)  # before anything imports TensorFlow
+  if FLAGS.engine == "jax" and FLAGS.mode != "export":  # before JAX touches a device
+    from effnetv2_tf.train.jax_processes import join
+    join(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id, FLAGS.join_seconds)
   from effnetv2_tf import jobs
   from effnetv2_tf.run_dir import RunDir
   run_dir = RunDir(model_dir)

@@ -88,7 +88,11 @@ def train(run_dir, runtime, name, hparam_str, data_dir, eval_between_stages, all
   budget = planned.train.time_budget > 0
   config = hparams.resolve(hparams.photos.budget_start(planned) if budget else planned)
   if data_dir is None and name == "demo":
-    data_dir = demo_records(run_dir.path)
+    if engine == "jax":  # the processes of a run share its folder: one converts, the others find the records
+      from effnetv2_tf.train.jax_processes import process_zero_first
+      data_dir = process_zero_first(lambda: demo_records(run_dir.path))
+    else:
+      data_dir = demo_records(run_dir.path)
   trainer = Trainer(config, run_dir.path, data_dir, runtime, allow_new_settings=allow_new_settings,
                     engine=engine_of(engine))
   with trainer.holding_run_dir():  # from the step timing on: a second run on the folder spends nothing

@@ -19,17 +19,20 @@ class CheckpointAndStop:
     before_stop: () -> None, called before the run stops (flushes the logs).
     finish_saves: () -> None, returns once the saves started are written (the engine's; a stop waits for them
       inside the save block, which a second signal does not cut short).
+    agreed_signal: the signal received here -> the one to act on (the engine's: with several processes, the one
+      any of them received, so that all save the same step and stop together).
   """
 
   def __init__(self, save, checkpoint_steps, signals, saved=lambda prefix: None, before_stop=lambda: None,
-               finish_saves=lambda: None):
+               finish_saves=lambda: None, agreed_signal=lambda received: received):
     self.save, self.checkpoint_steps, self.signals = save, checkpoint_steps, signals
     self.saved, self.before_stop, self.finish_saves = saved, before_stop, finish_saves
+    self.agreed_signal = agreed_signal
 
   def after_loop(self, step, stage_end, verdict):
     """After the host loop that ended at `step` with `verdict` (DivergenceGuard's): saves when due or when a
     signal came, then stops the run on that signal (Preempted)."""
-    stopping = self.signals.received  # read once: a signal arriving after this is handled after the next loop
+    stopping = self.agreed_signal(self.signals.received)  # a signal arriving after this: after the next loop
     due = step % self.checkpoint_steps == 0 or step == stage_end
     if stopping or (due and verdict != "jump"):
       with self.signals.saving():
@@ -41,8 +44,8 @@ class CheckpointAndStop:
 
   def after_eval(self, step):
     """After a stage's eval: stops the run on a signal that came during it (the stage's end is saved)."""
-    if self.signals.received:
-      self._stop(self.signals.received, step)
+    if stopping := self.agreed_signal(self.signals.received):
+      self._stop(stopping, step)
 
   def _stop(self, signal_name, step):
     self.before_stop()

@@ -66,6 +66,11 @@ class Engine(typing.Protocol):
     """Restores model, optimizer, EMA and RNG states from checkpoint `path` (nothing when None); returns the
     step. A checkpoint of another model raises CheckpointMismatchError."""
 
+  def agreed_signal(self, received) -> str | None:
+    """The stop signal this process acts on after a host loop, given the one it `received` (a name or None):
+    with several processes, the one any of them received, so that all save the same step (every process calls
+    it after each host loop)."""
+
   def trial_steps(self) -> typing.ContextManager:
     """A context whose training steps are undone at its end (model, optimizer, EMA); the compiled step stays."""
 

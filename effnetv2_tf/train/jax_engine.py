@@ -1,11 +1,15 @@
 """The Keras-3-on-JAX engine (engine.Engine): JaxState's step and checkpoints fed by the same tf.data pipeline.
 
 KERAS_BACKEND must be "jax" before Keras loads (main.py's --engine=jax sets it). TensorFlow stays for input only
-(tensorflow-cpu on a TPU VM): its batches become NumPy arrays, split over the local devices by JaxState.
+(tensorflow-cpu on a TPU VM): its batches become NumPy arrays, split over the devices by JaxState. Several
+processes (the hosts of a TPU slice, joined by jax_processes.join) train one run: each reads its shard of the
+files (one input pipeline of as many as there are processes) and holds its rows of each global batch; process 0
+writes the run folder's files, every process its part of each checkpoint.
 """
 
 import contextlib
 import dataclasses
+import os
 
 import jax
 import keras
@@ -16,6 +20,7 @@ from effnetv2_tf.data.pipeline import explained_data_errors
 from effnetv2_tf.model import get_model_spec
 from effnetv2_tf.train.ema import averaged_variables
 from effnetv2_tf.train.evaluation import eval_result, padded_eval_split
+from effnetv2_tf.train import jax_processes
 from effnetv2_tf.train.jax_state import JaxState
 from effnetv2_tf.train.orbax_steps import step_manager
 from effnetv2_tf.train.schedule import run_plan
@@ -52,9 +57,8 @@ class JaxEngine:
   jit_compile = True  # jax.jit: once per stage's dropout rate and image size
 
   def __init__(self, config, runtime, eval_source=None, counts=None):
-    if jax.process_count() > 1:
-      raise ValueError("the JAX engine trains on one host's devices for now: start one process.")
-    keras.utils.set_random_seed(config.train.seed)
+    jax_processes.agree({group: repr(values) for group, values in config.to_dict().items()}, "settings")
+    keras.utils.set_random_seed(config.train.seed)  # the same initial weights in every process
     policy = runtime.mixed_precision_policy(config.runtime.mixed_precision)
     keras.mixed_precision.set_global_policy(policy)
     import tensorflow as tf  # the input pipeline's dtype: tf.data hands the images over
@@ -63,7 +67,7 @@ class JaxEngine:
     self.state = JaxState(config, schedule.total_steps, steps_per_epoch)
     self.eval_source, self.counts = eval_source, counts
     self.is_chief = jax.process_index() == 0
-    self.one_process = True
+    self.one_process = jax.process_count() == 1
     self.replicas = jax.device_count()
     self.parameter_count = self.state.model.count_params()
     self._largest = None  # (names, jitted read) of largest_values, built at its first call
@@ -77,8 +81,17 @@ class JaxEngine:
   def warmup_steps(self):
     return int(self.state.warmup_steps.value)
 
+  def _input_context(self):
+    """This process's input pipeline (None: one process reads the global batches)."""
+    if self.one_process:
+      return None
+    import tensorflow as tf
+    return tf.distribute.InputContext(num_input_pipelines=jax.process_count(),
+                                      input_pipeline_id=jax.process_index(),
+                                      num_replicas_in_sync=jax.process_count())  # one batch per process and step
+
   def batches(self, dataset_fn):
-    return dataset_fn(None).as_numpy_iterator()  # one pipeline: the global batches
+    return dataset_fn(self._input_context()).as_numpy_iterator()
 
   def train_loop(self, stage):
     return self.state.train_loop(stage.dropout_rate)
@@ -89,7 +102,7 @@ class JaxEngine:
   def evaluate(self, use_ema=True):
     config = self.state.config
     dataset = padded_eval_split(config, self.eval_source, get_model_spec(config.model.name).normalization,
-                                self.compute_dtype, self.counts)
+                                self.compute_dtype, self.counts, self._input_context())
     with explained_data_errors(self.eval_source):
       totals = self.state.evaluate(dataset.as_numpy_iterator(), use_ema)
     return eval_result(self.step, totals, self.eval_source, use_ema)
@@ -106,7 +119,11 @@ class JaxEngine:
       self._manager.wait_until_finished()
 
   def restore(self, path):
+    jax_processes.agree({"checkpoint": str(path and os.path.basename(path))}, "checkpoints to resume from")
     return self.state.restore(path)
+
+  def agreed_signal(self, received):
+    return jax_processes.first_signal(received)
 
   @contextlib.contextmanager
   def trial_steps(self):

@@ -43,17 +43,18 @@ class JaxState:
   Args:
     config: the resolved config (hparams.resolve).
     total_steps, steps_per_epoch: as TrainState's (the lr schedule's length; warm-up and decay in epochs).
-  The Keras mixed-precision policy must be set before. The state is replicated on every local device and each
-  batch split over them (a 1-D mesh, axis "batch"): jax.jit compiles one SPMD program, in which a batch is one
-  global array, so batch norm's statistics are over the global batch (the official TPU code averaged groups of
-  up to 8 replicas).
+  The Keras mixed-precision policy must be set before. The state is replicated on every device (every process's,
+  once jax_processes.join joined them) and each global batch split over them (a 1-D mesh, axis "batch"): jax.jit
+  compiles one SPMD program, in which a batch is one global array, so batch norm's statistics are over the global
+  batch (the official TPU code averaged groups of up to 8 replicas). Each process hands over its own rows of a
+  global batch (its input pipeline's batch).
   """
 
   def __init__(self, config, total_steps, steps_per_epoch):
     self.config = config
     self.global_batch = config.train.batch_size
     train = config.train
-    devices = jax.local_devices()
+    devices = jax.devices()
     for key, batch in (("train.batch_size", train.batch_size), ("eval.batch_size", config.eval.batch_size)):
       if batch % len(devices):
         raise ValueError(f"{key} {batch} does not split over the {len(devices)} devices: make it a multiple of "
@@ -145,7 +146,7 @@ class JaxState:
 
   def restore(self, path):
     """Reads the state from the checkpoint folder `path` (a `save`'s; nothing when None), placed as the state is
-    (replicated on the local devices); returns the step. A checkpoint of another model raises
+    (replicated on every device); returns the step. A checkpoint of another model raises
     CheckpointMismatchError."""
     if not path:
       return self.step
@@ -166,6 +167,11 @@ class JaxState:
     for index, shadow in zip(self._statistics, shadows[count:]):
       non_trainable[index] = shadow
     return shadows[:count], non_trainable
+
+  def global_batch_of(self, rows):
+    """The global arrays of a batch whose rows this process holds (its input pipeline's share), split over the
+    devices."""
+    return tuple(jax.make_array_from_process_local_data(self._split, array) for array in rows)
 
   def learning_rate_at(self, step):
     return float(self.learning_rate(step))
@@ -217,7 +223,7 @@ class JaxState:
       loss_sum, correct_sum = 0.0, 0.0
       schedule = (self.total_steps.value, self.warmup_steps.value, np.float32(self.ema_decay))
       for _ in range(num_steps):
-        images, labels = jax.device_put(next(batches), self._split)
+        images, labels = self.global_batch_of(next(batches))
         self._compiled_sizes.add(images.shape[1])
         self.arrays, loss, correct = self._train_step(self.arrays, images, labels, *schedule)
         loss_sum, correct_sum = loss_sum + loss, correct_sum + correct
@@ -240,7 +246,7 @@ class JaxState:
     totals = np.zeros(3)
     for batch in batches:
       counts = np.array([float(value) for value in self._eval_step(
-          trainable, non_trainable, *jax.device_put(batch, self._split))])
+          trainable, non_trainable, *self.global_batch_of(batch))])
       if counts[2] == 0:
         break
       totals += counts

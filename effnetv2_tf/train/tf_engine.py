@@ -90,6 +90,9 @@ class TFEngine:
   def finish_saves(self):
     pass  # tf.train.CheckpointManager's saves are written when save returns
 
+  def agreed_signal(self, received):
+    return received  # each worker of a MultiWorker run acts on its own signals
+
   def restore(self, path):
     return self.state.restore(path)
 

@@ -264,7 +264,8 @@ class Trainer:
     with StopSignals(runtime.stop_seconds, self.run_dir.latest_checkpoint) as signals:
       checkpoints = CheckpointAndStop(self.engine.saver(self.run_dir), runtime.checkpoint_steps,
                                       signals, saved=guard.saved, before_stop=self.log.flush,
-                                      finish_saves=self.engine.finish_saves)
+                                      finish_saves=self.engine.finish_saves,
+                                      agreed_signal=self.engine.agreed_signal)
       for index in range(len(self.schedule.stages)):
         stage = self.schedule.stages[index]  # as refitted so far: a refit moves the later stages
         if self.step >= stage.end_step:

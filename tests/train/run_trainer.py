@@ -8,6 +8,8 @@ Logical CPU devices (MirroredStrategy over 2 CPUs), TF_CONFIG (MultiWorkerMirror
 --weights_out=FILE.npz writes the weights at the start (start_i) and the end (weight_i) and the EMA's (shadow_i).
 --logits_out=FILE.npz writes the logits of the run's latest checkpoint (EMA weights, read into a float32 model on
 this backend) on 4 uniform [0, 1) images at the eval size (images, logits): what its export must give.
+--coordinator_address, --num_processes, --process_id: one of several processes of a JAX run (jax_processes.join);
+--input_pipelines=N: one JAX process fed the global batches N processes would read (their rows concatenated).
 """
 
 import argparse
@@ -26,6 +28,10 @@ def main():
   parser.add_argument("--initial_weights")
   parser.add_argument("--weights_out")
   parser.add_argument("--logits_out")
+  parser.add_argument("--coordinator_address")
+  parser.add_argument("--num_processes", type=int)
+  parser.add_argument("--process_id", type=int)
+  parser.add_argument("--input_pipelines", type=int, default=1)
   parser.add_argument("--strategy", default="default")
   parser.add_argument("--logical_cpus", type=int, default=1)
   parser.add_argument("--model_dir", required=True)
@@ -36,6 +42,9 @@ def main():
                       help="no training: the padded eval of the raw weights next to one unpadded pass")
   args = parser.parse_args()
   os.environ["KERAS_BACKEND"] = "jax" if args.engine == "jax" else "tensorflow"
+  if args.coordinator_address:
+    from effnetv2_tf.train.jax_processes import join
+    join(args.coordinator_address, args.num_processes, args.process_id)
 
   import tensorflow as tf
   if args.logical_cpus > 1:
@@ -55,7 +64,8 @@ def main():
                                {"runtime.engine": args.engine})
   if args.engine == "jax":
     from effnetv2_tf.train.jax_engine import JaxEngine, jax_runtime
-    trainer = Trainer(config, args.model_dir, args.data_dir, jax_runtime(), engine=JaxEngine)
+    engine = pipelines_engine(JaxEngine, args.input_pipelines) if args.input_pipelines > 1 else JaxEngine
+    trainer = Trainer(config, args.model_dir, args.data_dir, jax_runtime(), engine=engine)
   else:
     trainer = Trainer(config, args.model_dir, args.data_dir, resolve_runtime(args.strategy))
   start = weights_of(trainer.engine)
@@ -75,7 +85,7 @@ def main():
   evaluation = trainer.finish() if args.finish else None
   model = trainer.engine.state.model
   values = weights_of(trainer.engine)
-  if args.weights_out:
+  if args.weights_out and trainer.is_chief:
     np.savez(args.weights_out, **{f"start_{i}": w for i, w in enumerate(start)},
              **{f"weight_{i}": w for i, w in enumerate(values)},
              **{f"shadow_{i}": w for i, w in enumerate(shadows_of(trainer.engine))})
@@ -83,9 +93,23 @@ def main():
     np.savez(args.logits_out, **checkpoint_logits(args.model_dir, config))
   weights = [float(np.sum(w, dtype=np.float64)) for w in values]
   kernels = [float(np.sum(w, dtype=np.float64)) for v, w in zip(model.weights, values) if v.path.endswith("kernel")]
-  print("RESULT " + json.dumps({"replicas": trainer.engine.replicas, "step": trainer.step,
+  print("RESULT " + json.dumps({"replicas": trainer.engine.replicas, "step": trainer.step, "pid": os.getpid(),
                                 "losses": [row["loss"] for row in read_rows(RunDir(args.model_dir).history_file)],
                                 "weights": weights, "kernels": kernels, "eval": evaluation}))
+
+
+def pipelines_engine(engine_class, count):
+  """`engine_class` (JaxEngine) fed, in one process, the global batches of `count` processes: each step the rows
+  of their `count` input pipelines' batches, in process order."""
+  import tensorflow as tf
+
+  class PipelinesEngine(engine_class):
+    def batches(self, dataset_fn):
+      pipelines = [dataset_fn(tf.distribute.InputContext(count, index, count)).as_numpy_iterator()
+                   for index in range(count)]
+      return (tuple(np.concatenate(parts) for parts in zip(*batches)) for batches in zip(*pipelines))
+
+  return PipelinesEngine
 
 
 def checkpoint_logits(model_dir, config):

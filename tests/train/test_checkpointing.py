@@ -56,3 +56,15 @@ def test_a_signal_saves_whatever_the_loss_then_stops_and_one_during_an_eval_stop
   with pytest.raises(Preempted):
     hook.after_eval(6)
   assert events == [("flushed",)]
+
+
+def test_a_signal_another_process_received_stops_this_one_at_the_same_step():
+  """With several processes, each acts on the signal any of them received (the engine's agreed_signal): this one
+  received none, yet saves the loop's step and stops, as the one that did."""
+  signals, events = _Signals(), []
+  hook = _hook(signals, events)
+  hook.agreed_signal = lambda received: received or "SIGTERM"
+  with pytest.raises(Preempted) as stopped:
+    hook.after_loop(5, stage_end=6, verdict="ok")
+  assert (stopped.value.signal_name, stopped.value.step) == ("SIGTERM", 5)
+  assert events == [("save", 5, True), ("saved", "ckpt-5"), ("written", True), ("flushed",)]

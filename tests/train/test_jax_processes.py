@@ -1,0 +1,150 @@
+"""The JAX engine over several processes, as the hosts of a TPU slice run it: 2 processes x 4 virtual CPU devices
+on this machine, joined through a coordinator on 127.0.0.1 (gloo collectives), each reading its shard of the data.
+
+Each run is a process of its own (tests/train/run_trainer.py, or main.py for the refusals): JAX joins the others
+before it touches a device.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from tests.helpers import ROOT, TINY_TRAINER, main_command, result_of, run_trainer, trainer_command
+
+pytest.importorskip("jax", reason="the JAX route is not installed: pip install -e \".[jax]\"")
+pytestmark = pytest.mark.jax
+
+FOUR_DEVICES = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+EIGHT_DEVICES = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+# With run_trainer's TINY_TRAINER (dropout 0, survival 1): 12 steps of 8 images in 2 stages (6 at 36 px, 6 at
+# 40 px), 4 rows of each batch from each process; eval batches of 16 (8 a process, one a device).
+TWELVE_STEPS = "--hparam_str=data.num_train_examples=96,eval.batch_size=16"
+
+
+def _free_port():
+  with socket.socket() as probe:
+    probe.bind(("127.0.0.1", 0))
+    return probe.getsockname()[1]
+
+
+def _start(command_of, count=2, port=None):
+  """`count` processes of one run: command_of(process flags) -> the command line; each with 4 devices."""
+  port = port or _free_port()
+  return [subprocess.Popen(command_of(f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={count}",
+                                      f"--process_id={index}"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=FOUR_DEVICES)
+          for index in range(count)]
+
+
+def _ended(processes, timeout=400):
+  """[(exit status, stdout, stderr)] of `processes`, once all have ended."""
+  outputs = [process.communicate(timeout=timeout) for process in processes]
+  return [(process.returncode, out, err) for process, (out, err) in zip(processes, outputs)]
+
+
+def _trained(model_dir, data_dir, *extra):
+  return _start(lambda *flags: trainer_command(model_dir, data_dir, "--engine=jax", TWELVE_STEPS, *extra, *flags))
+
+
+def _weights(path):
+  saved = np.load(path)
+  return {key: saved[key] for key in saved.files if not key.startswith("start_")}
+
+
+def _assert_same_weights(ours, theirs):
+  assert ours.keys() == theirs.keys() and len(ours) > 200
+  for key in ours:  # weights, BN statistics and RNG states, then the EMA's shadows
+    np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def two_process_run(demo_records, tmp_path_factory):
+  """(folder, [(status, stdout, stderr)] of both processes, weights file) of the run trained by 2 processes."""
+  folder = tmp_path_factory.mktemp("two_processes")
+  ended = _ended(_trained(folder / "run", demo_records, "--finish", f"--weights_out={folder / 'weights.npz'}"))
+  for status, _, err in ended:
+    assert status == 0, err[-3000:]
+  return folder / "run", ended, folder / "weights.npz"
+
+
+@pytest.mark.e2e  # about 2 minutes: the 2 processes' run (the fixture's), then one process on their batches
+def test_two_processes_train_what_one_process_trains_on_their_batches(two_process_run, demo_records, tmp_path):
+  """Process 0 and 1 each feed 4 devices their rows of each batch; one process with 8 devices fed the same global
+  batches (both input pipelines' rows) trains the same weights, BN statistics and EMA to 1e-5 and evaluates the
+  same (each eval example once). Only process 0 wrote the run folder's files."""
+  run, ended, weights = two_process_run
+  one = run_trainer(tmp_path / "one", demo_records, "--engine=jax", TWELVE_STEPS, "--input_pipelines=2", "--finish",
+                    f"--weights_out={tmp_path / 'one.npz'}", env=EIGHT_DEVICES)
+  results = [result_of(out) for _, out, _ in ended]
+  for result in results:
+    assert result["replicas"] == 8 and result["step"] == 12
+    np.testing.assert_allclose(result["losses"], one["losses"], rtol=1e-5)
+    assert result["eval"] == one["eval"] and result["eval"]["examples"] == 100
+  _assert_same_weights(_weights(weights), _weights(tmp_path / "one.npz"))
+  # TensorBoard names its event files after the writing process: only process 0's is there.
+  events = list(run.glob("train/events.out.tfevents.*"))
+  assert len(events) == 1 and events[0].name.split(".")[-3] == str(results[0]["pid"])
+  assert sorted(path.name for path in run.iterdir()) == sorted(path.name for path in (tmp_path / "one").iterdir())
+  rows = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+  assert [row["step"] for row in rows] == list(range(1, 13))
+
+
+@pytest.mark.e2e  # about 3 minutes: the 2 processes stopped in stage 2, then resumed
+def test_sigterm_to_both_processes_in_stage_two_then_a_rerun_ends_as_the_uninterrupted_run(two_process_run,
+                                                                                          demo_records, tmp_path):
+  """SIGTERM to both processes after step 8 (stage 2): both save one checkpoint at the step they agree on and exit
+  75; the same commands again resume from it to the uninterrupted run's weights."""
+  run = tmp_path / "run"
+  processes = _trained(run, demo_records)
+  history = run / "history.jsonl"
+  deadline = time.time() + 400
+  while time.time() < deadline and not (history.exists() and
+                                        json.loads(history.read_text().splitlines()[-1])["step"] >= 8):
+    assert all(process.poll() is None for process in processes), "a process ended before it was signalled"
+    time.sleep(0.05)
+  for process in processes:
+    process.send_signal(signal.SIGTERM)
+  stopped = _ended(processes)
+  assert [status for status, _, _ in stopped] == [75, 75], stopped[0][2][-2000:]
+  steps = {err.strip().splitlines()[-1] for _, _, err in stopped}
+  assert len(steps) == 1 and "checkpoint saved" in steps.pop()  # the same step in both lines
+  saved = sorted(int(path.name.split("_")[1]) for path in (run / "checkpoints").iterdir())
+  assert 8 <= saved[-1] < 12
+  resumed = _ended(_trained(run, demo_records, f"--weights_out={tmp_path / 'resumed.npz'}"))
+  assert [status for status, _, _ in resumed] == [0, 0], resumed[0][2][-2000:]
+  _assert_same_weights(_weights(tmp_path / "resumed.npz"), _weights(two_process_run[2]))
+
+
+def test_a_process_alone_or_started_with_other_settings_stops_with_one_line(demo_records, tmp_path):
+  """Process 1 without a coordinator, and process 0 without process 1, give up after --join_seconds; two
+  processes whose settings differ both stop, naming the settings' group. One line each, exit 2, within 60 s."""
+  def main_py(model_dir, *flags, hparam_str=TINY_TRAINER):
+    return main_command("--engine=jax", "--mode=train", f"--model_dir={tmp_path / model_dir}",
+                        f"--data_dir={demo_records}", f"--hparam_str={hparam_str}", "--join_seconds=5", *flags)
+
+  def alone(index):  # a process of 2 on a port of its own: the other never comes
+    return subprocess.Popen(main_py(f"alone{index}", f"--coordinator_address=127.0.0.1:{_free_port()}",
+                                    "--num_processes=2", f"--process_id={index}"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=FOUR_DEVICES)
+
+  started = time.monotonic()
+  processes = [alone(0), alone(1)] + _start(lambda *flags: main_py(
+      "differ", *flags, hparam_str=TINY_TRAINER + (",train.lr_base=0.02" if flags[-1].endswith("=1") else "")))
+  ended = _ended(processes, timeout=120)
+  seconds = time.monotonic() - started
+  lines = [err.strip().splitlines()[-1] for _, _, err in ended]
+  assert [status for status, _, _ in ended] == [2] * 4, lines
+  assert all("Traceback" not in err for _, _, err in ended)
+  for index in (0, 1):
+    assert lines[index].startswith(f"error: process {index} could not join the coordinator at 127.0.0.1:")
+    assert "--join_seconds" in lines[index]
+  assert lines[2] == lines[3] == ("error: the processes hold different settings (train: process 1 against "
+                                  "process 0): start every process with the same command and data, on the same "
+                                  "model_dir.")
+  assert seconds < 60
