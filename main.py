@@ -92,9 +92,14 @@ def _doctor(model_dir, strategy, tpu):
     return jobs.demo_records(folder)
 
   demo = FLAGS.hparams == "demo" and not FLAGS.data_dir
+
+  def join():  # the processes of a run on several hosts, checked together
+    from effnetv2_tf.train.jax_processes import join
+    return join(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id, FLAGS.join_seconds)
+
   with tempfile.TemporaryDirectory() as scratch:
     return doctor.run(config, scratch if demo else FLAGS.data_dir, model_dir, strategy, tpu, FLAGS.zone,
-                      FLAGS.project, prepare_data=demo_records if demo else None, engine=FLAGS.engine)
+                      FLAGS.project, prepare_data=demo_records if demo else None, engine=FLAGS.engine, join=join)
 
 
 def _runtime(strategy, tpu):

@@ -23,14 +23,17 @@ CPU_STEP_BATCH = 16  # the CPU times a small batch, not a TPU-sized one
 
 
 class Report:
-  """Lines of `label: text`; problems carry their fix and decide the exit status."""
+  """Lines of `label: text`; problems carry their fix and decide the exit status. `shown`: the labels whose
+  info lines are written (None: all; problems always are)."""
 
-  def __init__(self, write=print):
+  def __init__(self, write=print, shown=None):
     self.write = write
     self.problems = 0
+    self.shown = shown
 
   def info(self, label, text):
-    self.write(f"{label:>12}: {text}")
+    if self.shown is None or label in self.shown:
+      self.write(f"{label:>12}: {text}")
 
   def problem(self, label, text, fix):
     self.problems += 1
@@ -95,9 +98,9 @@ def check_jax_devices(report):
   import jax
   from effnetv2_tf.train.jax_engine import jax_runtime
   report.info("import", f"jax {jax.__version__} and tensorflow (input) in {time.perf_counter() - started:.1f} s")
-  devices = jax.devices()
-  report.info("devices", f"{len(devices)} {devices[0].device_kind} ({jax.default_backend()}), "
-              f"{jax.process_count()} process(es); each batch split over a mesh of {jax.local_device_count()}")
+  local = jax.local_devices()
+  report.info("devices", f"{len(local)} {local[0].device_kind} ({jax.default_backend()}) in process "
+              f"{jax.process_index()} of {jax.process_count()}; each batch split over a mesh of {jax.device_count()}")
   return jax_runtime()
 
 
@@ -156,8 +159,19 @@ def check_choices(report, runtime, config):
     report.info("xla", "on (jax.jit: the JAX engine always compiles)")
 
 
-def check_data(report, config, data_dir):
-  """The train and eval files exist and hold records (the first train file's count as a sample)."""
+def _shard(files, processes):
+  """What one of `processes` input pipelines reads of `files` (sources.TFRecordSource's rule), in words."""
+  if processes == 1:
+    return ""
+  if len(files) >= processes:
+    fewest, most = len(files) // processes, -(-len(files) // processes)
+    return f"; each of the {processes} processes reads {fewest if fewest == most else f'{fewest}-{most}'} of them"
+  return f"; each of the {processes} processes reads every {processes}th record (fewer files than processes)"
+
+
+def check_data(report, config, data_dir, processes=1):
+  """The train and eval files exist and hold records (the first train file's count as a sample), and what each
+  of `processes` input pipelines reads."""
   import tensorflow as tf
   from effnetv2_tf.train.run_data import eval_source, train_source
   if config.data.source == "tfds":
@@ -179,7 +193,7 @@ def check_data(report, config, data_dir):
       continue
     count = sum(1 for _ in tf.data.TFRecordDataset(files[0]).take(100_000))
     report.info("data", f"{split}: {len(files)} file(s) matching {pattern}, {count:,} records in "
-                f"{os.path.basename(files[0])}")
+                f"{os.path.basename(files[0])}{_shard(files, processes)}")
 
 
 def check_model_dir(report, model_dir):
@@ -263,17 +277,33 @@ def _peak_memory(runtime, jax_devices=False):
 
 
 def run(make_config, data_dir, model_dir, strategy="auto", tpu=None, zone=None, project=None, prepare_data=None,
-        write=print, engine="tf"):
+        write=print, engine="tf", join=lambda: 1):
   """Runs every check (the later ones only where the earlier ones allow); returns the exit status.
 
   Args:
     make_config: returns the resolved config; called once the stack checks allow importing TensorFlow.
     prepare_data: called with data_dir before the data check (the demo converts its photos there).
     engine: "tf" or "jax" (Keras already set to its backend).
+    join: with "jax", joins the run's processes (jax_processes.join) and returns their count. Each runs every
+      check (the step is one program over all of them); process 0 reports all, the others their devices, their
+      share of the data and their problems, each line marked with the process.
   """
   report = Report(write)
+  processes = 1
   if engine == "jax":
-    runtime = check_jax_devices(report) if check_stack(report) and check_jax_stack(report) else None
+    stack = []  # the stack's lines wait for the join: then marked with the process (the others' problems only)
+    report.write = stack.append
+    ready = check_stack(report) and check_jax_stack(report)
+    report.write = write
+    if ready and (processes := join()) > 1:
+      import jax
+      index = jax.process_index()
+      report.write = lambda line: write(f"process {index}: {line}")
+      report.shown = None if index == 0 else {"devices", "data"}
+      stack = [line for line in stack if index == 0 or ": PROBLEM " in line]
+    for line in stack:
+      report.write(line)
+    runtime = check_jax_devices(report) if ready else None
   else:
     runtime = (check_devices(report, strategy, tpu, zone, project)
                if check_stack(report) and check_runtime(report, tpu) else None)
@@ -283,8 +313,8 @@ def run(make_config, data_dir, model_dir, strategy="auto", tpu=None, zone=None, 
     if prepare_data is not None:
       data_dir = prepare_data(data_dir)
     check_choices(report, runtime, config)
-    check_data(report, config, data_dir)
+    check_data(report, config, data_dir, processes)
     check_model_dir(report, model_dir)
     time_train_step(report, config, runtime, engine_of(engine))
-  write(f"{report.problems} problem(s)" if report.problems else "ready: no problems found")
+  report.write(f"{report.problems} problem(s)" if report.problems else "ready: no problems found")
   return 1 if report.problems else 0

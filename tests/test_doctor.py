@@ -2,6 +2,7 @@
 
 import os
 import re
+import socket
 import subprocess
 
 import pytest
@@ -82,19 +83,34 @@ def test_jax_stack_problems_are_found_before_jax_is_imported(monkeypatch, instal
 
 @pytest.mark.e2e
 @pytest.mark.jax
-def test_the_jax_engine_reports_its_devices_mesh_and_compiled_step(tmp_path):
+def test_the_jax_engine_on_two_processes_reports_each_hosts_devices_and_data_and_one_compiled_step(tmp_path):
+  """As on a TPU slice of 2 hosts (here 2 processes x 4 CPU devices): every process checks itself and runs the
+  one compiled step; process 0 reports everything, process 1 its devices and its share of the data."""
   pytest.importorskip("jax", reason="the JAX route is not installed: pip install -e \".[jax]\"")
-  done = subprocess.run(main_command("--doctor", "--engine=jax", f"--model_dir={tmp_path / 'run'}"), cwd=ROOT,
-                        capture_output=True, text=True, timeout=600,
-                        env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
-  assert done.returncode == 0, done.stdout + done.stderr[-2000:]
-  out = done.stdout
-  assert re.search(r"jax: jax 0\.\d+\.\d+, jaxlib 0\.\d+\.\d+, orbax-checkpoint", out)
-  assert "devices: 8 cpu (cpu), 1 process(es); each batch split over a mesh of 8" in out
-  assert "xla: on (jax.jit" in out
-  step = next(line for line in out.splitlines() if "train step:" in line)
+  with socket.socket() as probe:
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+  processes = [subprocess.Popen(main_command("--doctor", "--engine=jax", f"--model_dir={tmp_path / 'run'}",
+                                             f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+                                             f"--process_id={index}"),
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+               for index in (0, 1)]
+  (first, first_err), (second, _) = [process.communicate(timeout=600) for process in processes]
+  assert [process.returncode for process in processes] == [0, 0], first + first_err[-2000:]
+  assert re.search(r"process 0: +jax: jax 0\.\d+\.\d+, jaxlib 0\.\d+\.\d+, orbax-checkpoint", first)
+  for index, out in enumerate((first, second)):
+    assert (f"process {index}:      devices: 4 cpu (cpu) in process {index} of 2; each batch split over a mesh "
+            "of 8") in out
+    assert re.search(rf"process {index}: +data: train: 4 file\(s\) matching train-\*, \d+ records in train-\S+; "
+                     "each of the 2 processes reads 2 of them", out)
+    assert out.strip().endswith(f"process {index}: ready: no problems found")
+  assert "process 0:          xla: on (jax.jit" in first
+  step = next(line for line in first.splitlines() if "train step:" in line)
   assert re.search(r"at 76 px, batch 16 .*: compile \d+\.\d s, step \d\.\d+ s, .* img/s, peak host memory", step)
-  assert out.strip().endswith("ready: no problems found") and not (tmp_path / "run").exists()
+  ours = [line for line in second.splitlines() if not line.startswith("[Gloo]")]  # gloo's lines: the CPU's own
+  assert len(ours) == 4  # its devices, its 2 data lines, ready
+  assert not (tmp_path / "run").exists()
 
 
 def test_the_tpu_build_on_a_machine_without_tpus_runs_on_the_cpu(monkeypatch):
