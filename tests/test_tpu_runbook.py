@@ -2,6 +2,7 @@
 they pass is one main.py defines, every extra they install is in setup.py, and the JobSet has the fields the
 JobSet controller and GKE's TPU scheduling need, consistent with one another."""
 
+import importlib
 import math
 import re
 import shlex
@@ -18,7 +19,7 @@ JOBSET = ROOT / "tpu" / "gke" / "jobset.yaml"
 
 
 def _main_flags():
-  import main  # noqa: F401 -- defines the flags
+  importlib.import_module("main")  # defines the flags
   from absl import flags
   return set(flags.FLAGS)
 
