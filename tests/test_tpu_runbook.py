@@ -15,7 +15,7 @@ from tests.helpers import ROOT
 pytestmark = pytest.mark.one_stack  # text checks, the same on every build
 
 RUNBOOK = ROOT / "tpu" / "README.md"
-JOBSET = ROOT / "tpu" / "gke" / "jobset.yaml"
+JOBSETS = sorted((ROOT / "tpu" / "gke").glob("*.yaml"))
 
 
 def _main_flags():
@@ -63,8 +63,10 @@ def test_the_runbooks_commands_pass_flags_main_py_has_and_install_extras_setup_p
   assert {"tpu", "jax-tpu"} <= installed <= extras
 
 
-def test_the_jobset_runs_one_pod_per_host_of_its_slice_with_main_pys_flags():
-  jobset = yaml.safe_load(JOBSET.read_text())
+@pytest.mark.parametrize("path", JOBSETS, ids=[path.stem for path in JOBSETS])
+def test_each_jobset_runs_one_pod_per_host_of_its_slice_with_main_pys_flags(path):
+  assert len(JOBSETS) == 2  # v6e and TPU7x
+  jobset = yaml.safe_load(path.read_text())
   assert jobset["apiVersion"] == "jobset.x-k8s.io/v1alpha2" and jobset["kind"] == "JobSet"
   assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", jobset["metadata"]["name"])
   policy = jobset["spec"]["failurePolicy"]
