@@ -13,9 +13,13 @@ import tensorflow as tf
 
 from effnetv2_tf.train.evaluation import Evaluator
 from effnetv2_tf.train.optimizer import reset_momenta
+from effnetv2_tf.train.preemption import SIGNALS
 from effnetv2_tf.train.schedule import run_plan
 from effnetv2_tf.train.state import TrainState, compute_dtype
 from effnetv2_tf.train.warm_start import warm_start
+
+
+STOP_SIGNALS = tuple(signum.name for signum in SIGNALS)
 
 
 def prepare_process(config, runtime):
@@ -91,7 +95,14 @@ class TFEngine:
     pass  # tf.train.CheckpointManager's saves are written when save returns
 
   def agreed_signal(self, received):
-    return received  # each worker of a MultiWorker run acts on its own signals
+    if self.one_process:
+      return received
+    # MultiWorkerMirrored: the workers' steps and saves are collectives, so all stop at the same host loop, on
+    # the signal any of them received (a sum over the replicas of each signal's flag).
+    flags = tf.constant([float(received == name) for name in STOP_SIGNALS])
+    values = self.strategy.experimental_distribute_values_from_function(lambda context: flags)
+    counts = self.strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None).numpy()
+    return next((name for name, count in zip(STOP_SIGNALS, counts) if count > 0), None)
 
   def restore(self, path):
     return self.state.restore(path)

@@ -4,7 +4,9 @@ test_tpu_shaped_path.)"""
 import contextlib
 import json
 import os
+import signal
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -34,21 +36,40 @@ def _free_port():
 
 @pytest.mark.e2e
 @pytest.mark.gpu_path  # MultiWorkerMirrored: GPU clusters' strategy, which the TPU route never takes
-def test_multi_worker_mirrored_with_two_local_processes(demo_records, tmp_path):
+def test_multi_worker_mirrored_with_two_local_processes_stops_together_on_one_workers_signal(demo_records, tmp_path):
+  """Two workers train one run (each a replica); SIGTERM to worker 1 alone after step 4 stops both at the same
+  step with a checkpoint (steps and saves are collectives: a worker going on alone would hang), exit 75; the same
+  commands again finish the run, both workers holding the same weights."""
   workers = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
-  processes = []
-  for index in range(2):
-    env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
-                                                   "task": {"type": "worker", "index": index}})}
-    processes.append(subprocess.Popen(
-        trainer_command(tmp_path / "run", demo_records, "--strategy=multi_worker"), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT))
+
+  def start():
+    processes = []
+    for index in range(2):
+      env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
+                                                     "task": {"type": "worker", "index": index}})}
+      processes.append(subprocess.Popen(
+          trainer_command(tmp_path / "run", demo_records, "--strategy=multi_worker",
+                          "--hparam_str=data.num_train_examples=160"),
+          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT))
+    return processes
+
+  processes = start()
+  history = tmp_path / "run" / "history.jsonl"
+  deadline = time.time() + 300
+  while time.time() < deadline and not (history.exists() and
+                                        json.loads(history.read_text().splitlines()[-1])["step"] >= 4):
+    time.sleep(0.05)
+  processes[1].send_signal(signal.SIGTERM)
+  stopped = [process.communicate(timeout=300)[1] for process in processes]
+  assert [process.returncode for process in processes] == [75, 75], stopped[0][-3000:]
+  lines = {err.strip().splitlines()[-1] for err in stopped}
+  assert len(lines) == 1 and lines.pop().startswith("stopped by SIGTERM at step")  # the same step on both
   results = []
-  for process in processes:
+  for process in start():
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0, err[-3000:]
     results.append(result_of(out))
-  assert [r["replicas"] for r in results] == [2, 2] and [r["step"] for r in results] == [6, 6]
+  assert [r["replicas"] for r in results] == [2, 2] and [r["step"] for r in results] == [20, 20]
   np.testing.assert_allclose(results[0]["weights"], results[1]["weights"], rtol=1e-6)
   assert all(np.isfinite(results[0]["losses"]))
 
