@@ -77,6 +77,12 @@ def _prepare_tensorflow(tpu):
   import_tensorflow()
 
 
+def _join_processes():
+  """Joins the processes of a JAX run on several hosts (jax_processes.join, from the flags); returns their count."""
+  from effnetv2_tf.train.jax_processes import join
+  return join(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id, FLAGS.join_seconds)
+
+
 def _doctor(model_dir, strategy, tpu):
   """The doctor's checks for the run the flags describe; leaves nothing behind, demo records included. The
   jobs module (TensorFlow) is imported only once the doctor's stack checks allow it."""
@@ -92,14 +98,10 @@ def _doctor(model_dir, strategy, tpu):
     return jobs.demo_records(folder)
 
   demo = FLAGS.hparams == "demo" and not FLAGS.data_dir
-
-  def join():  # the processes of a run on several hosts, checked together
-    from effnetv2_tf.train.jax_processes import join
-    return join(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id, FLAGS.join_seconds)
-
   with tempfile.TemporaryDirectory() as scratch:
     return doctor.run(config, scratch if demo else FLAGS.data_dir, model_dir, strategy, tpu, FLAGS.zone,
-                      FLAGS.project, prepare_data=demo_records if demo else None, engine=FLAGS.engine, join=join)
+                      FLAGS.project, prepare_data=demo_records if demo else None, engine=FLAGS.engine,
+                      join=_join_processes)
 
 
 def _runtime(strategy, tpu):
@@ -139,8 +141,7 @@ def _run():
     sys.exit(_doctor(model_dir, strategy, tpu))
   _prepare_tensorflow(tpu)  # before anything imports TensorFlow
   if FLAGS.engine == "jax" and FLAGS.mode != "export":  # before JAX touches a device
-    from effnetv2_tf.train.jax_processes import join
-    join(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id, FLAGS.join_seconds)
+    _join_processes()
   from effnetv2_tf import jobs
   from effnetv2_tf.run_dir import RunDir
   run_dir = RunDir(model_dir)
