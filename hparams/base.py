@@ -47,8 +47,8 @@ def get_config():
   config.data.train_split = "train"
   config.data.eval_split = "validation"
   config.data.num_train_examples = 1_281_167
-  # Train and eval at the photos' own size (dataset.json's median shorter side, at most the model's sizes)
-  # where progressive.image_size_max and eval.image_size are None.
+  # Train and eval at the model's sizes, or at most 4x the photos' (dataset.json's median shorter side), where
+  # progressive.image_size_max and eval.image_size are None (hparams.from_data).
   config.data.image_size_from_data = False
   config.data.cache = False
   config.data.shuffle_buffer = 16_384

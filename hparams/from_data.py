@@ -1,7 +1,8 @@
 """The settings a data set decides for a recipe, from what it says about itself (effnetv2_tf.data.facts.DataFacts:
 read by effnetv2_tf.train.run_data.data_facts): model.num_classes and data.num_train_examples where the recipe
 leaves them unset, data.eval_files when its pattern is no split of the data and the data has one other split,
-and with data.image_size_from_data (the photos-* sets) the unset train and eval sizes.
+and with data.image_size_from_data (the photos-* sets) the unset train and eval sizes (the model's, or
+for small photos UPSAMPLE_MAX times theirs).
 
 Plain values in, plain values out: settings_from_facts reads the recipe and returns {"group.key": value} and a
 line per value taken; hparams.with_facts applies them to a copy.
@@ -61,15 +62,25 @@ def settings_from_facts(recipe, facts, explicit=()):
   return values, lines
 
 
+# Photos are upsampled to at most this many times their size: beyond it, the pixels cost steps without
+# helping (10 minutes of B0 on 5,000 CIFAR-10 photos of 32 px, seed 0: top-1 0.276 trained at 32 px,
+# 0.479 at 96 px evaluated at 128, 0.464 at 160 evaluated at 192).
+UPSAMPLE_MAX = 4
+
+
 def _sizes_from_data(recipe, native, where):
   """({"group.key": size}, the line saying so or None): the last stage's train size and the eval size where
-  unset, the photos' median shorter side `native`, at most the model's own sizes (train sizes a multiple of 16)."""
+  unset: the model's own sizes, or for photos smaller than a quarter of them, UPSAMPLE_MAX times the photos'
+  median shorter side `native` (train sizes a multiple of 16)."""
   spec = get_model_spec(recipe.model.name)
+  most = UPSAMPLE_MAX * native
   sizes = {key: size for key, given, size in (
-      ("progressive.image_size_max", recipe.progressive.image_size_max, min(spec.train_size, native // 16 * 16)),
-      ("eval.image_size", recipe.eval.image_size, min(spec.eval_size, native))) if given is None}
+      ("progressive.image_size_max", recipe.progressive.image_size_max, min(spec.train_size, most // 16 * 16)),
+      ("eval.image_size", recipe.eval.image_size, min(spec.eval_size, most))) if given is None}
   if not sizes:
     return {}, None
   taken = ", ".join(f"{key} {size}" for key, size in sizes.items())
-  return sizes, (f"{taken}: the photos' median shorter side is {native} px, {recipe.model.name} trains at "
-                 f"{spec.train_size} and evaluates at {spec.eval_size} ({where})")
+  why = (f"{recipe.model.name}'s own sizes" if most >= spec.eval_size else
+         f"at most {UPSAMPLE_MAX}x the photos' size (more costs steps without helping; {recipe.model.name} trains "
+         f"at {spec.train_size} and evaluates at {spec.eval_size})")
+  return sizes, f"{taken}: {why}; the photos' median shorter side is {native} px ({where})"

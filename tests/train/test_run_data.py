@@ -23,22 +23,35 @@ def test_the_converter_records_its_counts(demo_records):
       "val": {"files": "val-*", "examples": 100, "image_size": 128}}}
 
 
-def test_the_photos_recipe_trains_and_evaluates_at_the_photos_own_size(demo_records, tmp_path):
-  config, lines = _settings("photos-b0", demo_records)
-  assert (config.progressive.image_size_min, config.progressive.image_size_max, config.eval.image_size) == (
-      64, 128, 128)
-  assert lines[-1] == ("progressive.image_size_max 128, eval.image_size 128: the photos' median shorter side is "
-                       f"128 px, efficientnetv2-b0 trains at 192 and evaluates at 224 ({demo_records}/dataset.json)")
-  large = tmp_path / "large"  # photos larger than the model's sizes: the model's sizes
-  large.mkdir()
-  (large / "dataset.json").write_text(json.dumps({"num_classes": 3, "splits": {
-      "train": {"files": "train-*", "examples": 900, "image_size": 375}}}))
-  config, _ = _settings("photos-b0", large)
+def _photos_of(folder, size):
+  """A converted folder of 3 classes, 900 training photos whose median shorter side is `size`."""
+  folder.mkdir()
+  (folder / "dataset.json").write_text(json.dumps({"num_classes": 3, "splits": {
+      "train": {"files": "train-*", "examples": 900, "image_size": size}}}))
+  return folder
+
+
+def test_the_photos_recipe_upsamples_small_photos_to_at_most_four_times_their_size(demo_records, tmp_path):
+  config, lines = _settings("photos-b0", demo_records)  # 128-px photos: the model's sizes
   assert (config.progressive.image_size_min, config.progressive.image_size_max, config.eval.image_size) == (
       96, 192, 224)
-  config, lines = _settings("photos-b0", demo_records, "eval.image_size=160")  # a size given is kept
+  assert lines[-1] == ("progressive.image_size_max 192, eval.image_size 224: efficientnetv2-b0's own sizes; the "
+                       f"photos' median shorter side is 128 px ({demo_records}/dataset.json)")
+  tiny = _photos_of(tmp_path / "tiny", 32)  # 32-px photos: 4x, in 3 stages that progress
+  config, lines = _settings("photos-b0", tiny)
+  assert (config.progressive.image_size_min, config.progressive.image_size_max, config.eval.image_size) == (
+      64, 128, 128)
+  assert lines[-1] == ("progressive.image_size_max 128, eval.image_size 128: at most 4x the photos' size (more "
+                       "costs steps without helping; efficientnetv2-b0 trains at 192 and evaluates at 224); the "
+                       f"photos' median shorter side is 32 px ({tiny}/dataset.json)")
+  config, _ = _settings("photos-b0", _photos_of(tmp_path / "fifty", 50))  # 200 px: train 192, evaluate at 200
+  assert (config.progressive.image_size_max, config.eval.image_size) == (192, 200)
+  config, _ = _settings("photos-b0", _photos_of(tmp_path / "large", 375))
+  assert (config.progressive.image_size_min, config.progressive.image_size_max, config.eval.image_size) == (
+      96, 192, 224)
+  config, lines = _settings("photos-b0", tiny, "eval.image_size=160")  # a size given is kept
   assert config.eval.image_size == 160 and lines[-1].startswith("progressive.image_size_max 128: ")
-  config, _ = _settings("photos-ft-b0", demo_records)  # the official fine-tuning recipe keeps the model's sizes
+  config, _ = _settings("photos-ft-b0", tiny)  # the official fine-tuning recipe keeps the model's sizes
   assert (config.progressive.image_size_max, config.eval.image_size) == (192, 224)
 
 
