@@ -8,7 +8,7 @@ whose stages (equal steps each) fill what is left of the budget. A few steps rea
 within about 15-40% (the pipeline still warms up) and the machine's speed drifts, so the run fits its steps
 again once a tenth of its first stage has run and after each further 30% of it, at the pace the stage
 measured and the other sizes' timings scaled alike, as far as the stage running stays as it is (a short
-run's one stage under 10 epochs, 3 stages at 10 or more). A rerun of the run takes the epochs it was started
+run's one stage under 30 epochs, 3 stages at 30 or more). A rerun of the run takes the epochs it was started
 (or refitted) with from its config.yaml.
 """
 
@@ -123,7 +123,7 @@ def _refitter(trainer, resolve, minutes, seconds_since_start, timed):
   """`refit(step, pace) -> (config, line)`: the run's epochs once the stage running has measured its own
   `pace` (seconds per step) at `step`, the other sizes' timings (`timed`, {size: seconds per step} before the
   run) scaled alike: the most steps whose stages fill what is left of the budget. The stage running must train
-  on as it does (a one-stage short run stays under 10 epochs, 3 stages stay 3; a later stage keeps its start):
+  on as it does (a one-stage short run stays under 30 epochs, 3 stages stay 3; a later stage keeps its start):
   where the fit would change it, the steps go only as far toward the fit as keeps it; (None, None) where that
   moves the run's end by less than a hundredth of the budget."""
 
@@ -169,7 +169,7 @@ def _refitter(trainer, resolve, minutes, seconds_since_start, timed):
     if abs(total - schedule.total_steps) * pace < minutes * 60 / 100:  # no change worth a line
       return None, None
     fitted, stages = plan(total, steps_per_epoch)
-    digits = 4 if bound else 3  # 9.996, not 10: the plan changes at 10
+    digits = 5 if bound else 3  # 29.995, not 30: the plan changes at 30
     before = f", timed {timed[running.image_size]:.3f} s before the run" if running.image_size in timed else ""
     others = "; the other sizes' timings scaled alike" if len(stages) > 1 else ""
     return fitted, (f"train.epochs {fitted.train.epochs:.{digits}g}: {total} steps{bound} "

@@ -33,21 +33,21 @@ def test_the_photos_recipe_is_sized_by_the_run():
   assert _photos("train.batch_size=128").train.lr_base * 128 / 256 == pytest.approx(1e-3)  # at any batch
   short = _photos("train.epochs=1.0")  # 100 steps: the horizon stays at least 100 steps
   assert (short.train.warmup_epochs, short.train.ema_decay) == (0.05, 0.99)
-  # Under 10 epochs: one stage at 5/6 of the final size, without RandAugment, dropout or stochastic depth,
-  # evaluated at the eval size; from 10 on, the stages, with the model's dropout and stochastic depth.
+  # Under 30 epochs: one stage at 5/6 of the final size, without RandAugment, dropout or stochastic depth,
+  # evaluated at the eval size; from 30 on, the stages, with the model's dropout and stochastic depth.
   assert (short.progressive.stages, short.progressive.image_size_max, short.eval.image_size) == (1, 160, 224)
   recipe = hparams.override(hparams.get_config("photos-b0"),
                             "model.num_classes=5,data.num_train_examples=3200,train.epochs=1.0")
   assert hparams.photos.short_run_note(recipe, short) == (  # the data line said 192: a line says why 160
-      "progressive.image_size_max 160 instead of 192: a run of 1 epochs from scratch (under 10) trains in one "
+      "progressive.image_size_max 160 instead of 192: a run of 1 epochs from scratch (under 30) trains in one "
       "stage at 5/6 of the size without RandAugment (evaluated at 224): a few epochs underfit, and a smaller size "
       "buys more of them (progressive.stages given keeps the sizes)")
   assert hparams.photos.short_run_note(recipe, config) is None  # 30 epochs: the data's size
   assert short.augment.policy == "none"
   assert (short.regularization.dropout_min, short.regularization.dropout_max, short.regularization.survival_prob) == (
       0.0, 0.0, 1.0)
-  assert (config.regularization.survival_prob, _photos("train.epochs=10.0").regularization.survival_prob) == (0.8, 0.8)
-  assert (_photos("train.epochs=9.9").progressive.stages, _photos("train.epochs=10.0").progressive.stages) == (1, 3)
+  assert (config.regularization.survival_prob, _photos("train.epochs=30.0").regularization.survival_prob) == (0.8, 0.8)
+  assert (_photos("train.epochs=29.9").progressive.stages, _photos("train.epochs=30.0").progressive.stages) == (1, 3)
   yours = _photos("train.epochs=2.0,progressive.stages=2")  # stages given: stages, augmentation, dropout kept
   assert (yours.progressive.stages, yours.augment.policy, yours.regularization.dropout_max,
           yours.regularization.survival_prob) == (2, "randaug", 0.2, 0.8)
@@ -72,7 +72,7 @@ def test_a_time_budget_starts_from_a_plan_with_stochastic_depth():
   recipe = hparams.override(hparams.get_config("photos-b0"),
                             "model.num_classes=5,data.num_train_examples=3200,train.epochs=3.0")
   start = hparams.resolve(hparams.photos.budget_start(recipe))  # the model it builds can train any fitted plan
-  assert (start.train.epochs, start.regularization.survival_prob) == (10.0, 0.8)
+  assert (start.train.epochs, start.regularization.survival_prob) == (30.0, 0.8)
   assert recipe.train.epochs == 3.0  # the recipe itself is left as given
   assert hparams.photos.budget_start(hparams.override(recipe, "train.epochs=40.0")).train.epochs == 40.0
 

@@ -33,7 +33,7 @@ def test_the_epochs_fill_the_seconds_at_the_stages_paces():
 
 
 def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_run_gets():
-  """photos-*: under 10 epochs one stage at 5/6 of the final size (160 px), without dropout or stochastic
+  """photos-*: under 30 epochs one stage at 5/6 of the final size (160 px), without dropout or stochastic
   depth, as the step is timed: 200 steps of 3 s fill 10 minutes. A budget whose epochs make the 3 stages
   (96, 144, 192 px) times their last and first sizes too, and their stages trace the step again."""
   recipe = hparams.override(hparams.get_config("photos-b0"), "model.num_classes=5,data.num_train_examples=3200")
@@ -85,20 +85,20 @@ def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_
   assert "236 steps fill the 10-minute budget (refitted at step 20, where the step takes 2.500 s at 160 px, " \
          "timed 3.000 s before the run)" in line
   # A pace far faster than timed: 10,800 steps would be 108 epochs, 3 stages; the run gets the most steps its
-  # one stage holds instead, 999 (9.995 epochs: a short run is under 10).
+  # one stage holds instead, 2,999 (29.995 epochs: a short run is under 30).
   capped, line = refit(20, 0.05)
-  assert run_plan(capped)[1].total_steps == 999 and len(run_plan(capped)[1].stages) == 1
-  assert line == ("train.epochs 9.995: 999 steps (the most one stage holds) of the 10-minute budget (refitted at "
+  assert run_plan(capped)[1].total_steps == 2999 and len(run_plan(capped)[1].stages) == 1
+  assert line == ("train.epochs 29.995: 2999 steps (the most one stage holds) of the 10-minute budget (refitted at "
                   "step 20, where the step takes 0.050 s at 160 px, timed 3.000 s before the run)")
   trainer.config = capped
   assert refit(500, 0.05) == (None, None)  # already the most one stage holds
-  long, how, trainer = fit(60.0)
-  refit = trainer.plan_hooks[0].refit  # 12 epochs at 160 px's pace, about 15 at the stages' mean pace: 3 stages
-  assert (long.progressive.stages, long.augment.policy) == (3, "randaug") and long.train.epochs > 10
+  long, how, trainer = fit(240.0)
+  refit = trainer.plan_hooks[0].refit  # 48 epochs at 160 px's pace, about 60 at the stages' mean pace: 3 stages
+  assert (long.progressive.stages, long.augment.policy) == (3, "randaug") and long.train.epochs > 30
   assert timed == [160, 192, 96] and "1.000 s at 96 px, 3.000 s at 160 px, 4.000 s at 192 px" in how
-  assert "(3600 s left after start-up, 30 s of it to trace the step again;" in how  # with their regularization
+  assert "(14400 s left after start-up, 30 s of it to trace the step again;" in how  # with their regularization
   # 3 stages refit too, at the first stage's pace and the other sizes' timings scaled alike: at half the timed
-  # pace the steps fill the budget left at step 20 (3540 s), one more would not.
+  # pace the steps fill the budget left at step 20 (14,340 s), one more would not.
   now[0], traced[0] = 60.0, traced_as(long)  # the first stage traced its step
   refitted, line = refit(20, 0.5)
   total = run_plan(refitted)[1].total_steps
@@ -109,15 +109,15 @@ def test_a_budget_too_short_for_the_stages_is_fitted_with_the_one_stage_a_short_
     return sum((stage.end_step - max(stage.start_step, 20)) * pace_at({96: 0.5, 192: 2.0})(stage.image_size)
                for stage in stages)
 
-  assert seconds(total) <= 3540 < seconds(total + 1)
-  assert line == (f"train.epochs {refitted.train.epochs:.3g}: {total} steps fill the 60-minute budget (refitted "
+  assert seconds(total) <= 14340 < seconds(total + 1)
+  assert line == (f"train.epochs {refitted.train.epochs:.3g}: {total} steps fill the 240-minute budget (refitted "
                   "at step 20, where the step takes 0.500 s at 96 px, timed 1.000 s before the run; the other "
                   "sizes' timings scaled alike)")
-  # Three times slower than timed, 3540 s would hold 5 epochs: one stage at 160 px, not the stage running; the
-  # run keeps its 3 stages at their fewest steps (10.005 epochs: 10 or more).
+  # Three times slower than timed, 14,340 s would hold about 20 epochs: one stage at 160 px, not the stage
+  # running; the run keeps its 3 stages at their fewest steps (30.005 epochs: 30 or more).
   slower, line = refit(20, 3.0)
-  assert run_plan(slower)[1].total_steps == 1000 and slower.progressive.stages == 3
-  assert line.startswith("train.epochs 10.01: 1000 steps (the fewest 3 stages hold) of the 60-minute budget")
+  assert run_plan(slower)[1].total_steps == 3000 and slower.progressive.stages == 3
+  assert line.startswith("train.epochs 30.005: 3000 steps (the fewest 3 stages hold) of the 240-minute budget")
   with pytest.raises(ValueError, match="leaves 0 s after start-up, 0 steps at 3.00 s a step: give a longer budget"):
     fit(10.0, start_up=700.0)  # a start-up longer than the budget
 
@@ -146,8 +146,8 @@ def test_the_refit_hook_is_due_after_a_tenth_of_a_stage_then_after_each_further_
 
 
 def test_timing_the_step_puts_the_run_back_as_it_was(demo_records, tmp_path, capsys):
-  config = hparams.resolve(hparams.override(hparams.get_config("photos-b0"), tiny(  # 10 epochs: 3 stages,
-      model__num_classes=5, data__num_train_examples=96, progressive__image_size_min=32, train__epochs=10.0)))
+  config = hparams.resolve(hparams.override(hparams.get_config("photos-b0"), tiny(  # 30 epochs: 3 stages,
+      model__num_classes=5, data__num_train_examples=96, progressive__image_size_min=32, train__epochs=30.0)))
   assert (config.regularization.dropout_max, config.regularization.survival_prob) == (0.2, 0.8)  # regularized
   trainer = Trainer(config, str(tmp_path / "run"), str(demo_records), resolve_runtime("default"))
   assert isinstance(trainer.engine, Engine)  # TensorFlow's engine has every member the stage loop asks for
