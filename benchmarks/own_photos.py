@@ -126,9 +126,12 @@ class PlainCache:
   def __init__(self, path):
     self.path = path
     self.rows = json.loads(path.read_text()) if path.exists() else {}
+    self.fingerprints = {}  # {folder: fingerprint}, each folder read once
 
   def get(self, images, minutes, size, seed):
-    key = f"{fingerprint(images)}|{minutes:g}|{size}|{seed}"
+    if images not in self.fingerprints:
+      self.fingerprints[images] = fingerprint(images)
+    key = f"{self.fingerprints[images]}|{minutes:g}|{size}|{seed}"
     if key not in self.rows:
       self.rows[key] = run_plain(images, size, minutes, seed)
       self.path.parent.mkdir(parents=True, exist_ok=True)

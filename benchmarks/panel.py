@@ -38,6 +38,7 @@ class PanelSet:
   licence: str
   traits: str
   classes: int = 0  # the first N class folders (sorted by name) when nonzero
+  annotated: str = ""  # a split folder whose photos sit in FOLDER/images, classes in FOLDER/val_annotations.txt
 
 
 PANEL = {
@@ -63,7 +64,7 @@ PANEL = {
         "DhanashriPalodkar/imageet32x32", "17536f5460bd63802cddfccea1844857b2c0ec04", "", {"train": ["train"], "val": ["val"]},
         {"train": 30}, "Tiny ImageNet (Stanford CS231n; ImageNet's terms: non-commercial research and education) "
         "as 32 px JPEG files; the repository states no licence",
-        "many classes (100 of its 200), few photos a class (30), tiny (32 px)", classes=100),
+        "many classes (100 of its 200), few photos a class (30), tiny (32 px)", classes=100, annotated="val"),
 }
 
 
@@ -104,8 +105,9 @@ def _by_class(paths, root_depth):
   return classes
 
 
-def _tiny_imagenet_val(repo, folder):
-  """Tiny ImageNet's val photos sit in one folder; val_annotations.txt names each one's class."""
+def _annotated(repo, folder):
+  """{class: [path]} for photos in FOLDER/images whose classes FOLDER/val_annotations.txt names (Tiny ImageNet's
+  val split)."""
   lines = repo.read(f"{folder}/val_annotations.txt").decode().splitlines()
   classes = {}
   for line in lines:
@@ -123,8 +125,7 @@ def select(spec, repo):
       chosen[split] = {}
       for folder in folders:
         path = "/".join(p for p in (spec.root, folder) if p)
-        found = (_tiny_imagenet_val(repo, path) if spec.repo.endswith("imageet32x32") and folder == "val"
-                 else _by_class(repo.files(path), depth + 1))
+        found = (_annotated(repo, path) if folder == spec.annotated else _by_class(repo.files(path), depth + 1))
         for name, paths in found.items():
           chosen[split].setdefault(name, []).extend(paths)
   else:
