@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.report import report  # noqa: E402
+from benchmarks.report import bad_input, report  # noqa: E402
 from benchmarks.train_step import build_step  # noqa: E402
 from effnetv2_tf.data.convert import convert  # noqa: E402
 from effnetv2_tf.data.pipeline import Preprocessing, train_dataset  # noqa: E402
@@ -71,7 +71,7 @@ def main():
   parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "input_pipeline.json"))
   args = parser.parse_args()
   if not pathlib.Path(args.images).is_dir():
-    sys.exit(f"No images at {args.images}: pass --images DIR (CLASS/*.jpg).")
+    bad_input(f"No images at {args.images}: pass --images DIR (CLASS/*.jpg).")
   batches, rounds = (5, 3) if args.quick else (15, 5)
 
   with tempfile.TemporaryDirectory() as records:

@@ -41,7 +41,7 @@ PLAIN_CACHE = RESULTS / "own_photos_plain.json"
 # moves that set here (signs: the short-run threshold, 10 -> 30 epochs).
 TUNED_ON = ("imagenette", "flowers", "cifar10", "signs")
 
-from benchmarks.report import report  # noqa: E402
+from benchmarks.report import bad_input, report  # noqa: E402
 
 
 def find_set(name):
@@ -49,7 +49,7 @@ def find_set(name):
   for folder in (pathlib.Path(name), SHARED_DATA / name, SHARED_DATA / "panel" / name):
     if (folder / "train").is_dir() and (folder / "val").is_dir():
       return folder.name if folder != pathlib.Path(name) else str(folder), folder.resolve()
-  sys.exit(f"{name}: no photo set with train/ and val/ class folders there, in {SHARED_DATA} or in "
+  bad_input(f"{name}: no photo set with train/ and val/ class folders there, in {SHARED_DATA} or in "
            f"{SHARED_DATA / 'panel'} (python benchmarks/panel.py rebuilds the panel)")
 
 

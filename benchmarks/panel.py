@@ -26,6 +26,9 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.report import bad_input  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,13 +82,13 @@ class Repository:
     folder = pathlib.Path(sources) / spec.repo.replace("/", "+") / "repo"
     self.git_dir = folder / ".git" if (folder / ".git").is_dir() else folder
     if not self.git_dir.is_dir():
-      sys.exit(f"{folder} is missing: fetch github:{spec.repo} first (the session tool `fetch`), or pass --sources")
+      bad_input(f"{folder} is missing: fetch github:{spec.repo} first (the session tool `fetch`), or pass --sources")
     self.commit = self._git("rev-parse", "--verify", f"{spec.commit}^{{commit}}").decode().strip()
 
   def _git(self, *args, stdin=None):
     done = subprocess.run(["git", f"--git-dir={self.git_dir}", *args], input=stdin, capture_output=True)
     if done.returncode:
-      sys.exit(f"git {' '.join(args)} in {self.git_dir}: {done.stderr.decode().strip()}")
+      bad_input(f"git {' '.join(args)} in {self.git_dir}: {done.stderr.decode().strip()}")
     return done.stdout
 
   def files(self, folder):
@@ -146,7 +149,7 @@ def build(name, spec, sources, out):
   repo = Repository(sources, spec)
   target = pathlib.Path(out) / name
   if target.exists():
-    sys.exit(f"{target} exists: remove it to rebuild the set (the panel is only ever written whole)")
+    bad_input(f"{target} exists: remove it to rebuild the set (the panel is only ever written whole)")
   counts = {}
   for split, classes in select(spec, repo).items():
     for class_name, paths in classes.items():
@@ -187,7 +190,7 @@ def main():
   names = args.sets.split(",")
   unknown = [name for name in names if name not in PANEL]
   if unknown:
-    sys.exit(f"unknown set(s) {', '.join(unknown)}: the panel has {', '.join(PANEL)}")
+    bad_input(f"unknown set(s) {', '.join(unknown)}: the panel has {', '.join(PANEL)}")
   for name in names:
     build(name, PANEL[name], args.sources, args.out)
   write_readme(args.out, args.sources)

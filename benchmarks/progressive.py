@@ -29,7 +29,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import hparams  # noqa: E402
-from benchmarks.report import report  # noqa: E402
+from benchmarks.report import bad_input, report  # noqa: E402
 from effnetv2_tf.data.convert import convert  # noqa: E402
 from effnetv2_tf.train.trainer import Trainer  # noqa: E402
 from tpu.strategy import resolve_runtime  # noqa: E402
@@ -94,7 +94,7 @@ def main():
   parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "progressive.json"))
   args = parser.parse_args()
   if not (pathlib.Path(args.images) / "train").is_dir():
-    sys.exit(f"No images at {args.images}: pass --images DIR (train/CLASS/*, val/CLASS/*).")
+    bad_input(f"No images at {args.images}: pass --images DIR (train/CLASS/*, val/CLASS/*).")
   per_class, val_per_class, epochs, sizes = ((40, 20, 4, (48, 96)) if args.quick else
                                              (args.per_class, args.val_per_class, args.epochs,
                                               (args.base_size, args.size)))

@@ -1,7 +1,9 @@
-"""The shared tail of every benchmark: a short table on stdout and the full rows as JSON."""
+"""What every benchmark shares: a short table on stdout and the full rows as JSON at the end, and one line
+and exit status 2 on bad input, as main.py."""
 
 import json
 import pathlib
+import sys
 
 
 def report(rows, columns, output, **summary):
@@ -15,3 +17,9 @@ def report(rows, columns, output, **summary):
   output.parent.mkdir(parents=True, exist_ok=True)
   output.write_text(json.dumps({**summary, "rows": rows}, indent=2))
   print(f"wrote {output}")
+
+
+def bad_input(message):
+  """Ends the benchmark on input it cannot use: `message` names the problem and the fix."""
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)

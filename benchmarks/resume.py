@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.report import report  # noqa: E402
+from benchmarks.report import bad_input, report  # noqa: E402
 from effnetv2_tf.data.convert import convert  # noqa: E402
 from effnetv2_tf.data.pipeline import Preprocessing, train_dataset  # noqa: E402
 from effnetv2_tf.data.sources import TFRecordSource  # noqa: E402
@@ -44,7 +44,7 @@ def main():
   parser.add_argument("--label", default="", help="tags the JSON file, e.g. before / after a change")
   args = parser.parse_args()
   if not pathlib.Path(args.images).is_dir():
-    sys.exit(f"No images at {args.images}: pass --images DIR (CLASS/*.jpg).")
+    bad_input(f"No images at {args.images}: pass --images DIR (CLASS/*.jpg).")
   epochs_into_stage, rounds = ((0, 1, 10), 1) if args.quick else ((0, 1, 10, 40), args.rounds)
   output = ROOT / "benchmarks" / "results" / f"resume{'-' + args.label if args.label else ''}.json"
 
