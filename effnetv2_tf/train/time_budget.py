@@ -169,7 +169,8 @@ def _refitter(trainer, resolve, minutes, seconds_since_start, timed):
     if abs(total - schedule.total_steps) * pace < minutes * 60 / 100:  # no change worth a line
       return None, None
     fitted, stages = plan(total, steps_per_epoch)
-    digits = 5 if bound else 3  # 29.995, not 30: the plan changes at 30
+    # At a bound, three decimals: 29.995 epochs, not 30, where the plan changes at 30.
+    digits = len(str(int(fitted.train.epochs))) + 3 if bound else 3
     before = f", timed {timed[running.image_size]:.3f} s before the run" if running.image_size in timed else ""
     others = "; the other sizes' timings scaled alike" if len(stages) > 1 else ""
     return fitted, (f"train.epochs {fitted.train.epochs:.{digits}g}: {total} steps{bound} "
