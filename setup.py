@@ -17,9 +17,12 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["effnetv2_tf", "effnetv2_tf.*", "hparams", "tpu"]),
+    # hparams/ and tpu/ sit beside the package in the repository (the layout a reader meets first) and install as
+    # effnetv2_tf.hparams and effnetv2_tf.tpu: nothing generic on the top-level import path.
+    packages=find_packages(include=["effnetv2_tf", "effnetv2_tf.*"]) + ["effnetv2_tf.hparams", "effnetv2_tf.tpu"],
+    package_dir={"effnetv2_tf.hparams": "hparams", "effnetv2_tf.tpu": "tpu"},
     package_data={"effnetv2_tf": ["demo_data/README.md", "demo_data/*/*/*.jpg", "labels/*.txt", "labels/README.md"]},
-    py_modules=["main"],
+    entry_points={"console_scripts": ["effnetv2-tf = effnetv2_tf.cli:run"]},  # main.py, installed
     install_requires=[
         "keras>=3.10,<4",
         "tensorflow-datasets>=4.9",
@@ -39,7 +42,8 @@ setup(
         "jax": ["jax>=0.10.2", *JAX_ROUTE],  # the CPU
         "jax-cuda": ["jax[cuda]>=0.10.2", *JAX_ROUTE],  # NVIDIA GPUs (CUDA 12 from pip)
         "jax-tpu": ["jax[tpu]>=0.10.2", *JAX_ROUTE],  # a TPU VM (v4 to TPU7x): libtpu comes with jax
-        # pytest-xdist: 2 workers on 2 cores ran the fast tier in 3.5 minutes instead of 6.4 (tests/README.md)
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "pillow>=10"],
+        # pytest-xdist: 2 workers on 2 cores ran the fast tier in 3.5 minutes instead of 6.4 (tests/README.md);
+        # setuptools and wheel: tests/test_demo.py builds and installs the package's wheel without the network.
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "pillow>=10", "setuptools>=64", "wheel"],
     },
 )

@@ -49,8 +49,8 @@ def measure_ours(model, size, batch, steps, rounds):
   import keras
   import numpy as np
 
-  import hparams
-  from effnetv2_tf.train.jax_state import JaxState
+  from effnetv2_tf import hparams
+  from effnetv2_tf.engines.jax.state import JaxState
   from effnetv2_tf.train.schedule import run_plan
   keras.mixed_precision.set_global_policy("mixed_bfloat16")
   name = model.split("-")[1]

@@ -23,26 +23,22 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def measure(engine, model, size, batch_size, steps):
-  """img/s of `steps` steps of the engine's host loop (after one compiling loop), in this process."""
-  os.environ["KERAS_BACKEND"] = "jax" if engine == "jax" else "tensorflow"
+def measure(name, model, size, batch_size, steps):
+  """img/s of `steps` steps of the engine `name`'s host loop (after one compiling loop), in this process."""
+  from effnetv2_tf import engines
+  engine, launch = engines.get(name), engines.Launch(strategy="default")
+  os.environ["KERAS_BACKEND"] = engine.keras_backend
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   import dataclasses
 
   import numpy as np
   import tensorflow as tf
 
-  import hparams
+  from effnetv2_tf import hparams
   from effnetv2_tf.train.schedule import run_plan
   config = hparams.resolve(hparams.override(hparams.get_config("demo"), f"model.name={model},model.width=1.0,"
                                             f"model.depth=1.0,train.batch_size={batch_size},eval.batch_size={batch_size}"))
-  if engine == "jax":
-    from effnetv2_tf.train.jax_engine import JaxEngine, jax_runtime
-    runner = JaxEngine(config, jax_runtime())
-  else:
-    from effnetv2_tf.train.tf_engine import TFEngine
-    from tpu.strategy import resolve_runtime
-    runner = TFEngine(config, resolve_runtime("default"))
+  runner = engine.engine_class()(config, engine.runtime(launch))
   rng = np.random.default_rng(0)
   images = rng.normal(size=(batch_size, size, size, 3)).astype("float32")
   labels = np.eye(config.model.num_classes, dtype="float32")[rng.integers(0, config.model.num_classes, batch_size)]
@@ -72,13 +68,14 @@ def main():
     return
 
   from benchmarks.report import report
+  from effnetv2_tf.engines import NAMES
   sizes = [128] if args.quick else [128, 224]
   rounds = args.rounds or (2 if args.quick else 3)
   steps = args.steps or (3 if args.quick else 5)
-  measured = {(engine, size): [] for engine in ("tf", "jax") for size in sizes}
+  measured = {(engine, size): [] for engine in NAMES for size in sizes}
   for round_index in range(rounds):
     for size in sizes:
-      for engine in ("tf", "jax") if round_index % 2 == 0 else ("jax", "tf"):
+      for engine in NAMES if round_index % 2 == 0 else NAMES[::-1]:
         done = subprocess.run([sys.executable, __file__, f"--worker={engine},{size},{steps}", f"--model={args.model}",
                                f"--batch_size={args.batch_size}"], capture_output=True, text=True, check=True)
         result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
@@ -88,12 +85,14 @@ def main():
   rows = []
   for size in sizes:
     row = {"model": args.model, "size": size, "batch": args.batch_size}
-    for engine in ("tf", "jax"):
+    for engine in NAMES:
       row[f"{engine} img/s"] = round(statistics.median(r["img/s"] for r in measured[engine, size]), 1)
       row[f"{engine} first loop s"] = round(statistics.median(r["first loop s"] for r in measured[engine, size]), 1)
-    row["jax/tf"] = round(row["jax img/s"] / row["tf img/s"], 2)
+    for engine in NAMES[1:]:  # each against the first (TensorFlow's)
+      row[f"{engine}/{NAMES[0]}"] = round(row[f"{engine} img/s"] / row[f"{NAMES[0]} img/s"], 2)
     rows.append(row)
-  report(rows, ["model", "size", "batch", "tf img/s", "jax img/s", "jax/tf", "tf first loop s", "jax first loop s"],
+  report(rows, ["model", "size", "batch", *(f"{engine} img/s" for engine in NAMES),
+                *(f"{engine}/{NAMES[0]}" for engine in NAMES[1:]), *(f"{engine} first loop s" for engine in NAMES)],
          args.output, benchmark="engines", device="cpu", rounds=rounds, steps=steps)
 
 

@@ -28,11 +28,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import hparams  # noqa: E402
 from benchmarks.report import bad_input, report  # noqa: E402
+from effnetv2_tf import hparams  # noqa: E402
 from effnetv2_tf.data.convert import convert  # noqa: E402
+from effnetv2_tf.engines.tf.engine import TFEngine  # noqa: E402
+from effnetv2_tf.tpu.strategy import resolve_runtime  # noqa: E402
 from effnetv2_tf.train.trainer import Trainer  # noqa: E402
-from tpu.strategy import resolve_runtime  # noqa: E402
 
 
 def subset(images, out, per_class, val_per_class):
@@ -54,7 +55,7 @@ def train_once(name, records, model_dir, num_train, sizes, epochs, stages, batch
       "regularization.dropout_min=0.2", "regularization.dropout_max=0.2",
       "augment.magnitude_min=2.0", "augment.magnitude_max=8.0", "augment.crop_area_min=0.25", "eval.batch_size=100",
       f"train.seed={seed}", "runtime.steps_per_loop=20", "runtime.checkpoint_steps=100000"]))
-  trainer = Trainer(hparams.resolve(config), model_dir, records, resolve_runtime("default"))
+  trainer = Trainer(hparams.resolve(config), model_dir, records, resolve_runtime("default"), TFEngine)
   started = time.perf_counter()
   trainer.train()
   seconds = time.perf_counter() - started

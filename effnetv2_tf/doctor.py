@@ -11,9 +11,8 @@ the exit status is 1 when something would fail. It writes nothing but a probe fi
 import importlib.metadata
 import os
 import resource
-import time
 
-from tpu import pjrt
+from effnetv2_tf.tpu import pjrt
 
 SUPPORTED_TF = ("2.20.", "2.21.")
 TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-tpu", "tensorflow-intel", "tf-nightly",
@@ -75,88 +74,18 @@ def check_stack(report, environ=os.environ):
   return True
 
 
-def check_jax_stack(report):
-  """JAX, jaxlib and Orbax beside the TensorFlow build that feeds them, read without importing them."""
-  versions = {name: _version(name) for name in ("jax", "jaxlib", "orbax-checkpoint")}
-  missing = [name for name, version in versions.items() if version is None]
-  if missing:
-    report.problem("jax", f"{', '.join(missing)} not installed", 'pip install -e ".[jax]" (".[jax-cuda]", ".[jax-tpu]")')
-    return False
-  report.info("jax", ", ".join(f"{name} {version}" for name, version in versions.items()))
-  if _version("tensorflow-tpu"):
-    report.problem("tensorflow", "tensorflow-tpu beside jax: both load libtpu, and break each other",
-                   'pip uninstall -y tensorflow-tpu libtpu, then pip install -e ".[jax-tpu]" (tensorflow-cpu)')
-    return False
-  return True
-
-
-def check_jax_devices(report):
-  """Imports JAX and lists its devices; returns the JaxRuntime."""
-  started = time.perf_counter()
-  from effnetv2_tf.quiet_start import import_tensorflow
-  import_tensorflow()
-  import jax
-  from effnetv2_tf.train.jax_engine import jax_runtime
-  report.info("import", f"jax {jax.__version__} and tensorflow (input) in {time.perf_counter() - started:.1f} s")
-  local = jax.local_devices()
-  report.info("devices", f"{len(local)} {local[0].device_kind} ({jax.default_backend()}) in process "
-              f"{jax.process_index()} of {jax.process_count()}; each batch split over a mesh of {jax.device_count()}")
-  return jax_runtime()
-
-
-def check_runtime(report, tpu, environ=os.environ):
-  """Prepares the TPU runtime variables for `tpu` (as main.py does) and lists those set."""
-  try:
-    for line in pjrt.prepare_environment(tpu, environ):
-      report.info("tpu", line)
-  except pjrt.TPUSetupError as error:  # its message says what to do
-    report.problem("tpu", str(error), "tpu/README.md")
-    return False
-  variables = {name: environ[name] for name in pjrt.PJRT_VARIABLES if name in environ}
-  report.info("runtime env", ", ".join(f"{k}={v}" for k, v in variables.items()) or "none set")
-  return True
-
-
-def check_devices(report, strategy_name, tpu, zone, project):
-  """Imports TensorFlow, lists the devices, connects the strategy; returns the Runtime or None."""
-  started = time.perf_counter()
-  from effnetv2_tf.quiet_start import import_tensorflow
-  tf = import_tensorflow()  # without TensorFlow's start-up banner, which says nothing about the machine's readiness
-  from tpu.strategy import TPUUnreachableError, resolve_runtime
-  report.info("import", f"tensorflow {tf.__version__} in {time.perf_counter() - started:.1f} s")
-  devices = {}
-  for device in tf.config.list_logical_devices():
-    devices[device.device_type] = devices.get(device.device_type, 0) + 1
-  report.info("devices", ", ".join(f"{count} {kind}" for kind, count in devices.items()))
-  try:
-    runtime = resolve_runtime(strategy_name, tpu, zone, project)
-  except (TPUUnreachableError, ValueError, RuntimeError) as error:
-    report.problem("strategy", str(error).split(". ")[0], "see tpu/README.md (--tpu=local on a TPU VM)")
-    return None
-  strategy_name = type(runtime.strategy).__name__.strip("_")
-  text = f"{strategy_name}, {runtime.strategy.num_replicas_in_sync} replica(s), {runtime.platform}"
-  if runtime.topology is not None:
-    topology = runtime.topology
-    text += (f"; TPU topology: mesh {list(topology.mesh_shape)}, {topology.num_tasks} host(s), "
-             f"{topology.num_tpus_per_task} chip(s) per host")
-  elif runtime.platform != "tpu":
-    text += "; no TPU"
-  report.info("strategy", text)
-  return runtime
-
-
 def check_choices(report, runtime, config):
-  try:
-    policy = runtime.mixed_precision_policy(config.runtime.mixed_precision)
-  except ValueError as error:
-    report.problem("precision", str(error).split(": ")[0], str(error).split(": ", 1)[-1])
-    return
-  report.info("precision", f"{policy} (runtime.mixed_precision={config.runtime.mixed_precision})")
-  if hasattr(runtime, "jit_compile"):
-    jit = runtime.jit_compile(config.runtime.jit_compile)
-    report.info("xla", f"{'on' if jit else 'off'} (runtime.jit_compile={config.runtime.jit_compile})")
-  else:
-    report.info("xla", "on (jax.jit: the JAX engine always compiles)")
+  """The precision and XLA the runtime makes of the config's settings."""
+  choices = config.runtime
+  for label, setting, choose in (("precision", "mixed_precision", runtime.mixed_precision_policy),
+                                 ("xla", "jit_compile", runtime.jit_compile)):
+    try:
+      chosen = choose(choices[setting])
+    except ValueError as error:
+      report.problem(label, str(error).split(": ")[0], str(error).split(": ", 1)[-1])
+      continue
+    text = chosen if isinstance(chosen, str) else "on" if chosen else "off"
+    report.info(label, f"{text} (runtime.{setting}={choices[setting]})")
 
 
 def _shard(files, processes):
@@ -225,7 +154,7 @@ def time_train_step(report, config, runtime, engine_class):
   """Compiles and times the run's train loop at the first stage's size on a synthetic batch, through the
   engine that would train it (`engine_class`) and the clock that times the run's own loops."""
   import tensorflow as tf
-  import hparams
+  from effnetv2_tf import hparams
   from effnetv2_tf.train.pace import LoopClock
   from effnetv2_tf.train.schedule import run_plan
   stage = run_plan(config)[1].stages[0]
@@ -253,68 +182,54 @@ def time_train_step(report, config, runtime, engine_class):
   clock = LoopClock()
   for steps in (1, 3):  # the first loop traces and compiles the step
     loss, _ = clock.time(lambda num_steps: loop(batches, num_steps), steps)
-  memory = _peak_memory(runtime, jax_devices=not hasattr(runtime, "strategy"))
+  memory = _peak_memory(runtime)
   report.info("train step", f"{config.model.name} at {stage.image_size} px, batch {batch}{note}: compile "
               f"{clock.compile_seconds:.1f} s, step {clock.pace:.3f} s, {batch / clock.pace:,.1f} img/s, {memory}")
   if loss != loss:  # NaN
     report.problem("train step", "the loss is NaN on a synthetic batch", "check runtime.mixed_precision and lr")
 
 
-def _peak_memory(runtime, jax_devices=False):
-  import tensorflow as tf
-  if jax_devices and runtime.platform in ("tpu", "gpu"):
-    import jax
-    stats = jax.local_devices()[0].memory_stats() or {}
-    peak = stats.get("peak_bytes_in_use")
-    return f"peak {runtime.platform.upper()}:0 memory {peak / 2**30:.2f} GiB" if peak else "peak memory not reported"
-  if runtime.platform in ("tpu", "gpu"):
-    device = f"{runtime.platform.upper()}:0"
-    try:
-      return f"peak {device} memory {tf.config.experimental.get_memory_info(device)['peak'] / 2**30:.2f} GiB"
-    except (ValueError, tf.errors.OpError):
-      return f"peak {device} memory not reported"
+def _peak_memory(runtime):
+  peak = runtime.peak_memory()
+  if peak is not None:
+    return f"peak {runtime.platform.upper()}:0 memory {peak / 2**30:.2f} GiB"
+  if runtime.platform != "cpu":
+    return f"peak {runtime.platform.upper()}:0 memory not reported"
   return f"peak host memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
 
 
-def run(make_config, data_dir, model_dir, strategy="auto", tpu=None, zone=None, project=None, prepare_data=None,
-        write=print, engine="tf", join=lambda: 1):
+def run(engine, launch, make_config, data_dir, model_dir, prepare_data=None, write=print):
   """Runs every check (the later ones only where the earlier ones allow); returns the exit status.
 
   Args:
+    engine: the EngineSpec that would train the run (Keras already set to its backend); launch: the flags' Launch.
     make_config: returns the resolved config; called once the stack checks allow importing TensorFlow.
     prepare_data: called with data_dir before the data check (the demo converts its photos there).
-    engine: "tf" or "jax" (Keras already set to its backend).
-    join: with "jax", joins the run's processes (jax_processes.join) and returns their count. Each runs every
-      check (the step is one program over all of them); process 0 reports all, the others their devices, their
-      share of the data and their problems, each line marked with the process.
+  With several processes (engine.join), each runs every check (the step is one program over all of them);
+  process 0 reports all, the others their devices, their share of the data and their problems, each line marked
+  with the process.
   """
   report = Report(write)
+  stack = []  # the stack's lines wait for the join: then marked with the process (the others' problems only)
+  report.write = stack.append
+  ready = check_stack(report) and engine.check_setup(report, launch)
+  report.write = write
   processes = 1
-  if engine == "jax":
-    stack = []  # the stack's lines wait for the join: then marked with the process (the others' problems only)
-    report.write = stack.append
-    ready = check_stack(report) and check_jax_stack(report)
-    report.write = write
-    if ready and (processes := join()) > 1:
-      import jax
-      index = jax.process_index()
-      report.write = lambda line: write(f"process {index}: {line}")
-      report.shown = None if index == 0 else {"devices", "data"}
-      stack = [line for line in stack if index == 0 or ": PROBLEM " in line]
-    for line in stack:
-      report.write(line)
-    runtime = check_jax_devices(report) if ready else None
-  else:
-    runtime = (check_devices(report, strategy, tpu, zone, project)
-               if check_stack(report) and check_runtime(report, tpu) else None)
+  if ready and (joined := engine.join(launch))[1] > 1:
+    index, processes = joined
+    report.write = lambda line: write(f"process {index}: {line}")
+    report.shown = None if index == 0 else {"devices", "data"}
+    stack = [line for line in stack if index == 0 or ": PROBLEM " in line]
+  for line in stack:
+    report.write(line)
+  runtime = engine.check_devices(report, launch) if ready else None
   if runtime is not None:
-    from effnetv2_tf.jobs import engine_of
     config = make_config()
     if prepare_data is not None:
       data_dir = prepare_data(data_dir)
     check_choices(report, runtime, config)
     check_data(report, config, data_dir, processes)
     check_model_dir(report, model_dir)
-    time_train_step(report, config, runtime, engine_of(engine))
+    time_train_step(report, config, runtime, engine.engine_class())
   report.write(f"{report.problems} problem(s)" if report.problems else "ready: no problems found")
   return 1 if report.problems else 0

@@ -230,7 +230,7 @@ def export_run(run_dir, config, export_dir, overwrite=False, tflite=None):
   """
   from effnetv2_tf.model import get_model_spec
   from effnetv2_tf.labels import imagenet_labels_for
-  from effnetv2_tf.run_dir import checkpoint_step
+  from effnetv2_tf.checkpoints import checkpoint_step
   from effnetv2_tf.train.warm_start import load_run_model
   if tflite is not None:
     _check_tflite_mode(tflite)  # before the slow part

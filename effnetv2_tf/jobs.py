@@ -13,13 +13,13 @@ import time
 import ml_collections
 import tensorflow as tf
 
-import hparams
+from effnetv2_tf import engines, hparams
 from effnetv2_tf.data.convert import convert
 from effnetv2_tf.export import export_run
 from effnetv2_tf.run_dir import model_identity
+from effnetv2_tf.train.engine import CheckpointMismatchError
 from effnetv2_tf.train.run_data import check_run_classes, data_facts, eval_source
 from effnetv2_tf.train.schedule import run_plan
-from effnetv2_tf.train.tf_engine import TFEngine
 from effnetv2_tf.train.time_budget import fit_to_budget
 from effnetv2_tf.train.trainer import Trainer
 from effnetv2_tf.train.warm_start import source_run_model
@@ -70,31 +70,30 @@ def describe(config):
   return f"{model.name}{f' ({scaled})' if scaled else ''}"
 
 
-def engine_of(name):
-  """The engine.Engine class called `name` (runtime.engine): "tf" or "jax" (imported only when asked for)."""
-  if name == "jax":
-    from effnetv2_tf.train.jax_engine import JaxEngine
-    return JaxEngine
-  return TFEngine
+def check_resumable(run_dir, engine):
+  """Refuses a run folder whose latest checkpoint another engine wrote (`engine`: an EngineSpec)."""
+  latest = run_dir.latest_checkpoint()
+  writer = latest and engines.writer_of(latest)
+  if writer and writer is not engine:
+    raise CheckpointMismatchError(
+        f"{run_dir} holds {os.path.basename(latest)}, a checkpoint of the {writer.name} engine, which the "
+        f"{engine.name} engine cannot resume: rerun with --engine={writer.name}, or use another --model_dir.")
 
 
-def train(run_dir, runtime, name, hparam_str, data_dir, eval_between_stages, allow_new_settings,
-          seconds_since_start, engine="tf"):
-  """Trains the set `name` with `hparam_str` in `run_dir` (a RunDir) on `runtime` with `engine` ("tf" or "jax"),
+def train(run_dir, engine, runtime, name, hparam_str, data_dir, eval_between_stages, allow_new_settings,
+          seconds_since_start):
+  """Trains the set `name` with `hparam_str` in `run_dir` (a RunDir) on `runtime` with `engine` (an EngineSpec),
   resuming what the folder holds, then evaluates; `seconds_since_start()`: what the process has spent (a time
   budget counts it)."""
   # The demo's set pins its photos' values; the engine is the process's (Keras loaded with its backend).
-  planned = hparams.with_values(recipe(name, hparam_str, data_dir), {"runtime.engine": engine})
+  planned = hparams.with_values(recipe(name, hparam_str, data_dir), {"runtime.engine": engine.name})
   budget = planned.train.time_budget > 0
   config = hparams.resolve(hparams.photos.budget_start(planned) if budget else planned)
   if data_dir is None and name == "demo":
-    if engine == "jax":  # the processes of a run share its folder: one converts, the others find the records
-      from effnetv2_tf.train.jax_processes import process_zero_first
-      data_dir = process_zero_first(lambda: demo_records(run_dir.path))
-    else:
-      data_dir = demo_records(run_dir.path)
-  trainer = Trainer(config, run_dir.path, data_dir, runtime, allow_new_settings=allow_new_settings,
-                    engine=engine_of(engine))
+    data_dir = engine.chief_first(lambda: demo_records(run_dir.path))
+  check_resumable(run_dir, engine)
+  trainer = Trainer(config, run_dir.path, data_dir, runtime, engine.engine_class(),
+                    allow_new_settings=allow_new_settings)
   with trainer.holding_run_dir():  # from the step timing on: a second run on the folder spends nothing
     if budget:
       # The values derived from the run's length follow the epochs the budget gives.
@@ -104,9 +103,8 @@ def train(run_dir, runtime, name, hparam_str, data_dir, eval_between_stages, all
       print(note, flush=True)
     print(f"{describe(config)} ({trainer.engine.parameter_count:,} parameters) on {runtime.platform}, "
           f"{trainer.engine.replicas} replica(s), model_dir {run_dir}")
-    if engine == "jax" and runtime.platform == "cpu":
-      print("note: on the CPU the JAX engine trains 3-6x slower than --engine=tf (XLA's CPU convolutions, "
-            "benchmarks/engines.py); it is built for TPUs and GPUs", flush=True)
+    for note in engine.notes(runtime):
+      print(note, flush=True)
     print(trainer.stage_table())
     started = time.perf_counter()
     trainer.train(eval_between_stages=eval_between_stages and config.eval.between_stages)
@@ -116,11 +114,11 @@ def train(run_dir, runtime, name, hparam_str, data_dir, eval_between_stages, all
         f"training.png in {run_dir}")
 
 
-def evaluate(run_dir, runtime, hparam_str, data_dir, wait_seconds=0, other_class_names=False, engine="tf"):
+def evaluate(run_dir, engine, runtime, hparam_str, data_dir, wait_seconds=0, other_class_names=False):
   """Evaluates the run's latest checkpoint (waiting up to `wait_seconds` for each new one until the last step)
-  with `engine`, the one that trained the run; writes nothing into the run."""
+  with `engine` (an EngineSpec), the one that trained the run; writes nothing into the run."""
   config = run_config(run_dir, hparam_str, "eval")
-  if config.runtime.engine != engine:
+  if engines.get(config.runtime.engine) is not engine:
     raise ValueError(f"{run_dir} was trained by the {config.runtime.engine} engine: evaluate it with "
                      f"--engine={config.runtime.engine}.")
   if data_dir is None and tf.io.gfile.exists(os.path.join(run_dir.path, DEMO_RECORDS)):
@@ -128,14 +126,14 @@ def evaluate(run_dir, runtime, hparam_str, data_dir, wait_seconds=0, other_class
   source = eval_source(config, data_dir)
   check_run_classes(run_dir, config, data_dir, other_class_names,
                     ", or pass --other_class_names to evaluate a relabelled copy of them")
-  engine = engine_of(engine)(config, runtime, source)
+  evaluator = engine.engine_class()(config, runtime, source)
   total_steps = run_plan(config)[1].total_steps
   checkpoints = run_dir.new_checkpoints(wait_seconds) if wait_seconds else [run_dir.latest_checkpoint()]
   for checkpoint in checkpoints:
     if checkpoint is None:
       raise FileNotFoundError(f"No checkpoint in {run_dir.checkpoints} to evaluate.")
-    engine.restore(checkpoint)
-    result = engine.evaluate()
+    evaluator.restore(checkpoint)
+    result = evaluator.evaluate()
     print(f"step {result['step']}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} on "
           f"{result['examples']} images (EMA weights)")
     if result["step"] >= total_steps:

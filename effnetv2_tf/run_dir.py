@@ -4,8 +4,9 @@
     config.yaml               the resolved config; written by training, read by eval, export and warm starts
     labels.txt                the class names, when the training data named them (the converter's labels.txt)
     checkpoints/ckpt-STEP.*   model, optimizer, EMA and RNG states (exact resume), and the settings they were
-                              trained with: config.yaml's stand-in where it is lost (the TensorFlow engine's)
-    checkpoints/ckpt_STEP/    the same as an Orbax checkpoint folder (the JAX engine's)
+                              trained with: config.yaml's stand-in where it is lost (effnetv2_tf.checkpoints:
+                              TensorFlow's prefixes, the TF engine's)
+    checkpoints/ckpt_STEP/    the same as an Orbax step folder (the JAX engine's)
     workers/TASK/             the save copies of the other MultiWorkerMirrored workers
     diverged/TIME/            checkpoints a divergence started from, moved out of the way of a resume
     history.jsonl             one row per host loop
@@ -20,9 +21,7 @@ One training process holds a local run dir at a time (an OS lock on MODEL_DIR/.l
 
 import contextlib
 import fcntl
-import json
 import os
-import re
 import socket
 import time
 import uuid
@@ -30,22 +29,13 @@ import uuid
 import tensorflow as tf
 import yaml
 
-import hparams
+from effnetv2_tf import hparams
+from effnetv2_tf.checkpoints import FORMATS, format_of, tf_prefixes
 from effnetv2_tf.labels import read_labels
 
 CONFIG_FILE = "config.yaml"
 LABELS_FILE = "labels.txt"
 CHECKPOINT_DIR = "checkpoints"
-CHECKPOINT_NAME = "ckpt"  # tf.train.CheckpointManager's: checkpoints/ckpt-STEP
-CHECKPOINT_STATE_FILE = "checkpoint"  # its state file: the latest checkpoint and the ones it keeps
-SETTINGS_IN_CHECKPOINT = "settings"  # a checkpoint's copy of the run's config.yaml (TrainState writes it)
-# The JAX engine's checkpoints: Orbax step folders checkpoints/ckpt_STEP, complete once both files are in them
-# (Orbax writes under a temporary name and renames, or on object stores writes the commit marker last).
-ORBAX_STEP_PREFIX = "ckpt"
-ORBAX_METADATA_FILE = "_CHECKPOINT_METADATA"
-ORBAX_COMMIT_FILE = "commit_success.txt"
-ORBAX_TEMPORARY = ".orbax-checkpoint-tmp"
-ORBAX_ITEM = "default"  # the folder of a CheckpointManager's one item inside a step folder
 WORKERS_DIR = "workers"
 DIVERGED_DIR = "diverged"
 HISTORY_FILE = "history.jsonl"
@@ -68,16 +58,6 @@ def model_identity(config):
   """The MODEL_IDENTITY_KEYS of a config (a ConfigDict or the dict of a config.yaml)."""
   model = config["model"]
   return {key: model.get(key) for key in MODEL_IDENTITY_KEYS}
-
-
-def checkpoint_engine(path):
-  """The engine a checkpoint path belongs to: "jax" for an Orbax step folder (ckpt_STEP), else "tf" (a prefix)."""
-  return "jax" if re.fullmatch(rf"{ORBAX_STEP_PREFIX}_\d+", os.path.basename(path.rstrip("/"))) else "tf"
-
-
-def checkpoint_step(path):
-  """The step a checkpoint of either engine was saved at (ckpt-STEP, ckpt_STEP)."""
-  return int(os.path.basename(path.rstrip("/")).replace("_", "-").rsplit("-", 1)[1])
 
 
 def config_text(config):
@@ -160,7 +140,7 @@ class RunDir:
     if not tf.io.gfile.isdir(self.checkpoints):
       return []
     leftovers = [name.rstrip("/") for name in tf.io.gfile.listdir(self.checkpoints)
-                 if name.rstrip("/").endswith("_temp") or ORBAX_TEMPORARY in name]
+                 if any(form.unfinished(name) for form in FORMATS)]
     for name in leftovers:
       tf.io.gfile.rmtree(os.path.join(self.checkpoints, name))
     return leftovers
@@ -173,38 +153,13 @@ class RunDir:
     data shard are there, and Orbax step folders with their metadata and commit marker."""
     if not tf.io.gfile.isdir(self.checkpoints):
       return []
-    found = []
-    for folder in tf.io.gfile.glob(os.path.join(self.checkpoints, f"{ORBAX_STEP_PREFIX}_*")):
-      if checkpoint_engine(folder) == "jax" and all(
-          tf.io.gfile.exists(os.path.join(folder, name)) for name in (ORBAX_METADATA_FILE, ORBAX_COMMIT_FILE)):
-        found.append((checkpoint_step(folder), folder))
-    for index in tf.io.gfile.glob(os.path.join(self.checkpoints, f"{CHECKPOINT_NAME}-*.index")):
-      prefix = index[:-len(".index")]
-      step = prefix.rsplit("-", 1)[1]
-      if not step.isdigit():
-        continue
-      shards = tf.io.gfile.glob(f"{prefix}.data-*-of-*")  # one listing a checkpoint: on gs://, a request each
-      if shards and len(shards) == int(shards[0].rsplit("-of-", 1)[1]):
-        found.append((int(step), prefix))
-    return [prefix for _, prefix in sorted(found)]
-
-  def _named_checkpoint(self):
-    """(the checkpoint the state file names, whether it is there); (None, False) without a state file. Read
-    without tf.train.latest_checkpoint, which logs an error line for a name that is not there."""
-    try:
-      state = tf.train.get_checkpoint_state(self.checkpoints)
-    except ValueError:  # a state file without a path
-      state = None
-    if state is None or not state.model_checkpoint_path:
-      return None, False
-    prefix = os.path.join(self.checkpoints, os.path.basename(state.model_checkpoint_path.rstrip("/")))
-    return prefix, tf.io.gfile.exists(f"{prefix}.index")
+    return [path for _, path in sorted(found for form in FORMATS for found in form.complete(self.checkpoints))]
 
   def latest_checkpoint(self):
     """The newest checkpoint prefix, or None: the one the state file names or, where the state file names one
     that is not there or is missing (a folder copied in part, a checkpoint deleted by hand), the newest complete
     one in the folder (repair_checkpoint_state points the state file at it before a run goes on)."""
-    named, there = self._named_checkpoint()
+    named, there = tf_prefixes.named_in_state_file(self.checkpoints)
     if there:
       return named
     complete = self.complete_checkpoints()
@@ -228,24 +183,22 @@ class RunDir:
     missing, so that a resumed run goes on from it and its rotation keeps every checkpoint there; returns a
     line saying so, or None when there was nothing to repair. A state file that names an older checkpoint than
     the folder holds is refused: going on from it would overwrite the newer ones."""
-    named, there = self._named_checkpoint()
-    complete = [path for path in self.complete_checkpoints() if checkpoint_engine(path) == "tf"]  # the state file's
+    named, there = tf_prefixes.named_in_state_file(self.checkpoints)
+    complete = [path for path in self.complete_checkpoints() if tf_prefixes.owns(path)]  # the state file's
     if there:
       newer = [os.path.basename(prefix) for prefix in complete[complete.index(named) + 1:]] if named in complete else []
       if newer:
         named = os.path.basename(named)
-        raise ValueError(f"{self.checkpoints}/{CHECKPOINT_STATE_FILE} names {named}, but the folder holds newer "
+        raise ValueError(f"{self.checkpoints}/{tf_prefixes.STATE_FILE} names {named}, but the folder holds newer "
                          f"checkpoints ({', '.join(newer)}), which a run from it would overwrite: move them out of the "
                          f"folder to go on from {named}, or delete the state file to go on from the newest.")
       return None
     if not complete:
       return None
     names = [os.path.basename(prefix) for prefix in complete]  # relative, as tf.train.CheckpointManager writes them
-    write_atomically(os.path.join(self.checkpoints, CHECKPOINT_STATE_FILE),  # its text format, one path a line
-                     "".join([f'model_checkpoint_path: "{names[-1]}"\n'] +
-                             [f'all_model_checkpoint_paths: "{name}"\n' for name in names]))
+    write_atomically(os.path.join(self.checkpoints, tf_prefixes.STATE_FILE), tf_prefixes.state_file_text(names))
     said = f"names {os.path.basename(named)}, which is not there" if named else "is missing"
-    return (f"{self.checkpoints}/{CHECKPOINT_STATE_FILE} {said}: resuming from {names[-1]}, the newest complete "
+    return (f"{self.checkpoints}/{tf_prefixes.STATE_FILE} {said}: resuming from {names[-1]}, the newest complete "
             f"checkpoint (kept: {', '.join(names)})")
 
   def set_aside(self, prefixes):
@@ -254,9 +207,7 @@ class RunDir:
     folder = self._join(os.path.join(DIVERGED_DIR, time.strftime("%Y%m%d-%H%M%S", time.gmtime())))
     tf.io.gfile.makedirs(folder)
     for prefix in prefixes:
-      # An Orbax step folder moves whole: on gs:// TensorFlow's file system renames a folder object by object.
-      paths = [prefix] if checkpoint_engine(prefix) == "jax" else tf.io.gfile.glob(f"{prefix}.*")
-      for path in paths:
+      for path in format_of(prefix).files(prefix):
         tf.io.gfile.rename(path, os.path.join(folder, os.path.basename(path)))
     self.repair_checkpoint_state()
     return folder
@@ -264,19 +215,8 @@ class RunDir:
   def checkpoint_settings(self, prefix):
     """The settings checkpoint `prefix` was saved with (config.yaml's dict), or None for a checkpoint of a
     version before they travelled in it (or one that cannot be read)."""
-    if checkpoint_engine(prefix) == "jax":
-      try:
-        with tf.io.gfile.GFile(os.path.join(prefix, ORBAX_METADATA_FILE)) as f:
-          text = json.load(f).get("custom_metadata", {}).get(SETTINGS_IN_CHECKPOINT)
-      except (tf.errors.OpError, ValueError):
-        return None
-      return yaml.safe_load(text) if text else None
-    try:
-      reader = tf.train.load_checkpoint(prefix)
-    except tf.errors.OpError:  # unreadable: the restore says so, in its own words
-      return None
-    key = f"{SETTINGS_IN_CHECKPOINT}/.ATTRIBUTES/VARIABLE_VALUE"
-    return yaml.safe_load(reader.get_tensor(key).decode()) if reader.has_tensor(key) else None
+    text = format_of(prefix).settings(prefix)
+    return yaml.safe_load(text) if text else None
 
   def _latest_settings(self):
     """(the newest checkpoint's name, the settings it carries), or (None, None)."""

@@ -16,10 +16,10 @@ plain values.
 import ml_collections
 
 from effnetv2_tf.specs import get_model_spec
-from hparams import base, demo, finetune, from_data, imagenet, photos
-from hparams.base import CHOICES, POSITIVE
-from hparams.overrides import RENAMED, assigned_keys, override
-from hparams.saved import check_saved, missing_keys, upgrade, with_defaults
+from effnetv2_tf.hparams import base, demo, finetune, from_data, imagenet, photos
+from effnetv2_tf.hparams.base import CHOICES, POSITIVE
+from effnetv2_tf.hparams.overrides import RENAMED, assigned_keys, override
+from effnetv2_tf.hparams.saved import check_saved, missing_keys, upgrade, with_defaults
 
 __all__ = ["SETS", "RENAMED", "assigned_keys", "check_saved", "get_config", "missing_keys", "override", "resolve",
            "upgrade", "with_defaults", "with_facts", "with_values"]

@@ -5,7 +5,7 @@ in 560 steps underfit, and at the official rate the loss climbed above chance's 
 top-1 on 5 classes (chance 0.2): 0.46, 0.47, 0.57 for seeds 0, 1, 2 (2026-11-30; it was 0.30-0.37 at the
 official rate, RandAugment up to 6 and crops from a quarter of the photo)."""
 
-from hparams import base
+from effnetv2_tf.hparams import base
 
 
 def demo():

@@ -6,7 +6,7 @@ photos-ft-*: the same recipe for a folder of your own photos converted by effnet
 (train-*, val-*), without the 10,000-step floor (sized for thousands of images, not ImageNet) and at batch
 64 (one GPU or the CPU)."""
 
-from hparams import base
+from effnetv2_tf.hparams import base
 
 # name: (TFDS name, train split, eval split, classes, train examples)
 DATASETS = {

@@ -1,6 +1,6 @@
 """ImageNet-1k from scratch (the official recipe) and ImageNet-21k pre-training."""
 
-from hparams import base
+from effnetv2_tf.hparams import base
 
 
 def imagenet(model_name):

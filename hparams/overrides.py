@@ -6,7 +6,7 @@ import sys
 
 import ml_collections
 
-from hparams.base import CHOICES
+from effnetv2_tf.hparams.base import CHOICES
 
 # Keys renamed when the recipe was grouped by concept: --hparam_str takes the old names too (with a note),
 # and upgrade() moves them in the config.yaml of runs started before.

@@ -32,7 +32,7 @@ hparams.resolve applies) fill the values left None here:
 import ml_collections
 
 from effnetv2_tf.specs import get_model_spec
-from hparams import base
+from effnetv2_tf.hparams import base
 
 
 def photos(model_name):

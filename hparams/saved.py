@@ -4,9 +4,9 @@ moved (upgrade), keys added since filled in (with_defaults), and a damaged file 
 
 import ml_collections
 
-from hparams import base
-from hparams.base import CHOICES
-from hparams.overrides import RENAMED
+from effnetv2_tf.hparams import base
+from effnetv2_tf.hparams.base import CHOICES
+from effnetv2_tf.hparams.overrides import RENAMED
 
 
 def upgrade(saved):

@@ -229,13 +229,13 @@ def run_main(*args):
 
   A time budget counts from this call (a process counts from its start-up, imports included)."""
   import keras
-  import main
-  main.FLAGS(["main.py", *map(str, args)])
-  main.STARTED = time.monotonic()
+  from effnetv2_tf import cli
+  cli.FLAGS(["main.py", *map(str, args)])
+  cli.STARTED = time.monotonic()
   try:
-    return call(lambda argv: main.main(["main.py"]))
+    return call(lambda argv: cli.main(["main.py"]))
   finally:
-    main.FLAGS.unparse_flags()
+    cli.FLAGS.unparse_flags()
     keras.mixed_precision.set_global_policy("float32")  # a run's precision is its process's: put it back
 
 

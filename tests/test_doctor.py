@@ -75,9 +75,10 @@ def test_stack_problems_are_found_before_tensorflow_is_imported(monkeypatch, ins
      "PROBLEM tensorflow-tpu beside jax"),
 ])
 def test_jax_stack_problems_are_found_before_jax_is_imported(monkeypatch, installed, expect):
-  monkeypatch.setattr(doctor, "_version", installed.get)
+  from effnetv2_tf.engines.jax import doctor as jax_doctor
+  monkeypatch.setattr(jax_doctor, "_version", installed.get)
   lines = []
-  assert not doctor.check_jax_stack(doctor.Report(lines.append))
+  assert not jax_doctor.check_setup(doctor.Report(lines.append))
   assert any(expect in line and "; fix: " in line for line in lines), lines
 
 

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from effnetv2_tf import run_dir
+from effnetv2_tf.checkpoints import tf_prefixes
 from effnetv2_tf.train.divergence import VALUE_BOUND
 from tests.helpers import ROOT, TWO_STAGES, copy_run, main_command, main_py, run_main, snapshot
 
@@ -205,7 +205,7 @@ def test_without_config_yaml_the_settings_in_the_checkpoint_stand_in_for_it_in_e
 def test_checkpoints_of_a_version_without_settings_in_them_and_no_config_yaml_are_refused_unless_asked_for(
     two_stages_run, demo_records, tmp_path, monkeypatch):
   """Without the settings the checkpoints were trained with, other settings cannot be told apart."""
-  monkeypatch.setattr(run_dir, "SETTINGS_IN_CHECKPOINT", "settings_of_a_later_version")  # what an older one reads
+  monkeypatch.setattr(tf_prefixes, "SETTINGS", "settings_of_a_later_version")  # what an older one reads
   run = copy_run(two_stages_run, tmp_path / "run")
   (run / "config.yaml").unlink()
   _assert_refused_leaving_it_as_it_was(run, demo_records, (

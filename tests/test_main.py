@@ -3,10 +3,10 @@ is a bug and keeps its traceback. (The jobs themselves: test_modes, train/, tpu/
 
 import pytest
 
-import main
+from effnetv2_tf import cli
+from effnetv2_tf.tpu.pjrt import TPUSetupError
 from effnetv2_tf.train.preemption import Preempted
 from tests.helpers import run_main
-from tpu.pjrt import TPUSetupError
 
 
 @pytest.mark.parametrize("error, status, line", [
@@ -24,7 +24,7 @@ def test_each_stop_a_user_can_act_on_is_one_line_and_its_exit_status(monkeypatch
   def stopped():
     raise error
 
-  monkeypatch.setattr(main, "_run", stopped)
+  monkeypatch.setattr(cli, "_run", stopped)
   done = run_main("--model_dir=runs/x")
   assert done.returncode == status and done.stderr.strip().splitlines() == [line] and not done.stdout
 
@@ -33,6 +33,6 @@ def test_any_other_error_is_a_bug_and_keeps_its_traceback(monkeypatch):
   def broken():
     raise KeyError("stage")
 
-  monkeypatch.setattr(main, "_run", broken)
+  monkeypatch.setattr(cli, "_run", broken)
   with pytest.raises(KeyError, match="stage"):
     run_main()

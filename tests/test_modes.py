@@ -9,7 +9,7 @@ from tests.helpers import run_main, run_without_package, snapshot, unit_images
 
 
 def _trained_logits(run, images):
-  """The run's EMA logits computed the way training built the model (the TF engine's TrainState from the run's
+  """The run's EMA logits computed the way training built the model (the TF engine's TFState from the run's
   config)."""
   import keras
   import ml_collections
@@ -17,11 +17,11 @@ def _trained_logits(run, images):
   from effnetv2_tf.data.preprocessing import normalize
   from effnetv2_tf.model import get_model_spec
   from effnetv2_tf.train.schedule import run_plan
-  from effnetv2_tf.train.state import TrainState
+  from effnetv2_tf.engines.tf.state import TFState
   config = ml_collections.ConfigDict(yaml.safe_load((run / "config.yaml").read_text()))
   keras.mixed_precision.set_global_policy("float32")
   steps_per_epoch, schedule = run_plan(config)
-  state = TrainState(config, tf.distribute.get_strategy(), False, schedule.total_steps, steps_per_epoch)
+  state = TFState(config, tf.distribute.get_strategy(), False, schedule.total_steps, steps_per_epoch)
   state.restore(tf.train.latest_checkpoint(str(run / "checkpoints")))
   normalized = normalize(tf.constant(images) * 255.0, get_model_spec(config.model.name).normalization)
   with state.ema.averaged_weights():

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from effnetv2_tf.run_dir import SETTINGS_IN_CHECKPOINT, RunDir, RunDirBusyError, config_text
+from effnetv2_tf.checkpoints import tf_prefixes
+from effnetv2_tf.run_dir import RunDir, RunDirBusyError, config_text
 
 
 def test_a_folder_the_hold_created_and_left_empty_is_removed_and_nothing_else_is(tmp_path):
@@ -64,7 +65,7 @@ def test_the_settings_a_checkpoint_carries_are_read_back_and_one_without_them_ha
   variable = tf.Variable(1.0)
   older = tf.train.Checkpoint(v=variable).write(str(tmp_path / "older"))
   settings = tf.Variable(config_text({"model": {"name": "efficientnetv2-s", "num_classes": 5}}))
-  newer = tf.train.Checkpoint(v=variable, **{SETTINGS_IN_CHECKPOINT: settings}).write(str(tmp_path / "newer"))
+  newer = tf.train.Checkpoint(v=variable, **{tf_prefixes.SETTINGS: settings}).write(str(tmp_path / "newer"))
   assert run.checkpoint_settings(older) is None
   assert run.checkpoint_settings(newer) == {"model": {"name": "efficientnetv2-s", "num_classes": 5}}
   (tmp_path / "damaged.index").write_bytes(b"not a checkpoint index")
@@ -76,7 +77,7 @@ def test_the_jax_engines_orbax_step_folders_complete_settings_and_a_save_cut_sho
   """Orbax writes the step folders (the JAX engine's manager); a save whose final rename fails leaves Orbax's own
   temporary folder, which is not a checkpoint and is removed on resume; the settings come back from the metadata."""
   ocp = pytest.importorskip("orbax.checkpoint", reason="the JAX route is not installed: pip install -e \".[jax]\"")
-  from effnetv2_tf.train.orbax_steps import step_manager
+  from effnetv2_tf.checkpoints.orbax_steps import step_manager
   run = RunDir(tmp_path / "run")
   manager = step_manager(run.checkpoints, keep=3)
   manager.save(3, args=ocp.args.StandardSave({"a": np.ones(3)}), custom_metadata={"settings": "model: {name: x}\n"})

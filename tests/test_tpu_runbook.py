@@ -19,7 +19,7 @@ JOBSETS = sorted((ROOT / "tpu" / "gke").glob("*.yaml"))
 
 
 def _main_flags():
-  importlib.import_module("main")  # defines the flags
+  importlib.import_module("effnetv2_tf.cli")  # defines the flags
   from absl import flags
   return set(flags.FLAGS)
 

@@ -14,8 +14,8 @@ import os
 
 import tensorflow as tf
 
-from tpu import pjrt
-from tpu.pjrt import TPUUnreachableError
+from effnetv2_tf.tpu import pjrt
+from effnetv2_tf.tpu.pjrt import TPUUnreachableError
 
 STRATEGIES = ("auto", "tpu", "multi_worker", "mirrored", "default")
 
@@ -42,6 +42,16 @@ class Runtime:
     if key not in choices:
       raise ValueError(f"runtime.jit_compile must be auto, true or false, got {setting!r}.")
     return choices[key]
+
+  def peak_memory(self):
+    """The first accelerator's peak memory in bytes, as TensorFlow reports it (None on the CPU, or where it reports
+    none)."""
+    if self.platform == "cpu":
+      return None
+    try:
+      return tf.config.experimental.get_memory_info(f"{self.platform.upper()}:0")["peak"]
+    except (ValueError, tf.errors.OpError):
+      return None
 
 
 def _connect_tpu(tpu, zone, project):

@@ -2,8 +2,9 @@
 
 The stage loop (trainer.py) walks the schedule, builds each stage's tf.data pipeline, sizes host loops, logs,
 and calls its hooks; it touches no framework state. Everything that holds or changes the run's numbers (model,
-optimizer, EMA, the lr schedule, the compiled step, checkpoints) is the engine's. tf_engine.TFEngine is the
-TensorFlow one (any tf.distribute strategy); a Keras-3-on-JAX engine implements the same members.
+optimizer, EMA, the lr schedule, the compiled step, checkpoints) is the engine's. effnetv2_tf.engines has two,
+TensorFlow's (any tf.distribute strategy) and Keras 3 on JAX's; tests/test_engines.py checks that each has every
+member below with its signature.
 """
 
 import typing

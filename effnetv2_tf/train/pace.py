@@ -56,6 +56,11 @@ def pace_at(paces):
   return lambda size: fixed + per_pixel * size ** 2
 
 
+def seconds_from(step, stages, pace):
+  """The seconds the steps of `stages` from `step` on take, each stage's steps at `pace(image_size)` a step."""
+  return sum(max(stage.end_step - max(stage.start_step, step), 0) * pace(stage.image_size) for stage in stages)
+
+
 def scaled(timed, size, pace):
   """`timed` ({size: seconds per step}) scaled by what `pace`, measured at `size`, makes of their reading
   there: a timing of a few steps reads every size off by about the same factor (the pipeline still warming
@@ -96,7 +101,4 @@ class RunPaces:
     """The training time left from `step` (evals not counted), each stage's steps at its size's pace; None
     before any pace is known."""
     paces = self.paces()
-    if not paces:
-      return None
-    pace = pace_at(paces)
-    return sum(max(stage.end_step - max(stage.start_step, step), 0) * pace(stage.image_size) for stage in stages)
+    return seconds_from(step, stages, pace_at(paces)) if paces else None

@@ -15,7 +15,7 @@ run's one stage under 30 epochs, 3 stages at 30 or more). A rerun of the run tak
 import dataclasses
 import statistics
 
-from effnetv2_tf.train.pace import pace_at, scaled
+from effnetv2_tf.train.pace import pace_at, scaled, seconds_from
 from effnetv2_tf.train.schedule import run_plan
 
 # The run is refitted once this fraction of a stage has run (its pace has steadied by then), and again after
@@ -139,8 +139,7 @@ def _refitter(trainer, resolve, minutes, seconds_since_start, timed):
     left = minutes * 60 - seconds_since_start()
 
     def seconds(total):  # the steps from `step` on
-      return sum(max(stage.end_step - max(stage.start_step, step), 0) * pace_of(stage.image_size)
-                 for stage in plan(total, steps_per_epoch)[1])
+      return seconds_from(step, plan(total, steps_per_epoch)[1], pace_of)
 
     def keeps(total):  # the stage running trains on as it does, with the step as traced
       fitted, stages = plan(total, steps_per_epoch)

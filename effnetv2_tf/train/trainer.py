@@ -2,8 +2,8 @@
 
 The loop is the paper's Algorithm 1: for each stage, build its data (image size, augmentation and mixing
 strength), run the engine's compiled step (dropout rate set), log, save. It knows no framework: the engine
-(engine.Engine; tf_engine.TFEngine on any tf.distribute strategy) holds model, optimizer, EMA, checkpoints and
-the step, and after each host loop small hooks do one job each (DivergenceGuard, CheckpointAndStop, plan hooks
+(engine.Engine; effnetv2_tf.engines has TensorFlow's and Keras 3 on JAX's) holds model, optimizer, EMA,
+checkpoints and the step, and after each host loop small hooks do one job each (DivergenceGuard, CheckpointAndStop, plan hooks
 such as the time budget's refit). Beside it: RunLog (console, TensorBoard, JSONL, plot), run_data (sources,
 class names) and RunDir (the folder's file names).
 """
@@ -19,7 +19,7 @@ import yaml
 from effnetv2_tf.data.pipeline import Preprocessing, RecordCounts, explained_data_errors, train_dataset
 from effnetv2_tf.data.seeds import STAGE, derive_seed
 from effnetv2_tf.model import get_model_spec
-from effnetv2_tf.run_dir import CONFIG_FILE, RunDir, checkpoint_engine, model_identity
+from effnetv2_tf.run_dir import CONFIG_FILE, RunDir, model_identity
 from effnetv2_tf.train.checkpointing import CheckpointAndStop
 from effnetv2_tf.train.divergence import DivergenceGuard, LossWatch
 from effnetv2_tf.train.engine import CheckpointMismatchError
@@ -28,7 +28,6 @@ from effnetv2_tf.train.preemption import StopSignals
 from effnetv2_tf.train.run_data import check_run_classes, class_names, eval_source, train_source
 from effnetv2_tf.train.run_log import RunLog, augmentation
 from effnetv2_tf.train.schedule import run_plan
-from effnetv2_tf.train.tf_engine import TFEngine
 
 
 def check_same_model(run_dir, saved, config):
@@ -91,11 +90,11 @@ class Trainer:
 
   Building it reads the data's file list and the run dir but writes nothing; train() writes the config.
   A run with checkpoints resumes only with the settings it was started with, unless `allow_new_settings`.
-  `engine(config, runtime, eval_source, counts)` builds the engine.Engine that trains it: TensorFlow's
-  (tf_engine.TFEngine on runtime's strategy) by default.
+  `engine(config, runtime, eval_source, counts)` builds the engine.Engine that trains it on `runtime` (an
+  EngineSpec's engine_class() and runtime(launch)).
   """
 
-  def __init__(self, config, model_dir, data_dir, runtime, allow_new_settings=False, engine=TFEngine):
+  def __init__(self, config, model_dir, data_dir, runtime, engine, allow_new_settings=False):
     self.config = config
     self.run_dir = RunDir(model_dir)
     self.data_dir = data_dir
@@ -198,11 +197,6 @@ class Trainer:
       if repaired := self.run_dir.repair_checkpoint_state():
         print(repaired, flush=True)
     latest = self.run_dir.latest_checkpoint()
-    engine, saved_by = self.config.runtime.engine, latest and checkpoint_engine(latest)
-    if latest and saved_by != engine:
-      raise CheckpointMismatchError(
-          f"{self.run_dir} holds {os.path.basename(latest)}, a checkpoint of the {saved_by} engine, which the "
-          f"{engine} engine cannot resume: rerun with --engine={saved_by}, or use another --model_dir.")
     changed = changed_settings(self.resumed_config, self.config) if latest and self.resumed_config else {}
     if latest and not self.allow_new_settings:
       self._refuse_changes(latest, changed)

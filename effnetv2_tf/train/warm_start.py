@@ -7,10 +7,9 @@ EMA weights are preferred in both kinds (the weights the source was evaluated wi
 
 import os
 
-import tensorflow as tf
-
+from effnetv2_tf.checkpoints import is_checkpoint
 from effnetv2_tf.model import model_from_config
-from effnetv2_tf.run_dir import CHECKPOINT_DIR, RunDir, checkpoint_engine
+from effnetv2_tf.run_dir import CHECKPOINT_DIR, RunDir
 from effnetv2_tf.weights.official import CheckpointError, load_official_checkpoint
 from effnetv2_tf.weights.runs import load_averaged_values
 
@@ -18,7 +17,7 @@ from effnetv2_tf.weights.runs import load_averaged_values
 def _our_run(path):
   """(checkpoint path, model config) when `path` is one of our run dirs (or a checkpoint in one: a TF engine's
   prefix, a JAX engine's step folder)."""
-  is_prefix = tf.io.gfile.exists(f"{path}.index") or (checkpoint_engine(path) == "jax" and tf.io.gfile.isdir(path))
+  is_prefix = is_checkpoint(path)
   if is_prefix and os.path.basename(os.path.dirname(path)) != CHECKPOINT_DIR:
     return None  # a checkpoint outside a run's checkpoints/ folder: an official one
   run_dir = RunDir(os.path.dirname(os.path.dirname(path)) if is_prefix else path)

@@ -1,6 +1,6 @@
 import pytest
 
-import hparams
+from effnetv2_tf import hparams
 
 
 def test_every_named_set_resolves_to_a_buildable_config():
@@ -134,13 +134,13 @@ def test_keys_a_saved_config_lacks_are_named_and_filled_with_this_version_s_defa
   assert hparams.missing_keys(filled) == [] and "lr_base" not in saved["train"]  # a copy
 
 
-def test_hparams_import_without_tensorflow_or_keras():
+def test_hparams_import_without_tensorflow_or_keras(tmp_path):
   import subprocess
   import sys
-  from tests.helpers import ROOT
-  loaded = subprocess.run([sys.executable, "-c", "import sys, hparams; hparams.resolve(hparams.get_config('imagenet-s'));"
-                           " print(sorted({'keras', 'tensorflow'} & set(sys.modules)))"],
-                          capture_output=True, text=True, cwd=ROOT, check=True)
+  loaded = subprocess.run([sys.executable, "-c", "import sys; from effnetv2_tf import hparams; "
+                           "hparams.resolve(hparams.get_config('imagenet-s')); "
+                           "print(sorted({'keras', 'tensorflow'} & set(sys.modules)))"],
+                          capture_output=True, text=True, cwd=tmp_path, check=True)
   assert loaded.stdout.strip() == "[]"
 
 

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from tests.helpers import run_main
-from tpu import pjrt
+from effnetv2_tf.tpu import pjrt
 
 
 def _closed_port():

@@ -1,7 +1,7 @@
 import pytest
 import tensorflow as tf
 
-from tpu.strategy import Runtime, resolve_runtime
+from effnetv2_tf.tpu.strategy import Runtime, resolve_runtime
 
 
 def test_platform_choices():
@@ -27,7 +27,7 @@ def test_default_and_bad_strategy(monkeypatch):
                                                       ("auto", "cpu", False), ("auto", "gpu", True),
                                                       ("True", "cpu", True)])
 def test_jit_compile_takes_true_false_auto_from_hparam_str(text, platform, expected):
-  import hparams
+  from effnetv2_tf import hparams
   config = hparams.override(hparams.get_config("demo"), f"runtime.jit_compile={text}")
   assert Runtime(tf.distribute.get_strategy(), platform).jit_compile(config.runtime.jit_compile) is expected
   with pytest.raises(ValueError, match="runtime.jit_compile must be auto, true or false, got 'maybe'"):
@@ -36,7 +36,7 @@ def test_jit_compile_takes_true_false_auto_from_hparam_str(text, platform, expec
 
 def test_jit_compile_from_a_written_config_yaml(tmp_path):
   import yaml
-  import hparams
+  from effnetv2_tf import hparams
   config = hparams.override(hparams.get_config("demo"), "runtime.jit_compile=true")
   (tmp_path / "config.yaml").write_text(yaml.safe_dump(config.to_dict()))
   saved = yaml.safe_load((tmp_path / "config.yaml").read_text())["runtime"]["jit_compile"]

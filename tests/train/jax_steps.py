@@ -22,9 +22,9 @@ def main(source, target, hparam_str, eval_data_dir=None):
   import jax
   import numpy as np
 
-  import hparams
-  from effnetv2_tf.train.jax_state import JaxState
-  from effnetv2_tf.train.orbax_steps import step_manager
+  from effnetv2_tf import hparams
+  from effnetv2_tf.checkpoints.orbax_steps import step_manager
+  from effnetv2_tf.engines.jax.state import JaxState
   from effnetv2_tf.train.schedule import run_plan
   config = hparams.resolve(hparams.override(hparams.get_config("demo"), hparam_str))
   steps_per_epoch, schedule = run_plan(config)

@@ -8,7 +8,7 @@ Logical CPU devices (MirroredStrategy over 2 CPUs), TF_CONFIG (MultiWorkerMirror
 --weights_out=FILE.npz writes the weights at the start (start_i) and the end (weight_i) and the EMA's (shadow_i).
 --logits_out=FILE.npz writes the logits of the run's latest checkpoint (EMA weights, read into a float32 model on
 this backend) on 4 uniform [0, 1) images at the eval size (images, logits): what its export must give.
---coordinator_address, --num_processes, --process_id: one of several processes of a JAX run (jax_processes.join);
+--coordinator_address, --num_processes, --process_id: one of several processes of a JAX run (its spec's join);
 --input_pipelines=N: one JAX process fed the global batches N processes would read (their rows concatenated).
 """
 
@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument("--engine", default="tf", choices=("tf", "jax"))
+  parser.add_argument("--engine", default="tf")
   parser.add_argument("--initial_weights")
   parser.add_argument("--weights_out")
   parser.add_argument("--logits_out")
@@ -41,33 +41,32 @@ def main():
   parser.add_argument("--evaluate_only", action="store_true",
                       help="no training: the padded eval of the raw weights next to one unpadded pass")
   args = parser.parse_args()
-  os.environ["KERAS_BACKEND"] = "jax" if args.engine == "jax" else "tensorflow"
-  if args.coordinator_address:
-    from effnetv2_tf.train.jax_processes import join
-    join(args.coordinator_address, args.num_processes, args.process_id)
+  from effnetv2_tf import engines
+  engine = engines.get(args.engine)
+  launch = engines.Launch(strategy=args.strategy, coordinator_address=args.coordinator_address,
+                          num_processes=args.num_processes, process_id=args.process_id)
+  os.environ["KERAS_BACKEND"] = engine.keras_backend
+  engine.join(launch)
 
   import tensorflow as tf
   if args.logical_cpus > 1:
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.logical_cpus)
 
-  import hparams
+  from effnetv2_tf import hparams
   from tests.helpers import TINY_TRAINER
   from effnetv2_tf.run_dir import RunDir
   from effnetv2_tf.train.run_log import read_rows
   from effnetv2_tf.train.preemption import PREEMPTED_EXIT_STATUS, Preempted
   from effnetv2_tf.train.trainer import Trainer
-  from tpu.strategy import resolve_runtime
 
   overrides = ",".join(filter(None, [TINY_TRAINER, args.hparam_str]))
   config = hparams.with_values(hparams.resolve(hparams.override(hparams.get_config("demo"), overrides)),
-                               {"runtime.engine": args.engine})
-  if args.engine == "jax":
-    from effnetv2_tf.train.jax_engine import JaxEngine, jax_runtime
-    engine = pipelines_engine(JaxEngine, args.input_pipelines) if args.input_pipelines > 1 else JaxEngine
-    trainer = Trainer(config, args.model_dir, args.data_dir, jax_runtime(), engine=engine)
-  else:
-    trainer = Trainer(config, args.model_dir, args.data_dir, resolve_runtime(args.strategy))
+                               {"runtime.engine": engine.name})
+  engine_class = engine.engine_class()
+  if args.input_pipelines > 1:
+    engine_class = pipelines_engine(engine_class, args.input_pipelines)
+  trainer = Trainer(config, args.model_dir, args.data_dir, engine.runtime(launch), engine_class)
   start = weights_of(trainer.engine)
   if args.initial_weights:
     given = np.load(args.initial_weights)

@@ -2,8 +2,8 @@ import numpy as np
 import tensorflow as tf
 
 from effnetv2_tf.model import create_model
-from effnetv2_tf.train.ema import averaged_variables
-from effnetv2_tf.train.tf_ema import ExponentialMovingAverage
+from effnetv2_tf.engines.tf.ema import ExponentialMovingAverage
+from effnetv2_tf.weights.ema import averaged_variables
 
 
 def test_shadow_equals_the_hand_computed_average():

@@ -152,7 +152,7 @@ def test_a_process_alone_or_started_with_other_settings_stops_with_one_line(demo
 
 def test_the_process_flags_go_together():
   """A coordinator without the process count and index (or any one of them alone) is refused before JAX starts."""
-  from effnetv2_tf.train.jax_processes import join
+  from effnetv2_tf.engines.jax.processes import join
   for given in (("127.0.0.1:1234", None, None), (None, 2, None), (None, None, 0)):
     with pytest.raises(ValueError, match="--coordinator_address, --num_processes and --process_id go together"):
       join(*given)

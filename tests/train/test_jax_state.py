@@ -27,11 +27,11 @@ def test_three_jax_steps_on_8_devices_equal_the_tf_engines_on_one(tmp_path, demo
   100 val photos (7 batches of 16 over 8 devices, the last padded) counts what the TF engine's does; and with
   dropout, the RNG states advance at every step. A checkpoint before the last step, restored into a new state, then
   that step: the same arrays as the uninterrupted run."""
-  import hparams
+  from effnetv2_tf import hparams
   from effnetv2_tf.train.run_data import eval_source
   from effnetv2_tf.train.schedule import run_plan
-  from effnetv2_tf.train.tf_engine import TFEngine
-  from tpu.strategy import resolve_runtime
+  from effnetv2_tf.engines.tf.engine import TFEngine
+  from effnetv2_tf.tpu.strategy import resolve_runtime
   config = hparams.resolve(hparams.override(hparams.get_config("demo"), STEPS))
   engine = TFEngine(config, resolve_runtime("default"), eval_source(config, str(demo_records)))
   rng = np.random.default_rng(0)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-import hparams
+from effnetv2_tf import hparams
 from effnetv2_tf.train.run_data import data_facts
 
 

@@ -10,16 +10,17 @@ import numpy as np
 import pytest
 import yaml
 
-import hparams
+from effnetv2_tf import hparams
+from effnetv2_tf.engines.tf.engine import TFEngine
 from effnetv2_tf.model.efficientnet import blocks_of
 from effnetv2_tf.run_dir import RunDir, RunDirBusyError
+from effnetv2_tf.tpu.strategy import resolve_runtime
 from effnetv2_tf.train.engine import Engine
 from effnetv2_tf.train.pace import pace_at
 from effnetv2_tf.train.schedule import Stage, run_plan
 from effnetv2_tf.train.time_budget import BudgetRefit, epochs_for, fit_to_budget
 from effnetv2_tf.train.trainer import Trainer
 from tests.helpers import main_py, tiny
-from tpu.strategy import resolve_runtime
 
 
 def test_the_epochs_fill_the_seconds_at_the_stages_paces():
@@ -149,7 +150,7 @@ def test_timing_the_step_puts_the_run_back_as_it_was(demo_records, tmp_path, cap
   config = hparams.resolve(hparams.override(hparams.get_config("photos-b0"), tiny(  # 30 epochs: 3 stages,
       model__num_classes=5, data__num_train_examples=96, progressive__image_size_min=32, train__epochs=30.0)))
   assert (config.regularization.dropout_max, config.regularization.survival_prob) == (0.2, 0.8)  # regularized
-  trainer = Trainer(config, str(tmp_path / "run"), str(demo_records), resolve_runtime("default"))
+  trainer = Trainer(config, str(tmp_path / "run"), str(demo_records), resolve_runtime("default"), TFEngine)
   assert isinstance(trainer.engine, Engine)  # TensorFlow's engine has every member the stage loop asks for
   with RunDir(tmp_path / "run").exclusive(), pytest.raises(RunDirBusyError):  # another run holds the folder
     trainer.time_steps([40, 32], seconds=0.5)

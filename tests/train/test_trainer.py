@@ -77,13 +77,14 @@ def test_multi_worker_mirrored_with_two_local_processes_stops_together_on_one_wo
 
 
 def test_paper_rule_changes_dropout_per_stage_keeping_optimizer_and_ema_state(demo_records, tmp_path, capsys):
-  import hparams
+  from effnetv2_tf import hparams
+  from effnetv2_tf.engines.tf.engine import TFEngine
   from effnetv2_tf.train.trainer import Trainer
-  from tpu.strategy import resolve_runtime
+  from effnetv2_tf.tpu.strategy import resolve_runtime
   config = hparams.resolve(hparams.override(hparams.get_config("demo"), TINY_TRAINER + (
       ",progressive.rule=paper,regularization.dropout_min=0.0,regularization.dropout_max=0.8,progressive.stages=3,"
       "data.num_train_examples=72,runtime.deterministic=false,train.warmup_epochs=0.5")))
-  trainer = Trainer(config, tmp_path / "run", demo_records, resolve_runtime("default"))
+  trainer = Trainer(config, tmp_path / "run", demo_records, resolve_runtime("default"), TFEngine)
   assert [round(s.dropout_rate, 2) for s in trainer.schedule.stages] == [0.0, 0.4, 0.8]
   state = trainer.engine.state
   initial = [v.numpy().copy() for v in state.ema.shadows]
@@ -169,14 +170,14 @@ def test_the_stage_loop_drives_any_engine(demo_records, tmp_path, capsys):
   """The stage loop on an engine of plain Python (CountingEngine): each stage's batches at its size, and a plan
   hook's refit doubling a 3-stage run at step 2 moves the later stages where the refitted plan puts them (they
   once ran to the old plan's end)."""
-  import hparams
+  from effnetv2_tf import hparams
   from effnetv2_tf.run_dir import RunDir
   from effnetv2_tf.train.engine import Engine
   from effnetv2_tf.train.time_budget import BudgetRefit
   from effnetv2_tf.train.trainer import Trainer
   config = hparams.resolve(hparams.override(hparams.get_config("demo"), TINY_TRAINER + (
       ",progressive.stages=3,data.num_train_examples=72")))  # 9 steps, 3 a stage
-  trainer = Trainer(config, tmp_path / "run", demo_records, runtime=None, engine=CountingEngine)
+  trainer = Trainer(config, tmp_path / "run", demo_records, None, CountingEngine)
   assert isinstance(trainer.engine, Engine)
   assert [(s.start_step, s.end_step) for s in trainer.schedule.stages] == [(0, 3), (3, 6), (6, 9)]
   doubled = hparams.resolve(hparams.override(config, "train.epochs=2.0"))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import hparams
+from effnetv2_tf import hparams
 from effnetv2_tf.model import create_model
 from effnetv2_tf.run_dir import config_text
 from effnetv2_tf.weights.official import CheckpointError

@@ -1,9 +1,10 @@
-"""What a run trains and saves, and the compiled step that changes it.
+"""The TF engine's state: what a run trains and saves under TensorFlow, and the traced step that changes it.
 
-TrainState builds, inside the strategy's scope, the model (model_from_config), the optimizer with its
-warm-up + decay schedule, the EMA of the weights, and the tf.train.Checkpoint holding them with the dropout /
-stochastic-depth RNG states and the run's settings. `train_loop` is the traced function running steps_per_loop
-distributed steps; it needs no data of its own, so the doctor can time it on a synthetic batch.
+TFState builds, inside the strategy's scope, the run's recipe (train.recipe: model, warm-up + decay schedule,
+optimizer), the EMA of the weights, and the tf.train.Checkpoint holding them with the dropout / stochastic-depth RNG
+states and the run's settings (checkpoints.tf_prefixes says what a prefix holds). `train_loop` is the traced
+function running steps_per_loop distributed steps; it needs no data of its own, so the doctor can time it on a
+synthetic batch.
 """
 
 import math
@@ -11,21 +12,22 @@ import math
 import keras
 import tensorflow as tf
 
-from effnetv2_tf.model import model_from_config, set_dropout_rate, set_survival_prob
-from effnetv2_tf.run_dir import CHECKPOINT_NAME, SETTINGS_IN_CHECKPOINT, config_text
+from effnetv2_tf.checkpoints import tf_prefixes
+from effnetv2_tf.engines.tf.ema import ExponentialMovingAverage
+from effnetv2_tf.model import set_dropout_rate, set_survival_prob
+from effnetv2_tf.run_dir import config_text
 from effnetv2_tf.train import losses
-from effnetv2_tf.train.ema import averaged_variables
-from effnetv2_tf.train.tf_ema import ExponentialMovingAverage
 from effnetv2_tf.train.engine import CheckpointMismatchError
-from effnetv2_tf.train.lr_schedule import WarmupDecay, warmup_steps
-from effnetv2_tf.train.optimizer import create_optimizer
+from effnetv2_tf.train.lr_schedule import warmup_steps
+from effnetv2_tf.train.recipe import build_recipe
+from effnetv2_tf.weights.ema import averaged_variables
 
 
 def compute_dtype(policy):
   return {"mixed_bfloat16": tf.bfloat16, "mixed_float16": tf.float16}.get(policy, tf.float32)
 
 
-class TrainState:
+class TFState:
   """Model, optimizer, EMA and checkpoint of one resolved config, and its train loop.
 
   Args:
@@ -42,24 +44,14 @@ class TrainState:
     self.strategy = strategy
     self.jit_compile = jit_compile
     self.global_batch = config.train.batch_size
-    train = config.train
     with strategy.scope():
-      self.model = model_from_config(config.model, dropout_rate=config.regularization.dropout_max,
-                                     survival_prob=config.regularization.survival_prob)
       # The run's length, read at each step but not checkpointed as a number (the settings hold it): a run fitted
       # to a time budget sets it after its step is traced (resize).
       self.total_steps = tf.Variable(total_steps, trainable=False, name="total_steps")
       self.warmup_steps = tf.Variable(warmup_steps(config, steps_per_epoch), trainable=False, name="warmup_steps")
-      self.ema_decay = tf.Variable(train.ema_decay, trainable=False, name="ema_decay", dtype=tf.float32)
-      self.learning_rate = WarmupDecay(
-          train.lr_base * self.global_batch / 256, self.total_steps, self.warmup_steps,
-          train.lr_schedule, max(train.lr_decay_epochs * steps_per_epoch, 1.0), train.lr_decay_factor, train.lr_min)
-      optimizer = create_optimizer(train.optimizer, self.learning_rate)
-      if keras.mixed_precision.global_policy().name == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-      self.optimizer = optimizer
-      # Slots must exist before the first strategy.run (lazy creation there fails).
-      self.optimizer.build(self.model.trainable_variables)
+      self.ema_decay = tf.Variable(config.train.ema_decay, trainable=False, name="ema_decay", dtype=tf.float32)
+      recipe = build_recipe(config, self.total_steps, self.warmup_steps, steps_per_epoch)
+      self.model, self.learning_rate, self.optimizer = recipe.model, recipe.learning_rate, recipe.optimizer
       self.ema = ExponentialMovingAverage(averaged_variables(self.model), self.ema_decay)
     self.decayed = losses.decayed_variables(self.model.trainable_variables)
     # Dropout / stochastic-depth RNG states are not part of the model's checkpoint; without them a
@@ -71,7 +63,7 @@ class TrainState:
       self.settings = tf.Variable(config_text(config.to_dict()), trainable=False, name="settings")
     saved = dict(model=self.model, optimizer=self.optimizer, ema=self.ema, rng_states=rng_states)
     self._restorable = tf.train.Checkpoint(**saved)
-    self.checkpoint = tf.train.Checkpoint(**saved, **{SETTINGS_IN_CHECKPOINT: self.settings})
+    self.checkpoint = tf.train.Checkpoint(**saved, **{tf_prefixes.SETTINGS: self.settings})
     self._train_loop, self._train_loop_key = None, None
     self._largest = None  # (names, traced read) of largest_values, built at its first call
 
@@ -92,6 +84,8 @@ class TrainState:
     the step."""
     if not path:
       return self.step
+    if not tf_prefixes.exists(path):
+      raise CheckpointMismatchError(f"{path} is not a TensorFlow checkpoint, which this engine resumes.")
     try:
       self._restorable.read(path).assert_existing_objects_matched().expect_partial()
     except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
@@ -120,7 +114,7 @@ class TrainState:
     directory = run_dir.checkpoints
     if not is_chief:
       directory = run_dir.worker_checkpoints(self.strategy.cluster_resolver.task_id)
-    return tf.train.CheckpointManager(self.checkpoint, directory, checkpoint_name=CHECKPOINT_NAME,
+    return tf.train.CheckpointManager(self.checkpoint, directory, checkpoint_name=tf_prefixes.NAME,
                                       max_to_keep=runtime.keep_checkpoints,
                                       keep_checkpoint_every_n_hours=runtime.keep_checkpoint_every_hours)
 

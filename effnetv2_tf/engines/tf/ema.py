@@ -1,12 +1,13 @@
 """The TF engine's EMA: shadow variables beside the weights and BN statistics, moved after each step by the rule
-in ema.py; tf.train.Checkpoint saves them under ema/ (ema/shadows/I, and ema/_variables/I for what they average).
+in weights/ema.py; tf.train.Checkpoint saves them under ema/ (ema/shadows/I, and ema/_variables/I for what they
+average).
 """
 
 import contextlib
 
 import tensorflow as tf
 
-from effnetv2_tf.train.ema import decay_at
+from effnetv2_tf.weights.ema import decay_at
 
 
 class ExponentialMovingAverage(tf.Module):

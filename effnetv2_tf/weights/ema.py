@@ -3,8 +3,9 @@ official warm-up.
 
 decay_t = min(decay, (1 + t) / (10 + t)) (tf.train.ExponentialMovingAverage with num_updates), applied
 after every optimizer step to every trainable variable and every batch-norm moving statistic; eval and
-export use the averages. In keras.ops, without TensorFlow: both engines follow it (tf_ema.py holds the TF
-engine's averages; JaxState carries its own as arrays).
+export use the averages, and both checkpoint formats hold them (weights.runs reads them). In keras.ops, without
+TensorFlow: both engines follow it (engines/tf/ema.py holds the TF engine's averages as variables; the JAX
+engine's state carries its own as arrays).
 """
 
 from keras import ops

@@ -1,7 +1,7 @@
-"""What a run trains under Keras 3 on JAX, and the compiled step that changes it: the JAX engine's TrainState.
+"""The JAX engine's state: what a run trains under Keras 3 on JAX, and the compiled step that changes it.
 
-The model, optimizer, learning-rate schedule and objective are the TF engine's (model_from_config,
-create_optimizer, WarmupDecay, losses); the state travels as arrays (trainable weights; BN statistics and RNG
+The model, optimizer, learning-rate schedule and objective are the TF engine's (train.recipe, train.losses); the
+state travels as arrays (trainable weights; BN statistics and RNG
 states; optimizer slots; the EMA's shadows) through a step compiled with jax.jit around Keras' stateless_call,
 and comes back updated.
 
@@ -18,13 +18,13 @@ import keras
 import numpy as np
 from keras import ops
 
-from effnetv2_tf.model import model_from_config, set_dropout_rate, set_survival_prob
+from effnetv2_tf.model import set_dropout_rate, set_survival_prob
 from effnetv2_tf.train import losses
-from effnetv2_tf.train.ema import averaged_variables, decay_at
 from effnetv2_tf.train.engine import CheckpointMismatchError
+from effnetv2_tf.train.lr_schedule import warmup_steps
 from effnetv2_tf.train.metrics import hits
-from effnetv2_tf.train.lr_schedule import WarmupDecay, warmup_steps
-from effnetv2_tf.train.optimizer import create_optimizer
+from effnetv2_tf.train.recipe import build_recipe
+from effnetv2_tf.weights.ema import averaged_variables, decay_at
 
 
 def clipped(gradients, limit):
@@ -42,9 +42,10 @@ class JaxState:
 
   Args:
     config: the resolved config (hparams.resolve).
-    total_steps, steps_per_epoch: as TrainState's (the lr schedule's length; warm-up and decay in epochs).
+    total_steps, steps_per_epoch: as the TF engine's TFState's (the lr schedule's length; warm-up and decay in
+      epochs).
   The Keras mixed-precision policy must be set before. The state is replicated on every device (every process's,
-  once jax_processes.join joined them) and each global batch split over them (a 1-D mesh, axis "batch"): jax.jit
+  once processes.join joined them) and each global batch split over them (a 1-D mesh, axis "batch"): jax.jit
   compiles one SPMD program, in which a batch is one global array, so batch norm's statistics are over the global
   batch (the official TPU code averaged groups of up to 8 replicas). Each process hands over its own rows of a
   global batch (its input pipeline's batch).
@@ -62,19 +63,15 @@ class JaxState:
     mesh = jax.sharding.Mesh(np.array(devices), ("batch",))
     self._replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     self._split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
-    self.model = model_from_config(config.model, dropout_rate=config.regularization.dropout_max,
-                                   survival_prob=config.regularization.survival_prob, synchronized_bn=False)
     # The run's length, read by the schedule at each step and handed to the compiled step as arrays, so that a
     # run fitted to a time budget changes it without compiling again (resize).
     self.total_steps = keras.Variable(total_steps, dtype="int32", trainable=False, name="total_steps")
     self.warmup_steps = keras.Variable(warmup_steps(config, steps_per_epoch), dtype="int32", trainable=False,
                                        name="warmup_steps")
     self.ema_decay = train.ema_decay
-    self.learning_rate = WarmupDecay(
-        train.lr_base * self.global_batch / 256, self.total_steps, self.warmup_steps,
-        train.lr_schedule, max(train.lr_decay_epochs * steps_per_epoch, 1.0), train.lr_decay_factor, train.lr_min)
-    self.optimizer = create_optimizer(train.optimizer, self.learning_rate)
-    self.optimizer.build(self.model.trainable_variables)
+    # One program over the global batch: batch norm's statistics are the global batch's without a cross-replica op.
+    recipe = build_recipe(config, self.total_steps, self.warmup_steps, steps_per_epoch, synchronized_bn=False)
+    self.model, self.learning_rate, self.optimizer = recipe.model, recipe.learning_rate, recipe.optimizer
     decayed = {id(v) for v in losses.decayed_variables(self.model.trainable_variables)}
     self._decayed = [id(v) in decayed for v in self.model.trainable_variables]
     non_trainable = self.model.non_trainable_variables
@@ -138,11 +135,12 @@ class JaxState:
     metadata; returns its folder once written, or once the arrays are copied for a manager that writes in the
     background (the step may then donate them)."""
     import orbax.checkpoint as ocp  # here: the step itself runs without TensorFlow (a JAX-only GPU host)
-    from effnetv2_tf.run_dir import ORBAX_STEP_PREFIX, SETTINGS_IN_CHECKPOINT, config_text
+    from effnetv2_tf.checkpoints import orbax_steps
+    from effnetv2_tf.run_dir import config_text
     step = self.step
     manager.save(step, args=ocp.args.StandardSave(self.arrays),
-                 custom_metadata={SETTINGS_IN_CHECKPOINT: config_text(self.config.to_dict())})
-    return os.path.join(str(manager.directory), f"{ORBAX_STEP_PREFIX}_{step}")
+                 custom_metadata={orbax_steps.SETTINGS: config_text(self.config.to_dict())})
+    return orbax_steps.step_folder(manager.directory, step)
 
   def restore(self, path):
     """Reads the state from the checkpoint folder `path` (a `save`'s; nothing when None), placed as the state is
@@ -150,7 +148,9 @@ class JaxState:
     CheckpointMismatchError."""
     if not path:
       return self.step
-    from effnetv2_tf.train import orbax_steps
+    from effnetv2_tf.checkpoints import orbax_steps
+    if not orbax_steps.exists(path):
+      raise CheckpointMismatchError(f"{path} is not an Orbax checkpoint, which this engine resumes.")
     path = path if "://" in path else os.path.abspath(path)
     target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self._replicated), self.arrays)
     try:

@@ -1,14 +1,13 @@
-"""The Keras-3-on-JAX engine (engine.Engine): JaxState's step and checkpoints fed by the same tf.data pipeline.
+"""The Keras-3-on-JAX engine (train.engine.Engine): JaxState's step and checkpoints fed by the same tf.data pipeline.
 
-KERAS_BACKEND must be "jax" before Keras loads (main.py's --engine=jax sets it). TensorFlow stays for input only
-(tensorflow-cpu on a TPU VM): its batches become NumPy arrays, split over the devices by JaxState. Several
-processes (the hosts of a TPU slice, joined by jax_processes.join) train one run: each reads its shard of the
+KERAS_BACKEND must be "jax" before Keras loads (main.py sets the backend its --engine names). TensorFlow stays
+for input only (tensorflow-cpu on a TPU VM): its batches become NumPy arrays, split over the devices by JaxState.
+Several processes (the hosts of a TPU slice, joined by processes.join) train one run: each reads its shard of the
 files (one input pipeline of as many as there are processes) and holds its rows of each global batch; process 0
 writes the run folder's files, every process its part of each checkpoint.
 """
 
 import contextlib
-import dataclasses
 import os
 
 import jax
@@ -16,49 +15,25 @@ import keras
 import numpy as np
 from keras import ops
 
+from effnetv2_tf.checkpoints.orbax_steps import step_manager
 from effnetv2_tf.data.pipeline import explained_data_errors
+from effnetv2_tf.engines.jax import processes
+from effnetv2_tf.engines.jax.state import JaxState
 from effnetv2_tf.model import get_model_spec
-from effnetv2_tf.train.ema import averaged_variables
 from effnetv2_tf.train.evaluation import eval_result, padded_eval_split
-from effnetv2_tf.train import jax_processes
-from effnetv2_tf.train.jax_state import JaxState
-from effnetv2_tf.train.orbax_steps import step_manager
 from effnetv2_tf.train.schedule import run_plan
 from effnetv2_tf.train.warm_start import warm_start
-
-POLICIES = {"bfloat16": "mixed_bfloat16", "float32": "float32"}
-
-
-@dataclasses.dataclass(frozen=True)
-class JaxRuntime:
-  """The devices JAX found, and the per-platform choices (the TF engine's tpu.strategy.Runtime's counterpart)."""
-  platform: str  # "tpu", "gpu" or "cpu"
-
-  def mixed_precision_policy(self, setting="auto"):
-    """The Keras dtype policy: "auto" picks bfloat16 on TPU and GPU (no loss scaling needed), float32 on CPU."""
-    if setting == "auto":
-      return "float32" if self.platform == "cpu" else "mixed_bfloat16"
-    if setting == "float16":
-      raise ValueError("runtime.mixed_precision float16 needs loss scaling, which the JAX engine does not do: use "
-                       "bfloat16 (or float32).")
-    if setting not in POLICIES:
-      raise ValueError(f"Unknown mixed_precision {setting!r}; expected auto, bfloat16 or float32.")
-    return POLICIES[setting]
-
-
-def jax_runtime():
-  return JaxRuntime(jax.default_backend())
+from effnetv2_tf.weights.ema import averaged_variables
 
 
 class JaxEngine:
   """Trains one resolved config on the local JAX devices (`runtime`: a JaxRuntime), with JaxState's step and an
   eval of `eval_source` (None: the engine cannot evaluate); `counts`: a RecordCounts the pipelines report to."""
 
-  jit_compile = True  # jax.jit: once per stage's dropout rate and image size
-
   def __init__(self, config, runtime, eval_source=None, counts=None):
-    jax_processes.agree({group: repr(values) for group, values in config.to_dict().items()}, "settings")
+    processes.agree({group: repr(values) for group, values in config.to_dict().items()}, "settings")
     keras.utils.set_random_seed(config.train.seed)  # the same initial weights in every process
+    self.jit_compile = runtime.jit_compile(config.runtime.jit_compile)  # jax.jit: once per dropout rate and size
     policy = runtime.mixed_precision_policy(config.runtime.mixed_precision)
     keras.mixed_precision.set_global_policy(policy)
     import tensorflow as tf  # the input pipeline's dtype: tf.data hands the images over
@@ -120,11 +95,11 @@ class JaxEngine:
       self._manager.wait_until_finished()
 
   def restore(self, path):
-    jax_processes.agree({"checkpoint": str(path and os.path.basename(path))}, "checkpoints to resume from")
+    processes.agree({"checkpoint": str(path and os.path.basename(path))}, "checkpoints to resume from")
     return self.state.restore(path)
 
   def agreed_signal(self, received):
-    return jax_processes.first_signal(received)
+    return processes.first_signal(received)
 
   @contextlib.contextmanager
   def trial_steps(self):

@@ -1,4 +1,4 @@
-"""The TensorFlow engine (engine.Engine): TrainState and its Evaluator on any tf.distribute strategy.
+"""The TensorFlow engine (train.engine.Engine): TFState and its Evaluator on any tf.distribute strategy.
 
 TPUStrategy, MirroredStrategy, MultiWorkerMirroredStrategy or the default one; the process is prepared here
 (seeds, op determinism, the mixed-precision policy) because TensorFlow and Keras read them globally.
@@ -11,11 +11,11 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from effnetv2_tf.train.evaluation import Evaluator
+from effnetv2_tf.engines.tf.evaluation import Evaluator
+from effnetv2_tf.engines.tf.state import TFState, compute_dtype
 from effnetv2_tf.train.optimizer import reset_momenta
 from effnetv2_tf.train.preemption import SIGNALS
 from effnetv2_tf.train.schedule import run_plan
-from effnetv2_tf.train.state import TrainState, compute_dtype
 from effnetv2_tf.train.warm_start import warm_start
 
 
@@ -39,7 +39,7 @@ def is_chief(strategy):
 
 
 class TFEngine:
-  """Trains one resolved config on `runtime` (tpu.strategy.Runtime): its TrainState, with the lr schedule
+  """Trains one resolved config on `runtime` (tpu.strategy.Runtime): its TFState, with the lr schedule
   sized by run_plan, and an Evaluator on `eval_source` (None: the engine cannot evaluate).
 
   `counts`: a RecordCounts the eval pipeline reports to.
@@ -49,7 +49,7 @@ class TFEngine:
     self.strategy = runtime.strategy
     self.compute_dtype, self.jit_compile = prepare_process(config, runtime)
     steps_per_epoch, schedule = run_plan(config)
-    self.state = TrainState(config, self.strategy, self.jit_compile, schedule.total_steps, steps_per_epoch)
+    self.state = TFState(config, self.strategy, self.jit_compile, schedule.total_steps, steps_per_epoch)
     self.evaluator = None if eval_source is None else Evaluator.of_state(self.state, eval_source, self.compute_dtype,
                                                                          counts)
     self.is_chief = is_chief(self.strategy)

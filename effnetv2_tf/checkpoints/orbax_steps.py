@@ -1,0 +1,124 @@
+"""Orbax checkpoints: the step folders checkpoints/ckpt_STEP that the JAX engine's CheckpointManager writes, read
+in one place (on resume, by exports and warm starts on either backend).
+
+A step folder holds one item (ITEM/): the JAX engine's state as arrays, {"trainable": the trainable weights,
+"non_trainable": BN statistics and RNG states, "optimizer": its slots and step, "shadows": the EMA's averages of
+the values weights.ema.averaged_variables lists}, and in its metadata file the run's config.yaml text (SETTINGS).
+Orbax writes under a temporary name and renames (or, on object stores, writes the commit marker last): a folder
+is complete once both files are in it. Orbax and JAX are imported only by what needs them.
+"""
+
+import datetime
+import json
+import logging
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+PREFIX = "ckpt"  # checkpoints/ckpt_STEP
+METADATA_FILE = "_CHECKPOINT_METADATA"
+COMMIT_FILE = "commit_success.txt"
+TEMPORARY = ".orbax-checkpoint-tmp"  # in the name of a folder whose save has not finished
+ITEM = "default"  # the folder of a CheckpointManager's one item inside a step folder
+SETTINGS = "settings"  # the metadata's key of the run's config.yaml text
+DESCRIPTION = "an Orbax checkpoint"
+
+
+def owns(path):
+  """Whether `path` is named like a step folder (ckpt_STEP)."""
+  return re.fullmatch(rf"{PREFIX}_\d+", os.path.basename(path.rstrip("/"))) is not None
+
+
+def exists(path):
+  return owns(path) and tf.io.gfile.isdir(path)
+
+
+def step_folder(directory, step):
+  return os.path.join(str(directory), f"{PREFIX}_{step}")
+
+
+def complete(folder):
+  """[(step, step folder)] of the step folders in `folder` with their metadata and commit marker."""
+  found = []
+  for path in tf.io.gfile.glob(os.path.join(folder, f"{PREFIX}_*")):
+    if owns(path) and all(tf.io.gfile.exists(os.path.join(path, name)) for name in (METADATA_FILE, COMMIT_FILE)):
+      found.append((int(os.path.basename(path.rstrip("/")).rsplit("_", 1)[1]), path))
+  return found
+
+
+def unfinished(name):
+  """Whether `name` in the checkpoints folder is a save cut short (Orbax's ckpt_N.orbax-checkpoint-tmp-*/)."""
+  return TEMPORARY in name
+
+
+def files(path):
+  """A step folder moves whole: on gs:// TensorFlow's file system renames a folder object by object."""
+  return [path]
+
+
+def settings(path):
+  """The run's config.yaml text in the step folder's metadata, or None."""
+  try:
+    with tf.io.gfile.GFile(os.path.join(path, METADATA_FILE)) as f:
+      return json.load(f).get("custom_metadata", {}).get(SETTINGS)
+  except (tf.errors.OpError, ValueError):
+    return None
+
+
+def _local(path):
+  return path if "://" in path else os.path.abspath(path)
+
+
+def step_manager(directory, keep=None, keep_hours=None, background=False):
+  """An Orbax CheckpointManager of the step folders `directory`/ckpt_STEP keeping the newest `keep` and one every
+  `keep_hours` (tf.train.CheckpointManager's rules). Its saves are complete when save() returns, or, with
+  `background`, once the arrays are copied to the host: written (under a temporary name, renamed when complete)
+  while the caller goes on, until wait_until_finished()."""
+  import orbax.checkpoint as ocp
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=keep, keep_time_interval=datetime.timedelta(hours=keep_hours) if keep_hours else None,
+      step_name_format=ocp.path.step.standard_name_format(step_prefix=PREFIX),
+      enable_async_checkpointing=background)
+  return ocp.CheckpointManager(_local(directory), options=options)
+
+
+class _QuietMetadata(logging.Filter):
+  """Orbax looks for step metadata inside the item folder too (it is in the step folder) and warns of each look."""
+
+  def filter(self, record):
+    return not record.getMessage().startswith("Metadata file does not exist")
+
+
+def restore(folder, target):
+  """The arrays of the step folder `folder`; `target(tree of saved ArrayMetadata) -> tree of
+  jax.ShapeDtypeStruct` says where each goes (another topology than the writer's needs one)."""
+  import orbax.checkpoint as ocp
+  quiet = _QuietMetadata()
+  logging.getLogger("absl").addFilter(quiet)
+  try:
+    with ocp.StandardCheckpointer() as checkpointer:
+      item = os.path.join(_local(folder), ITEM)
+      return checkpointer.restore(item, target(checkpointer.metadata(item).item_metadata.tree))
+  finally:
+    logging.getLogger("absl").removeFilter(quiet)
+
+
+def averaged_values(folder, count, use_ema=True):
+  """The `count` values the EMA averages, as NumPy arrays: the averages by default, else the values themselves
+  (the trainable weights, then the BN statistics). A step folder that cannot be read or holds another number of
+  them raises ValueError."""
+  import jax
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])  # whatever devices wrote it
+  try:
+    arrays = restore(folder, lambda saved: jax.tree.map(
+        lambda meta: jax.ShapeDtypeStruct(meta.shape, meta.dtype, sharding=device), saved))
+  except (ValueError, KeyError, FileNotFoundError) as error:
+    raise ValueError(f"Checkpoint {folder} cannot be read: {str(error).splitlines()[0][:200]}") from None
+  # The non-trainable floats are the BN statistics (the others: dropout's and stochastic depth's RNG states, which
+  # a model built without them lacks).
+  statistics = [array for array in arrays["non_trainable"] if np.issubdtype(array.dtype, np.floating)]
+  if len(arrays["trainable"]) + len(statistics) != count or len(arrays["shadows"]) != count:
+    raise ValueError(f"Checkpoint {folder} holds another number of weights than the model's {count}.")
+  return [np.asarray(array) for array in (arrays["shadows"] if use_ema else arrays["trainable"] + statistics)]
