@@ -86,12 +86,15 @@ def test_jax_stack_problems_are_found_before_jax_is_imported(monkeypatch, instal
 @pytest.mark.jax
 def test_the_jax_engine_on_two_processes_reports_each_hosts_devices_and_data_and_one_compiled_step(tmp_path):
   """As on a TPU slice of 2 hosts (here 2 processes x 4 CPU devices): every process checks itself and runs the
-  one compiled step; process 0 reports everything, process 1 its devices and its share of the data."""
+  one compiled step, in bfloat16 as on a TPU (the input pipeline's bfloat16 images into the JAX step; its loss
+  finite, or the doctor would say so); process 0 reports everything, process 1 its devices and its share of the
+  data."""
   pytest.importorskip("jax", reason="the JAX route is not installed: pip install -e \".[jax]\"")
   with socket.socket() as probe:
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
   processes = [subprocess.Popen(main_command("--doctor", "--engine=jax", f"--model_dir={tmp_path / 'run'}",
+                                             "--hparam_str=runtime.mixed_precision=bfloat16",
                                              f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
                                              f"--process_id={index}"),
                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -106,7 +109,8 @@ def test_the_jax_engine_on_two_processes_reports_each_hosts_devices_and_data_and
     assert re.search(rf"process {index}: +data: train: 4 file\(s\) matching train-\*, \d+ records in train-\S+; "
                      "each of the 2 processes reads 2 of them", out)
     assert out.strip().endswith(f"process {index}: ready: no problems found")
-  assert "process 0:          xla: on (jax.jit" in first
+  assert "process 0:    precision: mixed_bfloat16 (runtime.mixed_precision=bfloat16)" in first
+  assert "process 0:          xla: on (runtime.jit_compile=auto)" in first
   step = next(line for line in first.splitlines() if "train step:" in line)
   assert re.search(r"at 76 px, batch 16 .*: compile \d+\.\d s, step \d\.\d+ s, .* img/s, peak host memory", step)
   ours = [line for line in second.splitlines() if not line.startswith("[Gloo]")]  # gloo's lines: the CPU's own

@@ -3,9 +3,9 @@
 The loop is the paper's Algorithm 1: for each stage, build its data (image size, augmentation and mixing
 strength), run the engine's compiled step (dropout rate set), log, save. It knows no framework: the engine
 (engine.Engine; effnetv2_tf.engines has TensorFlow's and Keras 3 on JAX's) holds model, optimizer, EMA,
-checkpoints and the step, and after each host loop small hooks do one job each (DivergenceGuard, CheckpointAndStop, plan hooks
-such as the time budget's refit). Beside it: RunLog (console, TensorBoard, JSONL, plot), run_data (sources,
-class names) and RunDir (the folder's file names).
+checkpoints and the step, and after each host loop small hooks do one job each (DivergenceGuard,
+CheckpointAndStop, plan hooks such as the time budget's refit). Beside it: RunLog (console, TensorBoard, JSONL,
+plot), run_data (sources, class names) and RunDir (the folder's file names).
 """
 
 import contextlib

@@ -1,17 +1,17 @@
-"""The JAX engine behind the stage loop: the TF engine's run on 8 devices, and exact resume after signals.
+"""The JAX engine behind the stage loop: the TF engine's run on 8 devices, and its export. (Exact resume after
+signals, on 2 processes: test_jax_processes.)
 
 Each run is a process of its own (tests/train/run_trainer.py --engine=jax): Keras loads its backend once, and
 XLA_FLAGS gives that process 8 virtual CPU devices, over which each global batch of 8 is split.
 """
 
 import os
-import signal
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import TINY_TRAINER, main_py, run_trainer, signal_at_step, trainer_command
+from tests.helpers import main_py, run_trainer
 
 pytest.importorskip("jax", reason="the JAX route is not installed: pip install -e \".[jax]\"")
 pytestmark = pytest.mark.jax
@@ -59,47 +59,3 @@ def test_both_engines_train_the_same_two_stage_run(demo_records, tmp_path):
   jax_logits = np.load(tmp_path / "logits.npz")
   logits = served.signatures["serving_default"](images=tf.constant(jax_logits["images"]))["logits"].numpy()
   np.testing.assert_allclose(logits, jax_logits["logits"], atol=1e-5)
-
-
-# The TPU-shaped path of test_tpu_shaped_path on 8 devices: bfloat16, 2 steps per host loop, mixup and cutmix,
-# dropout and stochastic depth (the RNG states travel in the checkpoint), a stage switch, the padded eval.
-TPU_SHAPED = ("--hparam_str=runtime.mixed_precision=bfloat16,runtime.steps_per_loop=2,runtime.checkpoint_steps=100,"
-              "data.num_train_examples=160,mixing.mixup_max=0.4,mixing.cutmix_max=0.4,"
-              "regularization.dropout_max=0.3,regularization.survival_prob=0.8,eval.batch_size=32")
-
-
-@pytest.mark.e2e  # about 2.5 minutes: 4 runs of the JAX engine, each compiling its steps
-def test_sigterm_then_sigkill_in_stage_two_resume_to_the_uninterrupted_run(demo_records, finished_run, tmp_path):
-  """Warm-started from a TF engine's run: SIGTERM at step 12 saves at the end of its host loop and exits 75; the
-  rerun, SIGKILLed 2 steps later, keeps that checkpoint; the third run goes on from it. The end equals the
-  uninterrupted run's (weights, BN statistics, RNG states, EMA; the eval), and the TF engine refuses the JAX run's
-  folder in one line."""
-  args = ("--engine=jax", f"{TPU_SHAPED},train.ft_init_ckpt={finished_run}", "--finish")
-  whole = run_trainer(tmp_path / "whole", demo_records, *args, f"--weights_out={tmp_path / 'whole.npz'}",
-                      env=EIGHT_DEVICES, timeout=600)
-  assert f"fine-tuning from {finished_run}/checkpoints/ckpt-2: our checkpoint, EMA weights" in whole["stdout"]
-  assert whole["step"] == 20 and whole["eval"]["examples"] == 100
-
-  model_dir = tmp_path / "signalled"
-  command = trainer_command(model_dir, demo_records, *args, f"--weights_out={tmp_path / 'resumed.npz'}")
-  process, stderr = signal_at_step(command, model_dir, 12, signal.SIGTERM, env=EIGHT_DEVICES, last_step=20)
-  assert process.returncode == 75, stderr[-3000:]
-  stopped = int(stderr.strip().splitlines()[-1].split("at step ")[1].split(":")[0])
-  assert 12 <= stopped < 20
-  assert (model_dir / "checkpoints" / f"ckpt_{stopped}").is_dir()
-
-  refused = main_py(f"--model_dir={model_dir}", f"--data_dir={demo_records}", f"--hparam_str={TINY_TRAINER}")
-  assert refused.returncode == 2, refused.stderr[-3000:]
-  assert refused.stderr.strip().splitlines()[-1] == (
-      f"error: {model_dir} holds ckpt_{stopped}, a checkpoint of the jax engine, which the tf engine cannot resume: "
-      "rerun with --engine=jax, or use another --model_dir.")
-
-  process, stderr = signal_at_step(command, model_dir, stopped + 2, signal.SIGKILL, env=EIGHT_DEVICES, last_step=20)
-  assert process.returncode == -signal.SIGKILL
-  resumed = run_trainer(model_dir, demo_records, *args, f"--weights_out={tmp_path / 'resumed.npz'}",
-                        env=EIGHT_DEVICES, timeout=600)
-  assert "stage 2/2" in resumed["stdout"] and "stage 1/2" not in resumed["stdout"]  # continued, not restarted
-  assert resumed["step"] == 20 and resumed["eval"] == whole["eval"]
-  for kind in ("weight", "shadow"):
-    for ours, theirs in zip(_arrays(tmp_path / "resumed.npz", kind), _arrays(tmp_path / "whole.npz", kind)):
-      np.testing.assert_array_equal(ours, theirs)

@@ -15,16 +15,22 @@ import time
 import numpy as np
 import pytest
 
-from tests.helpers import ROOT, TINY_TRAINER, main_command, result_of, run_trainer, trainer_command
+from tests.helpers import ROOT, TINY_TRAINER, main_command, main_py, result_of, run_trainer, trainer_command
 
 pytest.importorskip("jax", reason="the JAX route is not installed: pip install -e \".[jax]\"")
 pytestmark = pytest.mark.jax
 
 FOUR_DEVICES = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
 EIGHT_DEVICES = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-# With run_trainer's TINY_TRAINER (dropout 0, survival 1): 12 steps of 8 images in 2 stages (6 at 36 px, 6 at
-# 40 px), 4 rows of each batch from each process; eval batches of 16 (8 a process, one a device).
-TWELVE_STEPS = "--hparam_str=data.num_train_examples=96,eval.batch_size=16"
+# With run_trainer's TINY_TRAINER: 16 steps of 8 images in 2 stages (8 at 36 px, 8 at 40 px), 4 rows of each batch
+# from each process, 2 steps a host loop; eval batches of 16 (8 a process, one a device). The TPU-shaped path but
+# for bfloat16 (whose rounding tells the collectives of one process from those of two; test_doctor's JAX step runs
+# it on 2 processes): mixup and cutmix, dropout and stochastic depth (their RNG states travel in the checkpoint), a
+# stage switch, the padded eval, warm-started from a TF engine's run (the fixture's train.ft_init_ckpt). No host
+# loop cut to the progress line's seconds: one process would cut its own (several processes do not).
+TPU_SHAPED = ("data.num_train_examples=128,eval.batch_size=16,runtime.steps_per_loop=2,runtime.progress_seconds=0.0,"
+              "runtime.checkpoint_steps=100,mixing.mixup_max=0.4,mixing.cutmix_max=0.4,regularization.dropout_max=0.3,"
+              "regularization.survival_prob=0.8")
 
 
 def _free_port():
@@ -48,8 +54,17 @@ def _ended(processes, timeout=400):
   return [(process.returncode, out, err) for process, (out, err) in zip(processes, outputs)]
 
 
-def _trained(model_dir, data_dir, *extra):
-  return _start(lambda *flags: trainer_command(model_dir, data_dir, "--engine=jax", TWELVE_STEPS, *extra, *flags))
+def _signalled(processes, model_dir, step, signum):
+  """`processes`' ends after `signum` went to each once history.jsonl has a row at `step` or later."""
+  history = model_dir / "history.jsonl"
+  deadline = time.time() + 400
+  while time.time() < deadline and not (history.exists() and
+                                        json.loads(history.read_text().splitlines()[-1])["step"] >= step):
+    assert all(process.poll() is None for process in processes), "a process ended before it was signalled"
+    time.sleep(0.02)
+  for process in processes:
+    process.send_signal(signum)
+  return _ended(processes)
 
 
 def _weights(path):
@@ -57,84 +72,104 @@ def _weights(path):
   return {key: saved[key] for key in saved.files if not key.startswith("start_")}
 
 
-def _assert_same_weights(ours, theirs):
-  assert ours.keys() == theirs.keys() and len(ours) > 200
-  for key in ours:  # weights, BN statistics and RNG states, then the EMA's shadows
-    np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-6, err_msg=key)
+@pytest.fixture(scope="module")
+def tpu_shaped(demo_records, finished_run):
+  """run_trainer's arguments for a run of the TPU-shaped path warm-started from the TF engine's finished run."""
+  return "--engine=jax", f"--hparam_str={TPU_SHAPED},train.ft_init_ckpt={finished_run}"
 
 
 @pytest.fixture(scope="module")
-def two_process_run(demo_records, tmp_path_factory):
+def two_process_run(demo_records, tpu_shaped, tmp_path_factory):
   """(folder, [(status, stdout, stderr)] of both processes, weights file) of the run trained by 2 processes."""
   folder = tmp_path_factory.mktemp("two_processes")
-  ended = _ended(_trained(folder / "run", demo_records, "--finish", f"--weights_out={folder / 'weights.npz'}"))
+  ended = _ended(_start(lambda *flags: trainer_command(folder / "run", demo_records, *tpu_shaped, "--finish",
+                                                        f"--weights_out={folder / 'weights.npz'}", *flags)))
   for status, _, err in ended:
     assert status == 0, err[-3000:]
   return folder / "run", ended, folder / "weights.npz"
 
 
 @pytest.mark.e2e  # about 2 minutes: the 2 processes' run (the fixture's), then one process on their batches
-def test_two_processes_train_what_one_process_trains_on_their_batches(two_process_run, demo_records, tmp_path):
+def test_two_processes_train_what_one_process_trains_on_their_batches(two_process_run, demo_records, tpu_shaped,
+                                                                      finished_run, tmp_path):
   """Process 0 and 1 each feed 4 devices their rows of each batch; one process with 8 devices fed the same global
-  batches (both input pipelines' rows) trains the same weights, BN statistics and EMA to 1e-5 and evaluates the
+  batches (both input pipelines' rows) trains the same weights, BN statistics, RNG states and EMA and evaluates the
   same (each eval example once). Only process 0 wrote the run folder's files."""
   run, ended, weights = two_process_run
-  one = run_trainer(tmp_path / "one", demo_records, "--engine=jax", TWELVE_STEPS, "--input_pipelines=2", "--finish",
+  assert f"fine-tuning from {finished_run}/checkpoints/ckpt-2: our checkpoint, EMA weights" in ended[0][1]
+  one = run_trainer(tmp_path / "one", demo_records, *tpu_shaped, "--input_pipelines=2", "--finish",
                     f"--weights_out={tmp_path / 'one.npz'}", env=EIGHT_DEVICES)
   results = [result_of(out) for _, out, _ in ended]
   for result in results:
-    assert result["replicas"] == 8 and result["step"] == 12
+    assert result["replicas"] == 8 and result["step"] == 16
     np.testing.assert_allclose(result["losses"], one["losses"], rtol=1e-5)
     assert result["eval"] == one["eval"] and result["eval"]["examples"] == 100
-  _assert_same_weights(_weights(weights), _weights(tmp_path / "one.npz"))
+  ours, theirs = _weights(weights), _weights(tmp_path / "one.npz")
+  assert ours.keys() == theirs.keys() and len(ours) > 200
+  for key in ours:  # weights, BN statistics and RNG states, then the EMA's shadows
+    np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-6, err_msg=key)
   # TensorBoard names its event files after the writing process: only process 0's is there.
   events = list(run.glob("train/events.out.tfevents.*"))
   assert len(events) == 1 and events[0].name.split(".")[-3] == str(results[0]["pid"])
   assert sorted(path.name for path in run.iterdir()) == sorted(path.name for path in (tmp_path / "one").iterdir())
   rows = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
-  assert [row["step"] for row in rows] == list(range(1, 13))
+  assert [row["step"] for row in rows] == list(range(2, 17, 2))
 
 
-@pytest.mark.e2e  # about 3 minutes: the 2 processes stopped in stage 2, then resumed
-def test_sigterm_to_both_processes_in_stage_two_then_a_rerun_ends_as_the_uninterrupted_run(two_process_run,
-                                                                                          demo_records, tmp_path):
-  """SIGTERM to both processes after step 8 (stage 2): both save one checkpoint at the step they agree on and exit
-  75; the same commands again resume from it to the uninterrupted run's weights."""
+@pytest.mark.e2e  # about 5 minutes: 3 runs of 2 processes
+def test_sigterm_then_sigkill_in_stage_two_resume_to_the_uninterrupted_run(two_process_run, demo_records,
+                                                                           tpu_shaped, tmp_path):
+  """SIGTERM to both processes after step 10 (stage 2): both save one checkpoint at the step they agree on and exit
+  75, and the TF engine refuses the folder in one line; the same commands, SIGKILLed 2 steps later, keep that
+  checkpoint; a third time they go on from it (stage 2 only) to the uninterrupted run's weights, BN statistics,
+  RNG states and EMA, bit for bit, and its eval."""
   run = tmp_path / "run"
-  processes = _trained(run, demo_records)
-  history = run / "history.jsonl"
-  deadline = time.time() + 400
-  while time.time() < deadline and not (history.exists() and
-                                        json.loads(history.read_text().splitlines()[-1])["step"] >= 8):
-    assert all(process.poll() is None for process in processes), "a process ended before it was signalled"
-    time.sleep(0.05)
-  for process in processes:
-    process.send_signal(signal.SIGTERM)
-  stopped = _ended(processes)
+
+  def trained(*extra):
+    return _start(lambda *flags: trainer_command(run, demo_records, *tpu_shaped, *extra, *flags))
+
+  stopped = _signalled(trained(), run, 10, signal.SIGTERM)
   assert [status for status, _, _ in stopped] == [75, 75], stopped[0][2][-2000:]
-  steps = {err.strip().splitlines()[-1] for _, _, err in stopped}
-  assert len(steps) == 1 and "checkpoint saved" in steps.pop()  # the same step in both lines
-  saved = sorted(int(path.name.split("_")[1]) for path in (run / "checkpoints").iterdir())
-  assert 8 <= saved[-1] < 12
-  resumed = _ended(_trained(run, demo_records, f"--weights_out={tmp_path / 'resumed.npz'}"))
+  lines = {next((line for line in err.splitlines() if line.startswith("stopped by SIGTERM at step ")), err[-2000:])
+           for _, _, err in stopped}
+  assert len(lines) == 1 and "checkpoint saved" in (line := lines.pop())  # the same step in both processes
+  step = int(line.split("at step ")[1].split(":")[0])
+  assert 10 <= step < 16 and {path.name for path in (run / "checkpoints").iterdir()} == {"ckpt_8", f"ckpt_{step}"}
+
+  refused = main_py(f"--model_dir={run}", f"--data_dir={demo_records}", f"--hparam_str={TINY_TRAINER}")
+  assert refused.returncode == 2, refused.stderr[-3000:]
+  assert refused.stderr.strip().splitlines()[-1] == (
+      f"error: {run} holds ckpt_{step}, a checkpoint of the jax engine, which the tf engine cannot resume: "
+      "rerun with --engine=jax, or use another --model_dir.")
+
+  killed = _signalled(trained(), run, step + 2, signal.SIGKILL)  # before the run's end at 16: step is 10 or 12
+  assert [status for status, _, _ in killed] == [-signal.SIGKILL] * 2
+  assert (run / "checkpoints" / f"ckpt_{step}").is_dir()
+  resumed = _ended(trained("--finish", f"--weights_out={tmp_path / 'resumed.npz'}"))
   assert [status for status, _, _ in resumed] == [0, 0], resumed[0][2][-2000:]
-  _assert_same_weights(_weights(tmp_path / "resumed.npz"), _weights(two_process_run[2]))
+  assert "stage 2/2" in resumed[0][1] and "stage 1/2" not in resumed[0][1]  # continued, not restarted
+  _, whole, whole_weights = two_process_run
+  assert result_of(resumed[0][1])["eval"] == result_of(whole[0][1])["eval"]
+  ours, theirs = _weights(tmp_path / "resumed.npz"), _weights(whole_weights)
+  assert ours.keys() == theirs.keys()
+  for key in ours:
+    np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
 
 
 def test_a_process_alone_or_started_with_other_settings_stops_with_one_line(demo_records, tmp_path):
   """Process 1 without a coordinator, and process 0 without process 1, give up after --join_seconds; two
   processes whose settings differ both stop, naming the settings' group. One line each, exit 2, within 60 s."""
-  def main_py(model_dir, *flags, hparam_str=TINY_TRAINER):
+  def main_command_of(model_dir, *flags, hparam_str=TINY_TRAINER):
     return main_command("--engine=jax", "--mode=train", f"--model_dir={tmp_path / model_dir}",
                         f"--data_dir={demo_records}", f"--hparam_str={hparam_str}", "--join_seconds=5", *flags)
 
   def alone(index):  # a process of 2 on a port of its own: the other never comes
-    return subprocess.Popen(main_py(f"alone{index}", f"--coordinator_address=127.0.0.1:{_free_port()}",
+    return subprocess.Popen(main_command_of(f"alone{index}", f"--coordinator_address=127.0.0.1:{_free_port()}",
                                     "--num_processes=2", f"--process_id={index}"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=FOUR_DEVICES)
 
   started = time.monotonic()
-  processes = [alone(0), alone(1)] + _start(lambda *flags: main_py(
+  processes = [alone(0), alone(1)] + _start(lambda *flags: main_command_of(
       "differ", *flags, hparam_str=TINY_TRAINER + (",train.lr_base=0.02" if flags[-1].endswith("=1") else "")))
   ended = _ended(processes, timeout=120)
   seconds = time.monotonic() - started
