@@ -11,7 +11,7 @@ JAX_ROUTE = ["orbax-checkpoint>=0.12.8", f"tensorflow-cpu{TF_VERSIONS}"]
 
 setup(
     name="effnetv2_tf",
-    version="0.2.0",
+    version="0.3.0",
     description="EfficientNetV2 for TensorFlow 2 / Keras 3: models, progressive training on TPU/GPU/CPU, export.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

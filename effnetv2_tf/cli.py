@@ -100,7 +100,7 @@ def _doctor(engine, launch, model_dir):
 
   def demo_records(folder):
     from effnetv2_tf import jobs
-    return jobs.demo_records(folder)
+    return jobs.demo_records(folder, announce=False)
 
   demo = FLAGS.hparams == "demo" and not FLAGS.data_dir
   with tempfile.TemporaryDirectory() as scratch:

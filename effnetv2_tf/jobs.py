@@ -8,7 +8,6 @@ the TPU runtime's variables are set (tpu/pjrt.py).
 import os
 import pathlib
 import tempfile
-import time
 
 import ml_collections
 import tensorflow as tf
@@ -18,6 +17,7 @@ from effnetv2_tf.data.convert import convert
 from effnetv2_tf.export import export_run
 from effnetv2_tf.run_dir import model_identity
 from effnetv2_tf.train.engine import CheckpointMismatchError
+from effnetv2_tf.train.evaluation import accuracy_text
 from effnetv2_tf.train.run_data import check_run_classes, data_facts, eval_source
 from effnetv2_tf.train.schedule import run_plan
 from effnetv2_tf.train.time_budget import fit_to_budget
@@ -28,12 +28,15 @@ DEMO_DATA = pathlib.Path(__file__).resolve().parent / "demo_data"
 DEMO_RECORDS = "demo_records"  # the demo's photos as TFRecords, inside its (local) model_dir
 
 
-def demo_records(model_dir):
-  """The shipped demo photos as TFRecords, converted once (into the model dir when it is local)."""
+def demo_records(model_dir, announce=True):
+  """The shipped demo photos as TFRecords, converted once (into the model dir when it is local), with a line
+  saying so where `announce`."""
   local = "://" not in model_dir
   records = pathlib.Path(model_dir if local else tempfile.gettempdir()) / DEMO_RECORDS
   if not list(records.glob("train-*")):
-    convert(DEMO_DATA, records, shards=4, overwrite=True)  # our own folder: a killed conversion is redone
+    if announce:
+      print(f"preparing the demo's photos (once): {DEMO_DATA.name} -> {records}", flush=True)
+    convert(DEMO_DATA, records, shards=4, overwrite=True, progress=False)  # ours: a killed conversion is redone
   return str(records)
 
 
@@ -106,12 +109,13 @@ def train(run_dir, engine, runtime, name, hparam_str, data_dir, eval_between_sta
     for note in engine.notes(runtime):
       print(note, flush=True)
     print(trainer.stage_table())
-    started = time.perf_counter()
+    started = seconds_since_start()
     trainer.train(eval_between_stages=eval_between_stages and config.eval.between_stages)
     result = trainer.finish()
-  print(f"done in {time.perf_counter() - started:.0f} s: top-1 {result['top1']:.4f} on {result['examples']} "
-        f"held-out images (chance {1 / config.model.num_classes:.2f}); checkpoints, TensorBoard logs and "
-        f"training.png in {run_dir}")
+  # The time budget's clock: from the process's start (start-up, timing the step, training, the final eval).
+  print(f"done in {seconds_since_start():.0f} s ({seconds_since_start() - started:.0f} s of them training and "
+        f"evaluating): top-1 {result['top1']:.4f} on {result['examples']} held-out images (chance "
+        f"{1 / config.model.num_classes:.2f}); checkpoints, TensorBoard logs and training.png in {run_dir}")
 
 
 def evaluate(run_dir, engine, runtime, hparam_str, data_dir, wait_seconds=0, other_class_names=False):
@@ -134,8 +138,8 @@ def evaluate(run_dir, engine, runtime, hparam_str, data_dir, wait_seconds=0, oth
       raise FileNotFoundError(f"No checkpoint in {run_dir.checkpoints} to evaluate.")
     evaluator.restore(checkpoint)
     result = evaluator.evaluate()
-    print(f"step {result['step']}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} on "
-          f"{result['examples']} images (EMA weights)")
+    print(f"step {result['step']}: {accuracy_text(result, config.model.num_classes)} on {result['examples']} images "
+          "(EMA weights)")
     if result["step"] >= total_steps:
       break
 

@@ -2,13 +2,16 @@
 
 TensorFlow's C++ libraries write a banner (oneDNN, CPU instructions, "Could not find cuda drivers", a
 cuInit error on machines without a GPU) before its logging is set up, so TF_CPP_MIN_LOG_LEVEL cannot hide
-it, and it comes twice (two libraries). import_tensorflow() imports TensorFlow and Keras and lists the
-devices with the process's stderr caught at the file-descriptor level, then writes back every other line.
-The CUDA lines stay on a machine with an NVIDIA driver, where they explain a GPU that is not found.
+it, and it comes twice (two libraries). TensorFlow's first import, wherever it happens once effnetv2_tf is
+imported (leave_out_banner, called by the package), runs with the process's stderr caught at the
+file-descriptor level and lists the devices, then writes back every other line. The CUDA lines stay on a
+machine with an NVIDIA driver, where they explain a GPU that is not found.
 """
 
 import contextlib
 import importlib
+import importlib.abc
+import importlib.util
 import os
 import sys
 import tempfile
@@ -39,11 +42,40 @@ def _filtered_stderr(noise):
       sys.stderr.flush()
 
 
+def _noise():
+  return BANNER + (() if os.path.exists(NVIDIA_DRIVER) else NO_GPU)
+
+
+class _QuietTensorFlow(importlib.abc.MetaPathFinder):
+  """Finds TensorFlow with the other finders, once, and loads it with its banner left out."""
+
+  def find_spec(self, name, path=None, target=None):
+    if name != "tensorflow":
+      return None
+    sys.meta_path.remove(self)
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+      return spec
+    load = spec.loader.exec_module
+
+    def load_quietly(module):
+      with _filtered_stderr(_noise()):
+        load(module)
+        module.config.list_physical_devices()  # CUDA's lines come when the devices are first listed
+
+    spec.loader.exec_module = load_quietly
+    return spec
+
+
+def leave_out_banner():
+  """TensorFlow's first import, by whatever imports it, leaves its start-up banner out of the console."""
+  if "tensorflow" not in sys.modules and not any(isinstance(finder, _QuietTensorFlow) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _QuietTensorFlow())
+
+
 def import_tensorflow():
-  """Imports TensorFlow and Keras (and initialises the devices) without the start-up banner; returns tf."""
-  noise = BANNER + (() if os.path.exists(NVIDIA_DRIVER) else NO_GPU)
-  with _filtered_stderr(noise):
-    importlib.import_module("keras")  # its libraries print the banner a second time
-    import tensorflow as tf
-    tf.config.list_physical_devices()  # CUDA's lines come when the devices are first listed
+  """Imports TensorFlow and Keras (and lists the devices) without the start-up banner; returns tf."""
+  leave_out_banner()
+  importlib.import_module("keras")
+  import tensorflow as tf
   return tf

@@ -4,29 +4,24 @@ effnetv2_tf.data.convert (train-*, val-*): thousands of images, minutes to hours
 Sized from the data and the run rather than for ImageNet: hparams.from_data and the rules below (which
 hparams.resolve applies) fill the values left None here:
 - class and example counts from the converter's dataset.json; train and eval at the model's sizes, however
-  small the photos, but at most 4x their median shorter side (32-px photos at 128: 10 minutes of B0 on
-  CIFAR-10 photos, top-1 0.28 at their own 32 px, 0.48 upsampled 3-4x, 0.46 at 5-6x), the first stage at half;
+  small the photos, but at most 4x their median shorter side, the first stage at half;
 - progressive learning by the paper's rule, 3 stages with weak regularization early (RandAugment 2 -> 8;
   crops of 25-100% of the image: small sets cannot spare smaller ones), no mixup; dropout stays at the
   model's rate (a new rate retraces the step, 15-40 s a stage on the CPU);
-- a run of fewer than 30 epochs (SHORT_RUN_EPOCHS; minutes to an hour on a CPU) trains in one stage at 5/6 of
-  the final size (SHORT_RUN_SIZE; B0 160 px instead of 192, still evaluated at 224) without
-  RandAugment, dropout or stochastic depth (crops and flips stay): a few epochs underfit, so more of them
-  beat more pixels, and regularization only pays once a model can overfit (10 minutes of B0 on imagenette,
-  2 seeds: 0.41 and 0.38 top-1 with the model's dropout and stochastic depth, 0.52 and 0.47 without; 13
-  epochs of hand signs: 0.51 in 3 regularized stages, 0.89 in one stage without);
-  setting progressive.stages yourself keeps your stages, size, augmentation and regularization;
-- residual blocks start as the identity (their last batch norm's scale at 0, model.zero_init_residual):
-  a deep network from scratch trains as a shallow one first, which a short run cannot wait out (10 minutes
-  of B0, seeds 0, 1, 2: imagenette 0.617, 0.631, 0.614 against 0.538, 0.529, 0.545; flowers 0.685, 0.728,
-  0.739 against 0.647, 0.671, 0.686);
+- a run of fewer than SHORT_RUN_EPOCHS (minutes to an hour on a CPU) trains in one stage at SHORT_RUN_SIZE of the
+  final size, still evaluated at the eval size, without RandAugment, dropout or stochastic depth (crops and flips
+  stay): a few epochs underfit, so more of them beat more pixels, and regularization only pays once a model can
+  overfit; setting progressive.stages yourself keeps your stages, size, augmentation and regularization;
+- residual blocks start as the identity (their last batch norm's scale at 0, model.zero_init_residual): a deep
+  network from scratch trains as a shallow one first, which a short run cannot wait out;
 - Adam with cosine decay (lr 1e-3 from scratch, at any batch), batch 32 (a run of minutes is short of updates,
-  not of images a step: 10 minutes of B0 at 192 px, 0.39 top-1 at 32 against 0.36 at 64), warm-up a twentieth
-  of the run, an EMA whose horizon is a tenth of the run's steps, label smoothing 0.1; one eval, at the end (an
-  eval between stages costs as much as a short stage; eval.between_stages=true for them);
+  not of images a step), warm-up a twentieth of the run, an EMA whose horizon is a tenth of the run's steps,
+  label smoothing 0.1; one eval, at the end (an eval between stages costs as much as a short stage;
+  eval.between_stages=true for them);
 - with train.ft_init_ckpt (an official checkpoint or one of our runs) the same set fine-tunes: one stage at
   the final size and a tenth of the learning rate;
 - train.time_budget (minutes) sets the epochs from the step time measured when the run starts.
+Each choice was measured: docs/benchmarks.md ("What helped", "What was tried and did not help").
 """
 
 import ml_collections
@@ -68,18 +63,9 @@ def photos(model_name):
   return config
 
 
-# Runs from scratch shorter than this train in one stage without regularization (the photos-* sets): they
-# underfit, and regularization only pays once a model can overfit (10-minute runs of B0 on 4,000 photos, 2-4
-# epochs: 0.20 top-1 with 3 stages and RandAugment 2 -> 8, 0.28-0.30 without RandAugment; then 0.41 and 0.38
-# with the model's dropout and stochastic depth, 0.52 and 0.47 without, seeds 0 and 1; 10 minutes on 1,653
-# photos of hand signs, 13 epochs, seed 0: 0.51 with 3 stages, RandAugment, dropout and stochastic depth,
-# 0.89 in one stage without). The recipe's default 30 epochs keep the paper's plan.
+# Runs from scratch shorter than this train in one stage without regularization (measured: docs/benchmarks.md).
 SHORT_RUN_EPOCHS = 30
-# ...and at this fraction of the final size (B0: 160 px instead of 192), evaluated at the eval size: a few
-# epochs underfit, and 5/6 of the size is about 1.35x the epochs in the same time (10 minutes of B0, seeds
-# 0, 1, 2, top-1 at 160 px against 192: imagenette 0.538, 0.529, 0.545 against 0.507, 0.517, 0.498;
-# flowers 0.647, 0.671, 0.686 against 0.636, 0.644, 0.623). Smaller still did not help: 10 minutes of hand signs
-# (100-px photos), seed 0, 0.978 at 160 px in 23 epochs against 0.954 at 128 px in 37.
+# ...and at this fraction of the final size (B0: 160 px instead of 192; measured: docs/benchmarks.md).
 SHORT_RUN_SIZE = 5 / 6
 
 
@@ -120,10 +106,9 @@ def short_run_note(recipe, config):
   size = config.progressive.image_size_max
   if recipe.progressive.stages is not None or not _short_run(config) or size == final:
     return None
-  return (f"progressive.image_size_max {size} instead of {final}: a run of {config.train.epochs:.3g} epochs from "
-          f"scratch (under {SHORT_RUN_EPOCHS}) trains in one stage at 5/6 of the size without RandAugment "
-          f"(evaluated at {config.eval.image_size}): a few epochs underfit, and a smaller size buys more of them "
-          "(progressive.stages given keeps the sizes)")
+  return (f"progressive.image_size_max {size}, not {final}: a run of {config.train.epochs:.3g} epochs from scratch "
+          f"(under {SHORT_RUN_EPOCHS}) trains one stage at 5/6 of the size, without RandAugment, dropout or stochastic "
+          f"depth, and evaluates at {config.eval.image_size}; set progressive.stages to choose the stages and sizes")
 
 
 def _smaller_size(size, fraction):

@@ -61,6 +61,7 @@ def test_the_installed_command_runs_the_demo_from_another_folder_and_it_learns(i
   run = tmp_path / "run"
   assert "stage 4/4" in done.stdout and "size  dropout          augment" in done.stdout  # the stage table
   assert "RandAugment 2.00" in done.stdout  # the demo's first stage (its policy is RandAugment)
+  assert "preparing the demo's photos (once)" in done.stdout and "train 30/300" not in done.stderr
   final = json.loads((run / "eval.jsonl").read_text().splitlines()[-1])
   assert final["examples"] == 100 and final["ema"]
   assert final["top1"] >= 0.35, final  # chance is 0.2; 0.35 is 3.75 standard errors above it

@@ -54,7 +54,10 @@ def test_each_engine_answers_the_registrys_questions_and_has_what_the_stage_loop
   spec = engines.get(name)
   assert spec.name == name and isinstance(spec, EngineSpec)
   assert _missing(type(spec), EngineSpec) == []
-  engine_class = spec.engine_class()
+  try:
+    engine_class = spec.engine_class()
+  except ModuleNotFoundError as error:  # its framework is another stack's (CI runs each engine's on its own)
+    pytest.skip(f"the {name} engine's framework is not installed: {error}")
   assert _missing(engine_class, Engine, inspect.getsource(engine_class)) == []
   assert list(inspect.signature(engine_class).parameters) == ["config", "runtime", "eval_source", "counts"]
 

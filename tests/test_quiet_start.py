@@ -24,3 +24,10 @@ def test_the_package_s_commands_start_without_the_banner(module):
                         cwd=ROOT)
   assert done.returncode == 0 and "usage:" in done.stdout, done.stderr[-2000:]
   assert not any(text in done.stderr for text in ("oneDNN custom operations", "cuInit", "cuda drivers")), done.stderr
+
+
+def test_importing_the_package_s_modules_writes_nothing_to_stderr(tmp_path):
+  """TensorFlow's first import, by whichever module of the package, leaves its banner out."""
+  done = subprocess.run([sys.executable, "-c", "import effnetv2_tf.model, effnetv2_tf.data.pipeline"],
+                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+  assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -100,11 +100,12 @@ def _progress(split, done, total, interactive):
   sys.stderr.flush()
 
 
-def convert(src, out, shards=8, seed=0, overwrite=False):
-  """Converts the folder; returns {"classes": [...], "written": {split: n}, "skipped": [paths],
-  "empty_classes": [folders], "replaced": n, "image_size": {split: median shorter side in pixels}}. An
-  output folder holding an earlier conversion is refused (its shards would mix with the new ones) unless
-  `overwrite`, which deletes those files first."""
+def convert(src, out, shards=8, seed=0, overwrite=False, progress=True):
+  """Converts the folder; returns {"classes": [...], "written": {split: n}, "skipped": [paths not decodable],
+  "empty": [paths of 0-byte files], "empty_classes": [folders], "replaced": n, "image_size": {split: median
+  shorter side in pixels}}. An output folder holding an earlier conversion is refused (its shards would mix with
+  the new ones) unless `overwrite`, which deletes those files first. `progress`: a bar (or a line at each tenth)
+  on stderr."""
   splits, empty = find_splits(src)
   classes = sorted({name for images in splits.values() for _, name in images})
   if len(classes) < 2:
@@ -124,8 +125,8 @@ def convert(src, out, shards=8, seed=0, overwrite=False):
     path.unlink()
   out.mkdir(parents=True, exist_ok=True)
   (out / LABELS_FILE).write_text("".join(f"{name}\n" for name in classes))
-  summary = {"classes": classes, "written": {}, "skipped": [], "empty_classes": empty, "replaced": len(earlier),
-             "image_size": {}}
+  summary = {"classes": classes, "written": {}, "skipped": [], "empty": [], "empty_classes": empty,
+             "replaced": len(earlier), "image_size": {}}
   interactive = sys.stderr.isatty()
   for split, images in splits.items():
     images = list(images)
@@ -135,14 +136,16 @@ def convert(src, out, shards=8, seed=0, overwrite=False):
                for i in range(num_shards)]
     written, short_sides = 0, []
     for index, (path, class_name) in enumerate(images):
-      decoded = _jpeg_bytes(path, tf)
-      if decoded is None:
+      if path.stat().st_size == 0:  # said so, not decoded (TensorFlow would log its own line about it)
+        summary["empty"].append(str(path))
+      elif (decoded := _jpeg_bytes(path, tf)) is None:
         summary["skipped"].append(str(path))
       else:
         writers[written % num_shards].write(_example(decoded[0], label_of[class_name], tf))
         short_sides.append(decoded[1])
         written += 1
-      _progress(split, index + 1, len(images), interactive)
+      if progress:
+        _progress(split, index + 1, len(images), interactive)
     for writer in writers:
       writer.close()
     summary["written"][split] = written
@@ -171,9 +174,11 @@ def main(argv=None):
   for split, count in summary["written"].items():
     print(f"  {split}: {count} images")
   print(f"class and image counts -> {pathlib.Path(args.out) / DATASET_FILE} (training reads them from there)")
-  print(f"  skipped (not decodable): {len(summary['skipped'])}")
-  for path in summary["skipped"][:20]:
-    print(f"    {path}")
+  for reason, paths in (("empty files", summary["empty"]), ("not decodable", summary["skipped"])):
+    if paths or reason == "not decodable":
+      print(f"  skipped ({reason}): {len(paths)}")
+      for path in paths[:20]:
+        print(f"    {path}")
 
 
 if __name__ == "__main__":

@@ -22,3 +22,9 @@ def eval_result(step, totals, source, use_ema):
   if examples == 0:
     raise ValueError(f"No eval example of {source} could be read: check data.eval_files and the files.")
   return {"step": step, "top1": top1 / examples, "top5": top5 / examples, "examples": int(examples), "ema": use_ema}
+
+
+def accuracy_text(result, num_classes):
+  """"top-1 0.4600" of an eval result, and ", top-5 0.8800" where there are more than 5 classes (with 5 or fewer
+  every example is in its top 5)."""
+  return f"top-1 {result['top1']:.4f}" + (f", top-5 {result['top5']:.4f}" if num_classes > 5 else "")

@@ -72,7 +72,7 @@ def scaled(timed, size, pace):
 class RunPaces:
   """What a run knows of its step's cost: the paces timed before it trains (Trainer.time_steps; a time budget
   plans with them), with what the timing's first step took beyond its pace (the trace, the pipeline's start),
-  and the paces its stages measured; from them, the run's time left."""
+  the paces its stages measured, and what compiling the step took; from them, the run's time left."""
 
   def __init__(self):
     self.timed = {}  # {image size: seconds per step}, timed before the run
@@ -85,10 +85,11 @@ class RunPaces:
     self.timed.update(paces)
     self.trace_seconds = max(self.trace_seconds, trace_seconds)
 
-  def measured_at(self, size, pace):
-    """Notes the pace the stage at `size` measured so far."""
+  def measured_at(self, size, pace, compile_seconds=0.0):
+    """Notes the pace the stage at `size` measured so far, and what its first loop took to compile the step."""
     self.measured[size] = pace
     self._latest = size, pace
+    self.trace_seconds = max(self.trace_seconds, compile_seconds)
 
   def paces(self):
     """{size: seconds per step}: the stages' own, and the sizes only timed scaled by what the latest
@@ -97,8 +98,9 @@ class RunPaces:
       return {**self.timed, **self.measured}
     return {**scaled(self.timed, *self._latest), **self.measured}
 
-  def seconds_left(self, stages, step):
-    """The training time left from `step` (evals not counted), each stage's steps at its size's pace; None
-    before any pace is known."""
+  def seconds_left(self, stages, step, compiles=0):
+    """The training time left from `step` (evals not counted), each stage's steps at its size's pace, and
+    `compiles` more compiles of the step (the stages to come that compile it again) at the longest one seen;
+    None before any pace is known."""
     paces = self.paces()
-    return seconds_from(step, stages, pace_at(paces)) if paces else None
+    return seconds_from(step, stages, pace_at(paces)) + compiles * self.trace_seconds if paces else None

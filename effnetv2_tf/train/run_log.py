@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from effnetv2_tf.run_dir import write_atomically
+from effnetv2_tf.train.evaluation import accuracy_text
 
 
 def read_rows(path):
@@ -36,24 +37,42 @@ def write_rows(path, rows):
   write_atomically(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
-def plot(path, stages, rows, evals=()):
-  """Writes the PNG: image size and regularization per stage, and loss / accuracy over steps."""
+def figure_of(stages, rows, evals=()):
+  """The run's figure: the image size per stage and the learning rate over steps; the regularization per stage
+  where a stage has any; loss and accuracy over steps. Stages are drawn as steps without edges to 0."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  figure, (schedule_axis, loss_axis) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
+  regularized = any(s.randaug_magnitude or s.dropout_rate or s.mixup_alpha for s in stages)
+  figure, axes = plt.subplots(3 if regularized else 2, 1, figsize=(8, 9 if regularized else 7), sharex=True)
+  schedule_axis, loss_axis = axes[0], axes[-1]
   bounds = [s.start_step for s in stages] + [stages[-1].end_step]
-  schedule_axis.stairs([s.image_size for s in stages], bounds, label="image size (px)", color="tab:blue")
+  sizes = [s.image_size for s in stages]
+  schedule_axis.stairs(sizes, bounds, baseline=None, label="image size (px)", color="tab:blue")
+  schedule_axis.set_ylim(0, max(sizes) * 1.2)
   schedule_axis.set_ylabel("image size (px)")
-  regularization = schedule_axis.twinx()
-  regularization.stairs([s.randaug_magnitude for s in stages], bounds, label="RandAugment m", color="tab:orange")
-  regularization.stairs([10 * s.dropout_rate for s in stages], bounds, label="10 x dropout", color="tab:green")
-  regularization.stairs([10 * s.mixup_alpha for s in stages], bounds, label="10 x mixup alpha", color="tab:red")
-  regularization.set_ylabel("regularization")
-  lines = schedule_axis.get_legend_handles_labels()[0] + regularization.get_legend_handles_labels()[0]
-  schedule_axis.legend(lines, [line.get_label() for line in lines], loc="upper left", fontsize=8)
-  schedule_axis.set_title("Progressive learning: stages")
+  schedule_axis.set_title(f"{len(stages)} progressive stages" if len(stages) > 1 else
+                          f"One stage at {sizes[0]} px")
+  handles = schedule_axis.get_legend_handles_labels()[0]
+  if rows and all("lr" in row for row in rows):
+    learning_rate = schedule_axis.twinx()
+    learning_rate.plot([row["step"] for row in rows], [row["lr"] for row in rows], label="learning rate",
+                       color="tab:purple")
+    learning_rate.set_ylabel("learning rate")
+    learning_rate.set_ylim(bottom=0)
+    handles += learning_rate.get_legend_handles_labels()[0]
+  schedule_axis.legend(handles, [handle.get_label() for handle in handles], loc="lower right", fontsize=8)
+  if regularized:
+    regularization = axes[1]
+    for values, label, color in (([s.randaug_magnitude for s in stages], "RandAugment magnitude", "tab:orange"),
+                                 ([10 * s.dropout_rate for s in stages], "10 x dropout", "tab:green"),
+                                 ([10 * s.mixup_alpha for s in stages], "10 x mixup alpha", "tab:red")):
+      if any(values):  # what the run did not use is left out
+        regularization.stairs(values, bounds, baseline=None, label=label, color=color)
+    regularization.set_ylim(bottom=0)
+    regularization.set_ylabel("regularization")
+    regularization.legend(loc="upper left", fontsize=8)
   if rows:
     steps = [row["step"] for row in rows]
     loss_axis.plot(steps, [row["loss"] for row in rows], label="train loss", color="tab:blue")
@@ -69,6 +88,13 @@ def plot(path, stages, rows, evals=()):
   loss_axis.set_ylabel("loss")
   loss_axis.legend(loc="upper left", fontsize=8)
   figure.tight_layout()
+  return figure
+
+
+def plot(path, stages, rows, evals=()):
+  """Writes the run's figure (figure_of) as a PNG; returns `path`."""
+  import matplotlib.pyplot as plt
+  figure = figure_of(stages, rows, evals)
   png = io.BytesIO()
   figure.savefig(png, format="png", dpi=100)
   plt.close(figure)
@@ -98,8 +124,9 @@ class RunLog:
   `interactive` (default: stdout is a terminal) picks the progress bar over plain progress lines;
   `augment_policy` (the config's augment.policy) names the stages' augmentation."""
 
-  def __init__(self, run_dir, is_chief=True, interactive=None, augment_policy="randaug"):
+  def __init__(self, run_dir, is_chief=True, interactive=None, augment_policy="randaug", num_classes=1000):
     self.run_dir = run_dir
+    self.num_classes = num_classes
     self.augment_policy = augment_policy
     self.is_chief = is_chief
     self.interactive = sys.stdout.isatty() if interactive is None else interactive
@@ -195,8 +222,8 @@ class RunLog:
 
   def evaluation(self, result):
     self.evals.append(result)
-    print(f"eval at step {result['step']}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} "
-          f"({result['examples']} images, {'EMA' if result['ema'] else 'raw'} weights)", flush=True)
+    print(f"eval at step {result['step']}: {accuracy_text(result, self.num_classes)} ({result['examples']} images, "
+          f"{'EMA' if result['ema'] else 'raw'} weights)", flush=True)
     if self.is_chief:
       write_rows(self.run_dir.eval_file, self.evals)
       self._scalars(result["step"], {"eval/top1": result["top1"], "eval/top5": result["top5"]})

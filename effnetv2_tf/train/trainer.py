@@ -113,7 +113,8 @@ class Trainer:
     self.counts = RecordCounts()
     self.engine = engine(config, runtime, eval_source(config, data_dir), self.counts)
     self.is_chief = self.engine.is_chief
-    self.log = RunLog(self.run_dir, self.is_chief, augment_policy=config.augment.policy)
+    self.log = RunLog(self.run_dir, self.is_chief, augment_policy=config.augment.policy,
+                      num_classes=config.model.num_classes)
     self.paces = RunPaces()  # timed by time_steps, then measured by the stages: the time left's and a budget's
     # Hooks that may give the run a new plan as its stages measure their pace (train.time_budget's refit):
     # stage_started(stage), and after_loop(step, stage, pace) -> None or (config, the line saying how).
@@ -277,7 +278,7 @@ class Trainer:
           verdict = guard.after_loop(self.step, loss)
           pace = clock.pace
           if pace:
-            self.paces.measured_at(stage.image_size, pace)
+            self.paces.measured_at(stage.image_size, pace, clock.compile_seconds)
             for hook in self.plan_hooks:
               if replanned := hook.after_loop(self.step, stage, pace):
                 stage = self._replan_running(stage, *replanned)
@@ -309,7 +310,11 @@ class Trainer:
                            runtime.progress_seconds if self.engine.one_process else 0.0, pace)
 
   def _seconds_left(self):
-    return self.paces.seconds_left(self.schedule.stages, self.step)
+    """The run's training time left, with a compile for each stage to come whose step is compiled again (under
+    XLA, one per image size: a minute each on a CPU)."""
+    compiles = sum(self.engine.traces_again(self.config, stage) for stage in self.schedule.stages
+                   if stage.end_step > self.step)
+    return self.paces.seconds_left(self.schedule.stages, self.step, compiles)
 
   def _run_loop(self, train_loop, data, num_steps):
     """(mean loss, top-1) of one host loop; an error the data raised is one clear line."""

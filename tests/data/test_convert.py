@@ -37,18 +37,26 @@ def test_png_is_reencoded_and_broken_files_are_skipped(tmp_path):
   (folder / "dog").mkdir(parents=True)
   (folder / "cat" / "a.png").write_bytes(tf.io.encode_png(np.zeros((8, 8, 3), np.uint8)).numpy())
   (folder / "dog" / "b.jpg").write_bytes(b"broken")
+  (folder / "dog" / "c.jpg").write_bytes(b"")
   summary = convert(tmp_path / "src", tmp_path / "out", shards=2)
   assert summary["written"] == {"train": 1} and summary["skipped"] == [str(folder / "dog" / "b.jpg")]
+  assert summary["empty"] == [str(folder / "dog" / "c.jpg")]
   image, label, _ = next(iter(TFRecordSource(str(tmp_path / "out" / "train-*")).examples()))
   assert bool(tf.io.is_jpeg(image)) and int(label) == 0
 
 
 @pytest.mark.one_stack
-def test_command_line_reports_and_fails_clearly(flower_folder, tmp_path):
-  done = _convert(flower_folder, tmp_path, "--shards", "2")
+def test_command_line_reports_and_fails_clearly(flower_folder, tmp_path, capfd):
+  import shutil
+  photos = shutil.copytree(flower_folder, tmp_path / "photos")
+  (photos / "val" / "rose" / "empty.jpg").write_bytes(b"")
+  done = _convert(photos, tmp_path, "--shards", "2")
   assert done.returncode == 0, done.stderr
-  for expected in ("5 classes", "train: 30 images", "skipped (not decodable): 0"):
+  for expected in ("5 classes", "train: 30 images", "skipped (empty files): 1\n    ", "rose/empty.jpg",
+                   "skipped (not decodable): 0"):
     assert expected in done.stdout
+  logged = capfd.readouterr().err  # TensorFlow's C++ lines, written below Python's stderr
+  assert not any(line.startswith(("W0000", "I0000", "E0000")) for line in logged.splitlines()), logged
   # Into a pipe: a plain line at each tenth, no bar redrawn with carriage returns.
   lines = [line.split() for line in done.stderr.splitlines()]
   assert "\r" not in done.stderr and [count for split, count in lines if split == "train"] == [

@@ -39,9 +39,9 @@ def test_the_photos_recipe_is_sized_by_the_run():
   recipe = hparams.override(hparams.get_config("photos-b0"),
                             "model.num_classes=5,data.num_train_examples=3200,train.epochs=1.0")
   assert hparams.photos.short_run_note(recipe, short) == (  # the data line said 192: a line says why 160
-      "progressive.image_size_max 160 instead of 192: a run of 1 epochs from scratch (under 30) trains in one "
-      "stage at 5/6 of the size without RandAugment (evaluated at 224): a few epochs underfit, and a smaller size "
-      "buys more of them (progressive.stages given keeps the sizes)")
+      "progressive.image_size_max 160, not 192: a run of 1 epochs from scratch (under 30) trains one stage at 5/6 of "
+      "the size, without RandAugment, dropout or stochastic depth, and evaluates at 224; set progressive.stages to "
+      "choose the stages and sizes")
   assert hparams.photos.short_run_note(recipe, config) is None  # 30 epochs: the data's size
   assert short.augment.policy == "none"
   assert (short.regularization.dropout_min, short.regularization.dropout_max, short.regularization.survival_prob) == (

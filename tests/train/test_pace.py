@@ -56,3 +56,13 @@ def test_the_time_left_counts_each_stage_at_its_own_pace():
   alone = RunPaces()
   alone.measured_at(144, 2.0)
   assert alone.seconds_left(stages, 150) == pytest.approx(50 * 2.0 + 100 * 2.0 * (192 / 144) ** 2)
+
+
+def test_the_time_left_counts_the_compiles_to_come_at_the_longest_seen():
+  stages = [Stage(index=i, start_step=10 * i, end_step=10 * (i + 1), image_size=96, dropout_rate=0.1,
+                  randaug_magnitude=5.0, mixup_alpha=0.0, cutmix_alpha=0.0) for i in range(3)]
+  paces = RunPaces()
+  paces.measured_at(96, 1.0, compile_seconds=54.0)
+  paces.measured_at(96, 1.0, compile_seconds=0.5)  # a later loop: no compile in it
+  assert paces.seconds_left(stages, 5) == pytest.approx(25.0)
+  assert paces.seconds_left(stages, 5, compiles=2) == pytest.approx(25.0 + 2 * 54.0)

@@ -70,3 +70,28 @@ def test_the_run_estimate_is_said_once_with_a_warning_past_a_day(tmp_path, capsy
   assert "64.0 img/s" in out and "90.0 img/s" not in out  # the stage's average, not the last loop's
   assert ", run 30:00:00 left" in out
   assert err.count("warning: at this pace the run takes about 1.2 more days on this machine") == 1
+
+
+def test_an_eval_says_top_5_only_where_there_are_more_than_5_classes(tmp_path, capsys):
+  result = {"step": 8, "top1": 0.46, "top5": 1.0, "examples": 100, "ema": True}
+  for classes in (5, 6):
+    run_log.RunLog(RunDir(tmp_path), is_chief=False, interactive=False, num_classes=classes).evaluation(result)
+  five, six = capsys.readouterr().out.splitlines()
+  assert five == "eval at step 8: top-1 0.4600 (100 images, EMA weights)"
+  assert six == "eval at step 8: top-1 0.4600, top-5 1.0000 (100 images, EMA weights)"
+
+
+def test_the_figure_draws_what_the_run_had_one_stage_or_several():
+  import matplotlib.pyplot as plt
+  rows = [{"step": s, "loss": 2.0 - s / 10, "train_top1": s / 20, "lr": 0.01 * s / 8} for s in range(1, 9)]
+  short = ProgressiveSchedule(8, 1, (64, 64), randaug_magnitude=(0.0, 0.0), dropout_rate=(0.0, 0.0)).stages
+  longer = ProgressiveSchedule(8, 2, (64, 96)).stages  # with RandAugment and dropout
+  # Panels (the regularization's only where a stage has any) and the learning rate's and accuracy's twin axes.
+  for stages, axes, title in ((short, 4, "One stage at 64 px"), (longer, 5, "2 progressive stages")):
+    figure = run_log.figure_of(stages, rows)
+    assert len(figure.axes) == axes and figure.axes[0].get_title() == title
+    stairs = [patch for axis in figure.axes for patch in axis.patches]
+    assert stairs and all(patch.get_data().baseline is None for patch in stairs)  # no edges down to 0
+    assert {"learning rate", "train loss", "train top-1"} <= {
+        line.get_label() for axis in figure.axes for line in axis.get_lines()}
+    plt.close(figure)
