@@ -146,12 +146,13 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines (checkpoint saver) would break the bars
   from effnetv2_tf.train.preemption import PREEMPTED_EXIT_STATUS, Preempted
   from effnetv2_tf.tpu.pjrt import TPUSetupError  # TensorFlow itself loads only after the TPU set-up, in _run
+  from effnetv2_tf.weights.pretrained import DownloadError
   try:
     _run()  # ValueError covers bad hparams, checkpoints of another model and export dirs in use
   except Preempted as stopped:
     print(stopped, file=sys.stderr)
     sys.exit(PREEMPTED_EXIT_STATUS)
-  except (ValueError, FileNotFoundError, TPUSetupError, FloatingPointError) as error:
+  except (ValueError, FileNotFoundError, TPUSetupError, FloatingPointError, DownloadError) as error:
     print(f"error: {error}", file=sys.stderr)
     sys.exit(2)
   except Exception as error:  # noqa: BLE001 -- a full disk surfaces as OSError or a TensorFlow error

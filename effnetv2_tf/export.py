@@ -201,10 +201,13 @@ def export_official(checkpoint, model_name, export_dir, use_ema=True, image_size
   """
   from effnetv2_tf.model import create_model, get_model_spec
   from effnetv2_tf.labels import imagenet_labels_for
+  from effnetv2_tf.weights import pretrained
   from effnetv2_tf.weights.official import load_official_checkpoint, official_num_classes
   spec = get_model_spec(model_name)
   if tflite is not None:
     _check_tflite_mode(tflite)  # before the slow part
+  if pretrained.is_pretrained_name(checkpoint):
+    checkpoint = pretrained.official_checkpoint(model_name, checkpoint)
   num_classes = official_num_classes(checkpoint, model_name)
   if num_classes is None:
     raise ExportError(f"{checkpoint} has no {model_name} classifier (head/dense) to export.")
@@ -251,17 +254,20 @@ def export_run(run_dir, config, export_dir, overwrite=False, tflite=None):
 def main(argv=None):
   parser = argparse.ArgumentParser(description="Export an official automl checkpoint as TF-Hub style SavedModels.")
   parser.add_argument("export_dir", help="where EXPORT_DIR/classification and EXPORT_DIR/feature-vector go")
-  parser.add_argument("--official", required=True, help="the unpacked official tarball (folder or checkpoint prefix)")
+  parser.add_argument("--official", required=True,
+                      help="imagenet, imagenet21k or imagenet21k-ft1k (downloaded once), or an unpacked official "
+                           "tarball (folder or checkpoint prefix)")
   parser.add_argument("--model", required=True, help="its model, e.g. efficientnetv2-s (also for -21k, -21k-ft1k)")
   parser.add_argument("--raw", action="store_true", help="the raw weights instead of the EMA shadows")
   parser.add_argument("--image_size", type=int, help="serving_bytes crop size (default: the model's eval size)")
   parser.add_argument("--tflite", choices=TFLITE_MODES, help="also write classification.tflite")
   parser.add_argument("--overwrite", action="store_true", help="replace a non-empty export_dir")
   args = parser.parse_args(argv)
+  from effnetv2_tf.weights.pretrained import DownloadError
   try:
     report, paths = export_official(args.official, args.model, args.export_dir, use_ema=not args.raw,
                                     image_size=args.image_size, tflite=args.tflite, overwrite=args.overwrite)
-  except ValueError as error:  # a bad checkpoint or model name, an export dir in use
+  except (ValueError, DownloadError) as error:  # a bad checkpoint or model name, an export dir in use, no network
     parser.exit(2, f"error: {error}\n")
   print(report)
   for flavour, path in paths.items():

@@ -23,6 +23,7 @@ from effnetv2_tf.train.schedule import run_plan
 from effnetv2_tf.train.time_budget import fit_to_budget
 from effnetv2_tf.train.trainer import Trainer
 from effnetv2_tf.train.warm_start import source_run_model
+from effnetv2_tf.weights import pretrained
 
 DEMO_DATA = pathlib.Path(__file__).resolve().parent / "demo_data"
 DEMO_RECORDS = "demo_records"  # the demo's photos as TFRecords, inside its (local) model_dir
@@ -45,6 +46,9 @@ def recipe(name, hparam_str, data_dir=None):
   train.ft_init_ckpt fine-tunes from decide (a line printed per value taken), before hparams.resolve."""
   config = hparams.override(hparams.get_config(name), hparam_str)
   source = config.train.ft_init_ckpt
+  if pretrained.is_pretrained_name(source):
+    path = pretrained.official_checkpoint(config.model.name, source)  # fetched now, before anything is built
+    print(f"train.ft_init_ckpt {source}: the official checkpoint in {path}", flush=True)
   config, notes = hparams.with_facts(config, data_facts(config, data_dir) if data_dir else None,
                                      source_run_model(source) if source else None, hparams.assigned_keys(hparam_str))
   for line in notes:

@@ -4,6 +4,7 @@ checkpoints written from the official names, and a runner that loads SavedModels
 import this package."""
 
 import contextlib
+import http.server
 import importlib.metadata
 import io
 import json
@@ -11,6 +12,8 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tarfile
+import threading
 import time
 
 import numpy as np
@@ -128,6 +131,59 @@ def write_official_checkpoint(prefix, raw_model, ema_model=None, model_name=None
   if ema_model is not None:
     values.update({name + EMA_SUFFIX: value for name, value in official_values(ema_model, model_name).items()})
   return write_tf1_checkpoint(prefix, values)
+
+
+def official_tarball(tmp_path, folder_name, write):
+  """An official-layout tarball: `folder_name`/ holding the checkpoint that `write(prefix)` writes."""
+  (tmp_path / "src" / folder_name).mkdir(parents=True)
+  write(tmp_path / "src" / folder_name / "model")
+  buffer = io.BytesIO()
+  with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:
+    tar.add(tmp_path / "src" / folder_name, arcname=folder_name)
+  return buffer.getvalue()
+
+
+class Server:
+  """Serves {name: bytes} on 127.0.0.1; `cut` sends half of each file under its full Content-Length."""
+
+  def __init__(self, files):
+    self.files, self.requests, self.cut = files, [], False
+    server = self
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+      def do_GET(self):  # noqa: N802 -- the name http.server calls
+        server.requests.append(self.path)
+        body = server.files.get(self.path.rsplit("/", 1)[-1])
+        if body is None:
+          self.send_error(404)
+          return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[:len(body) // 2] if server.cut else body)
+
+      def log_message(self, *args):
+        pass
+
+    self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v2/"
+    threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+  def close(self):
+    self.httpd.shutdown()
+    self.httpd.server_close()
+
+
+@contextlib.contextmanager
+def serving(files, monkeypatch):
+  """A Server of `files` that the official weights are downloaded from (EFFNETV2_WEIGHTS_URL) meanwhile."""
+  from effnetv2_tf.weights.pretrained import URL_VARIABLE
+  server = Server(files)
+  monkeypatch.setenv(URL_VARIABLE, server.url)
+  try:
+    yield server
+  finally:
+    server.close()
 
 
 # Runs in a fresh Python that refuses to import this package: loads SavedModels given as JSON argv[1]

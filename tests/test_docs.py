@@ -12,10 +12,11 @@ import shlex
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from effnetv2_tf.model import create_model
-from tests.helpers import ROOT, randomize, write_official_checkpoint
+from tests.helpers import ROOT, official_tarball, randomize, serving, write_official_checkpoint
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
@@ -39,16 +40,18 @@ NOT_RUN = {
     ("README.md", "python -m effnetv2_tf.data.convert my_photos/ my_records/"): "an hour's run",
     ("README.md", "python main.py --hparams=imagenet-s --data_dir=gs://BUCKET/imagenet --model_dir=gs://BUCKET/runs/v2-s "
                   "--tpu=local"): "a Cloud TPU and ImageNet",
-    ("README.md", "python -m effnetv2_tf.export --official efficientnetv2-s/ --model efficientnetv2-s export/v2-s"):
-        "a downloaded official checkpoint (the exports themselves: test_export)",
+    ("README.md", "python -m effnetv2_tf.export --official imagenet --model efficientnetv2-s export/v2-s"):
+        "the network (the download: tests/weights/test_pretrained.py; the exports: test_export)",
     ("own-photos.md", "# train from scratch on your own photos, for an hour"): "an hour's run",
     ("training.md", "# ImageNet on a Cloud TPU VM (TFRecords in the Cloud TPU layout: train-*, validation-*)"):
         "a Cloud TPU, ImageNet and CIFAR-10 from TFDS",
     ("gpu.md", "# a GPU machine, TensorFlow: check it, then fine-tune on your photos"): "a GPU",
-    ("pretrained-weights.md", "# fetch and unpack an official checkpoint"): "the network",
-    ("pretrained-weights.md", "# an official checkpoint -> the TF-Hub SavedModels (classification, feature-vector), "
-                              "no training needed"): "a downloaded official checkpoint (test_export runs these)",
     ("pretrained-weights.md", "from effnetv2_tf.model import create_model"):
+        "the network (the same calls against a server of ours: test_the_python_api, tests/weights/test_pretrained.py)",
+    ("pretrained-weights.md", "# the same names in training and export"):
+        "the network (the same names: test_fine_tuning_an_official_checkpoint, tests/weights/test_pretrained.py)",
+    ("pretrained-weights.md", "# fetch and unpack an official checkpoint by hand"): "the network",
+    ("pretrained-weights.md", "from effnetv2_tf.weights.official import load_official_checkpoint"):
         "the downloaded files (the same calls: tests/weights/test_official.py, test_keras_applications.py)",
 }
 ALLOWED_PROGRAMS = {"python", "pip", "pytest", "curl", "tar"}
@@ -67,6 +70,17 @@ def commands(text):
 
 def block(page, first_line):
   return next(text for name, first, _, text in code_blocks() if (name, first) == (page, first_line))
+
+
+def few_photos(folder, train=4, val=2):
+  """`folder` as a photo folder of the demo's 5 classes with `train` and `val` photos each: the commands run as
+  written on data small enough for a few steps."""
+  for split, count in (("train", train), ("val", val)):
+    for class_dir in sorted((ROOT / "effnetv2_tf" / "demo_data" / split).iterdir()):
+      (folder / split / class_dir.name).mkdir(parents=True)
+      for photo in sorted(class_dir.iterdir())[:count]:
+        (folder / split / class_dir.name / photo.name).symlink_to(photo)
+  return folder
 
 
 def run_as_written(commands, cwd):
@@ -137,34 +151,42 @@ def test_every_command_names_flags_sets_keys_modules_and_extras_that_exist():
 
 @pytest.mark.e2e
 @pytest.mark.one_stack
-def test_fine_tuning_an_official_checkpoint(tmp_path):
+def test_fine_tuning_an_official_checkpoint(tmp_path, monkeypatch):
+  """The official checkpoint by name, downloaded from a server of ours (an official-layout tarball) into a
+  Keras cache of the test's own."""
   lines = commands(block("own-photos.md", "# fine-tune an official checkpoint on your own photos"))
-  assert len(lines) == 2 and "train.ft_init_ckpt=efficientnetv2-b0/" in lines[1]
-  (tmp_path / "my_photos").symlink_to(ROOT / "effnetv2_tf" / "demo_data")
+  assert len(lines) == 2 and "train.ft_init_ckpt=imagenet," in lines[1]
+  few_photos(tmp_path / "my_photos")
   official = create_model("efficientnetv2-b0", classifier_activation=None)  # official names, 1000 classes
   randomize(official, 3)
-  write_official_checkpoint(tmp_path / "efficientnetv2-b0" / "model", official, ema_model=official)
-
-  converted, trained = run_as_written(lines, tmp_path)
-  assert "5 classes" in converted and "train: 300 images" in converted
+  tarball = official_tarball(tmp_path, "efficientnetv2-b0", lambda prefix: write_official_checkpoint(
+      prefix, official, ema_model=official))
+  monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+  with serving({"efficientnetv2-b0.tgz": tarball}, monkeypatch) as server:
+    converted, trained = run_as_written(lines, tmp_path)
+  assert server.requests == ["/v2/efficientnetv2-b0.tgz"]
+  assert "5 classes" in converted and "train: 20 images" in converted
   assert "model.num_classes 5 (my_records/dataset.json)" in trained  # the counts come from the data
-  assert "data.num_train_examples 300 (my_records/dataset.json)" in trained
+  assert "data.num_train_examples 20 (my_records/dataset.json)" in trained
+  assert "train.ft_init_ckpt imagenet: the official checkpoint in " in trained
   loaded = f"{len(official.weights) - 2} variables loaded ({len(official.weights) - 2} from EMA shadows, 0 raw)"
   assert loaded in trained and "classifier left as initialised" in trained
   final = json.loads((tmp_path / "runs" / "my-b0" / "eval.jsonl").read_text().splitlines()[-1])
-  assert final["examples"] == 100 and final["step"] == 140  # 15 epochs of 300 photos at batch 32
+  assert final["examples"] == 10 and final["step"] == 9  # 15 epochs of 20 photos at batch 32
 
 
 @pytest.mark.e2e
 @pytest.mark.one_stack
-def test_fine_tuning_one_of_our_runs(finished_run, demo_records, tmp_path):
+def test_fine_tuning_one_of_our_runs(finished_run, tmp_path):
   import shutil
 
   import yaml
+
+  from effnetv2_tf.data.convert import convert
   lines = commands(block("own-photos.md", "# fine-tune one of your runs"))
   assert len(lines) == 1 and "train.ft_init_ckpt=runs/demo" in lines[0]
   shutil.copytree(finished_run, tmp_path / "runs" / "demo")  # a scaled B0 (width and depth 0.25), 5 classes
-  (tmp_path / "my_records").symlink_to(demo_records)
+  convert(few_photos(tmp_path / "my_photos"), tmp_path / "my_records", progress=False)
   (tuned,) = run_as_written(lines, tmp_path)
   assert "model.width 0.25, as in runs/demo" in tuned and "model.depth 0.25, as in runs/demo" in tuned
   assert "fine-tuning from runs/demo" in tuned and "efficientnetv2-b0 (width 0.25, depth 0.25)" in tuned
@@ -172,7 +194,7 @@ def test_fine_tuning_one_of_our_runs(finished_run, demo_records, tmp_path):
   model = yaml.safe_load((tmp_path / "runs" / "tuned" / "config.yaml").read_text())["model"]
   assert (model["width"], model["depth"]) == (0.25, 0.25)  # a rerun, an eval or an export builds the same model
   final = json.loads((tmp_path / "runs" / "tuned" / "eval.jsonl").read_text().splitlines()[-1])
-  assert final["examples"] == 100 and final["step"] == 140  # 15 epochs of 300 photos at batch 32
+  assert final["examples"] == 10 and final["step"] == 9  # 15 epochs of 20 photos at batch 32
 
 
 @pytest.mark.e2e
@@ -206,10 +228,15 @@ def test_the_python_api(tmp_path, monkeypatch):
   (converted,) = run_as_written(commands(block("own-photos.md", "# convert a folder of photos")), tmp_path)
   assert "train: 300 images" in converted and len(list((tmp_path / "my_records").glob("train-*-of-00008*"))) == 8
   monkeypatch.chdir(tmp_path)
+  official = create_model("efficientnetv2-b0", classifier_activation=None)
+  randomize(official, 4)
+  tarball = official_tarball(tmp_path, "efficientnetv2-b0", lambda prefix: write_official_checkpoint(prefix, official))
+  monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
   scopes = {}
-  for page, first_line in [key for key in RUN if RUN[key] == "test_the_python_api" and key[0] != "own-photos.md"]:
-    scopes[page, first_line] = {}
-    exec(compile(block(page, first_line), f"{page}: {first_line}", "exec"), scopes[page, first_line])
+  with serving({"efficientnetv2-b0.tgz": tarball}, monkeypatch):
+    for page, first_line in [key for key in RUN if RUN[key] == "test_the_python_api" and key[0] != "own-photos.md"]:
+      scopes[page, first_line] = {}
+      exec(compile(block(page, first_line), f"{page}: {first_line}", "exec"), scopes[page, first_line])
   api = scopes["python-api.md", "import tensorflow as tf"]
   assert tuple(api["probabilities"].shape) == (1, 5) and abs(float(api["probabilities"].numpy().sum()) - 1) < 1e-5
   assert tuple(api["image"].shape) == (224, 224, 3)
@@ -220,7 +247,9 @@ def test_the_python_api(tmp_path, monkeypatch):
   models = scopes["python-api.md", "from effnetv2_tf.model import create_backbone, create_model"]
   assert models["model"].count_params() == 21_612_360 and set(models["backbone"].output) == {
       f"reduction_{i}" for i in range(1, 6)}
-  assert scopes["README.md", "from effnetv2_tf.model import create_model"]["model"].output.shape[-1] == 10
+  readme = scopes["README.md", "from effnetv2_tf.model import create_model"]
+  assert readme["model"].output.shape[-1] == 10 and readme["b0"].output.shape[-1] == 1000
+  assert all(np.array_equal(a, b) for a, b in zip(readme["b0"].get_weights(), official.get_weights()))
 
 
 @pytest.mark.e2e

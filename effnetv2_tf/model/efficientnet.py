@@ -31,10 +31,10 @@ def resolve_spec(model, width=None, depth=None):
   return dataclasses.replace(spec, **overrides) if overrides else spec
 
 
-def create_model(model="efficientnetv2-s", include_top=True, num_classes=1000, input_shape=(None, None, 3),
+def create_model(model="efficientnetv2-s", include_top=True, num_classes=None, input_shape=(None, None, 3),
                  pooling=None, classifier_activation="softmax", dropout_rate=None, survival_prob=0.8,
                  width=None, depth=None, activation="silu", bn_momentum=0.9, bn_epsilon=1e-3,
-                 synchronized_bn=False, zero_init_residual=False, name=None):
+                 synchronized_bn=False, zero_init_residual=False, name=None, weights=None):
   """Builds an EfficientNet V2 (or V1) Keras model.
 
   Inputs are normalized images (see effnetv2_tf.data for each family's normalization); spatial dims may
@@ -43,7 +43,8 @@ def create_model(model="efficientnetv2-s", include_top=True, num_classes=1000, i
   Args:
     model: a name from specs.MODEL_SPECS ("efficientnetv2-s", "efficientnet-b0", ...) or a ModelSpec.
     include_top: whether to end with pooling, dropout and the classifier.
-    num_classes: classifier width when include_top.
+    num_classes: classifier width when include_top; defaults to the class count of `weights` (1000; 21843 for
+      imagenet21k), else 1000. Another count than the weights' leaves a new classifier as initialised.
     input_shape: (height, width, channels); height and width may be None.
     pooling: without the top, None returns the head's feature map, "avg" or "max" a pooled vector.
     classifier_activation: activation of the classifier; None returns logits.
@@ -59,11 +60,17 @@ def create_model(model="efficientnetv2-s", include_top=True, num_classes=1000, i
     zero_init_residual: residual blocks start as the identity (their last BN's scale starts at 0, not 1
       as officially): faster early training from scratch; no effect on loaded weights.
     name: the Keras model name; defaults to the spec's name, which prefixes official checkpoint names.
+    weights: None (initialised), "imagenet", "imagenet21k" or "imagenet21k-ft1k" (the official checkpoint,
+      downloaded once into the Keras cache: effnetv2_tf.weights.pretrained), or the folder of an official
+      checkpoint; its EMA weights are loaded.
 
   Returns:
     A functional keras.Model.
   """
   spec = resolve_spec(model, width, depth)
+  checkpoint = _official_checkpoint(spec, weights)
+  if num_classes is None:
+    num_classes = _num_classes_of(checkpoint, spec) or 1000
   if len(input_shape) != 3 or input_shape[-1] is None:
     raise ValueError(f"input_shape must be (height, width, channels) with known channels, got {input_shape}.")
   if pooling not in (None, "avg", "max"):
@@ -95,7 +102,25 @@ def create_model(model="efficientnetv2-s", include_top=True, num_classes=1000, i
   model = keras.Model(inputs, x, name=name or spec.name)
   # Checked at the model's door, so a wrong channel count names the model, not an inner conv.
   model.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: input_shape[-1]})
+  if checkpoint:
+    from effnetv2_tf.weights.official import load_official_checkpoint
+    load_official_checkpoint(model, checkpoint, replace_mismatched_classifier=True, model_name=spec.name)
   return model
+
+
+def _official_checkpoint(spec, weights):
+  """The checkpoint folder `weights` names (a pretraining is downloaded once), or None."""
+  if weights is None:
+    return None
+  from effnetv2_tf.weights import pretrained
+  return pretrained.official_checkpoint(spec.name, weights) if pretrained.is_pretrained_name(weights) else str(weights)
+
+
+def _num_classes_of(checkpoint, spec):
+  if checkpoint is None:
+    return None
+  from effnetv2_tf.weights.official import official_num_classes
+  return official_num_classes(checkpoint, spec.name)
 
 
 def blocks_of(model):
