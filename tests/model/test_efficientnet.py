@@ -29,6 +29,7 @@ OFFICIAL_PARAMS = {
 TINY = {"model": "efficientnetv2-b0", "width": 0.25, "depth": 0.3}
 
 
+@pytest.mark.one_stack  # the structure: the same on every TensorFlow build
 @pytest.mark.parametrize("name", list(OFFICIAL_PARAMS))
 def test_parameter_counts_equal_the_official_ones(name):
   model = create_model(name)

@@ -6,6 +6,8 @@ from effnetv2_tf.model import create_model
 from effnetv2_tf.model.official_names import official_variable_name
 from tests.helpers import OFFICIAL_MODELS, official_variables
 
+pytestmark = pytest.mark.one_stack  # names and shapes: the same on every TensorFlow build
+
 
 @pytest.mark.parametrize("model_name", OFFICIAL_MODELS)
 def test_official_names_and_shapes_derived_from_our_model_equal_the_official_list(model_name):

@@ -12,6 +12,8 @@ from effnetv2_tf.weights import official as official_command
 from effnetv2_tf.weights.official import CheckpointError, load_official_checkpoint
 from tests.helpers import EMA_SUFFIX, call, official_values, randomize, write_official_checkpoint, write_tf1_checkpoint
 
+pytestmark = pytest.mark.one_stack  # names and a checkpoint's reader: the same on every TensorFlow build
+
 X = np.random.default_rng(0).normal(size=(2, 48, 48, 3)).astype("float32")
 MODELS = ["efficientnetv2-b0", "efficientnet-b0"]  # Fused-MBConv + MBConv (V2), MBConv only (V1)
 
