@@ -36,3 +36,25 @@ def test_any_other_error_is_a_bug_and_keeps_its_traceback(monkeypatch):
   monkeypatch.setattr(cli, "_run", broken)
   with pytest.raises(KeyError, match="stage"):
     run_main()
+
+
+def test_process_flags_that_would_stop_jax_in_a_traceback_are_one_line_each(tmp_path):
+  """Before JAX starts (and before the check that it is installed): an address without a port, an index outside
+  the count, the coordinator's port already listened on."""
+  import socket
+  with socket.socket() as taken:
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    cases = [
+        (["--coordinator_address=127.0.0.1", "--num_processes=2", "--process_id=0"],
+         "error: --coordinator_address=127.0.0.1 is not HOST:PORT: give process 0's host and a free port"),
+        (["--coordinator_address=127.0.0.1:8476", "--num_processes=2", "--process_id=2"],
+         "error: --process_id=2 with --num_processes=2: the processes are numbered 0 to 1, each once"),
+        ([f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", "--process_id=0"],
+         f"error: port {port} of --coordinator_address=127.0.0.1:{port} is in use on this host"),
+    ]
+    for flags, start in cases:
+      done = run_main("--engine=jax", f"--model_dir={tmp_path / 'run'}", *flags)
+      assert done.returncode == 2 and done.stderr.count("\n") == 1 and done.stderr.startswith(start), done.stderr
+  assert not (tmp_path / "run").exists()

@@ -12,6 +12,7 @@ shares the third, with one small all-gather each.
 import hashlib
 import os
 import signal
+import socket
 import threading
 
 import numpy as np
@@ -23,6 +24,40 @@ JOIN_SECONDS = 60
 NO_CLUSTER = "coordinator_address should be defined"
 
 
+def check_launch(coordinator_address=None, num_processes=None, process_id=None):
+  """Refuses, in one line each, what would end JAX's start in a traceback or an abort: the three flags apart, an
+  address without a port, a process index outside the count, and (on process 0, which hosts the coordinator) a
+  port another process already listens on. Two processes given the same index cannot be told apart before they
+  meet: JAX's coordinator stops them then."""
+  given = (coordinator_address, num_processes, process_id)
+  if None in given and any(value is not None for value in given):
+    raise ValueError("--coordinator_address, --num_processes and --process_id go together: give all three (or none "
+                     "on a Cloud TPU VM slice, a GKE JobSet, Slurm or Open MPI, where JAX finds them).")
+  if coordinator_address is None:
+    return
+  host, _, port = coordinator_address.rpartition(":")
+  if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    raise ValueError(f"--coordinator_address={coordinator_address} is not HOST:PORT: give process 0's host and a "
+                     "free port, e.g. 10.0.0.2:8476.")
+  if num_processes < 1 or not 0 <= process_id < num_processes:
+    raise ValueError(f"--process_id={process_id} with --num_processes={num_processes}: the processes are numbered "
+                     f"0 to {num_processes - 1}, each once, 0 on the coordinator's host.")
+  if process_id == 0 and not _port_free(int(port)):
+    raise ValueError(f"port {port} of --coordinator_address={coordinator_address} is in use on this host (another "
+                     "run's coordinator?): choose another port for every process, or stop the process holding it.")
+
+
+def _port_free(port):
+  """Whether this host can listen on `port` (a port left in TIME_WAIT by an ended run counts as free)."""
+  with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+      probe.bind(("", port))
+    except OSError:
+      return False
+  return True
+
+
 def join(coordinator_address=None, num_processes=None, process_id=None, seconds=JOIN_SECONDS):
   """Joins this process to the run's others (all three values, or none for JAX's detection); returns the
   process count (1 where no cluster is found). Must run before JAX touches a device.
@@ -30,10 +65,7 @@ def join(coordinator_address=None, num_processes=None, process_id=None, seconds=
   JAX's client ends the process from C++ (an abort and a stack trace) when the others do not come in time, so a
   watcher says so in one line first and exits with status 2."""
   import jax
-  given = (coordinator_address, num_processes, process_id)
-  if None in given and any(value is not None for value in given):
-    raise ValueError("--coordinator_address, --num_processes and --process_id go together: give all three (or none "
-                     "on a Cloud TPU VM slice, a GKE JobSet, Slurm or Open MPI, where JAX finds them).")
+  check_launch(coordinator_address, num_processes, process_id)
   jax.config.update("jax_cpu_collectives_implementation", "gloo")  # several processes on CPUs (a test bed)
   joined = threading.Event()
 

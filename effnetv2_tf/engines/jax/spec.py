@@ -13,6 +13,8 @@ class JaxSpec:
     if launch.tpu or launch.strategy != "auto":
       raise ValueError("--use_tpu, --tpu and --strategy choose TensorFlow's devices; --engine=jax trains on every "
                        "device JAX finds (a TPU VM's included): drop them.")
+    from effnetv2_tf.engines.jax.processes import check_launch
+    check_launch(launch.coordinator_address, launch.num_processes, launch.process_id)
     if importlib.util.find_spec("jax") is None:
       raise ValueError('--engine=jax needs JAX: pip install -e ".[jax]"')
 
