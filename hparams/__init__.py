@@ -17,7 +17,7 @@ import ml_collections
 
 from effnetv2_tf.specs import get_model_spec
 from effnetv2_tf.hparams import base, demo, finetune, from_data, imagenet, photos
-from effnetv2_tf.hparams.base import CHOICES, POSITIVE
+from effnetv2_tf.hparams.base import CHOICES, POSITIVE, RANGES
 from effnetv2_tf.hparams.overrides import RENAMED, assigned_keys, override
 from effnetv2_tf.hparams.saved import check_saved, missing_keys, upgrade, with_defaults
 
@@ -121,6 +121,9 @@ def _check(config):
       raise ValueError(f"hparam {key!r} must be 0 or more, got {_value(config, key)!r}.")
   if config.progressive.stages < 0:
     raise ValueError(f"hparam 'progressive.stages' must be 0 or more, got {config.progressive.stages!r}.")
+  for key, (words, within) in RANGES.items():
+    if _value(config, key) is not None and not within(_value(config, key)):
+      raise ValueError(f"hparam {key!r} must be {words}, got {_value(config, key)!r}.")
   for key, choices in CHOICES.items():
     if str(_value(config, key)).lower() not in choices:
       raise ValueError(f"hparam {key!r} is {_value(config, key)!r}; expected one of {', '.join(choices)}.")

@@ -19,6 +19,20 @@ SURVIVAL_PROB = 0.8  # stochastic depth: the last block keeps its branch with th
 POSITIVE = ("model.num_classes", "data.num_train_examples", "data.shuffle_buffer", "train.batch_size",
             "progressive.image_size_max", "progressive.image_size_min", "eval.batch_size", "eval.image_size",
             "runtime.steps_per_loop", "runtime.checkpoint_steps", "runtime.keep_checkpoints")
+# Keys whose values lie in a range: (the range in words, the test). A value outside trains as if normal, or diverges.
+RANGES = {
+    "train.lr_base": ("more than 0", lambda v: v > 0),
+    "train.weight_decay": ("0 or more", lambda v: v >= 0),
+    "train.gradient_clip": ("0 (off) or more", lambda v: v >= 0),
+    "train.ema_decay": ("from 0 up to, not including, 1 (0.9999 officially)", lambda v: 0 <= v < 1),
+    "train.label_smoothing": ("from 0 up to, not including, 1 (0.1 officially)", lambda v: 0 <= v < 1),
+    "regularization.dropout_min": ("from 0 up to, not including, 1", lambda v: 0 <= v < 1),
+    "regularization.dropout_max": ("from 0 up to, not including, 1", lambda v: 0 <= v < 1),
+    "regularization.survival_prob": ("more than 0, at most 1 (1 is off)", lambda v: 0 < v <= 1),
+    "mixing.mixup_max": ("0 (off) or more", lambda v: v >= 0),
+    "mixing.cutmix_max": ("0 (off) or more", lambda v: v >= 0),
+    "augment.crop_area_min": ("more than 0, at most 1", lambda v: 0 < v <= 1),
+}
 CHOICES = {"data.source": ("tfrecord", "tfds"), "augment.policy": ("randaug", "autoaug", "none"),
            "progressive.rule": ("official", "paper"), "train.loss_type": ("softmax", "sigmoid"),
            "runtime.mixed_precision": ("auto", "bfloat16", "float16", "float32"),

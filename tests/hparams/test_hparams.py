@@ -171,6 +171,11 @@ def test_unknown_set_lists_the_valid_ones():
     ("train.epochs=-1.0", r"'train.epochs' must be positive"),
     ("augment.policy=randaugment", r"'augment.policy' is 'randaugment'; expected one of randaug, autoaug, none"),
     ("runtime.mixed_precision=bf16", r"'runtime.mixed_precision' is 'bf16'; expected one of auto, bfloat16"),
+    ("train.lr_base=-0.1", r"'train.lr_base' must be more than 0, got -0.1"),  # trained until it diverged
+    ("train.ema_decay=2.0", r"'train.ema_decay' must be from 0 up to, not including, 1 \(0.9999 officially\), got 2"),
+    ("train.label_smoothing=1.5", r"'train.label_smoothing' must be from 0 up to, not including, 1"),
+    ("regularization.survival_prob=0.0", r"'regularization.survival_prob' must be more than 0, at most 1"),
+    ("mixing.mixup_max=-1.0", r"'mixing.mixup_max' must be 0 \(off\) or more, got -1"),
 ])
 def test_values_no_run_can_use_are_refused_before_anything_is_built(hparam_str, message):
   with pytest.raises(ValueError, match=message):
