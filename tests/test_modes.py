@@ -3,6 +3,7 @@ use (export: no data) and write nothing into the run. In this process: main.py's
 included, is tested by test_readme and test_doctor."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tests.helpers import run_main, run_without_package, snapshot, unit_images
@@ -107,3 +108,21 @@ def test_eval_on_data_of_other_classes_is_refused_naming_both(finished_run, demo
   asked = run_main("--mode=eval", f"--model_dir={finished_run}", f"--data_dir={relabelled}", "--other_class_names")
   assert asked.returncode == 0 and "on 100 images" in asked.stdout, asked.stderr[-2000:]
   assert snapshot(finished_run) == before
+
+
+@pytest.mark.one_stack
+def test_a_jax_runs_export_without_jax_installed_names_the_extra(finished_run, tmp_path):
+  """The TensorFlow-only install meets a run of --engine=jax (an Orbax step folder): one line naming `.[jax]`."""
+  import importlib.util
+  import shutil
+  if importlib.util.find_spec("jax"):
+    pytest.skip("JAX is installed here: the line is for installs without it")
+  run = tmp_path / "run"
+  (run / "checkpoints" / "ckpt_2").mkdir(parents=True)
+  shutil.copy(finished_run / "config.yaml", run / "config.yaml")
+  for name in ("_CHECKPOINT_METADATA", "commit_success.txt"):
+    (run / "checkpoints" / "ckpt_2" / name).write_text("{}")
+  done = run_main("--mode=export", f"--model_dir={run}", f"--export_dir={tmp_path / 'export'}")
+  assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+  assert "ckpt_2 is a checkpoint of --engine=jax (Orbax); reading it needs jax: pip install -e \".[jax]\"" in done.stderr
+  assert not (tmp_path / "export").exists()

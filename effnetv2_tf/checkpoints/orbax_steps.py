@@ -108,8 +108,13 @@ def restore(folder, target):
 def averaged_values(folder, count, use_ema=True):
   """The `count` values the EMA averages, as NumPy arrays: the averages by default, else the values themselves
   (the trainable weights, then the BN statistics). A step folder that cannot be read or holds another number of
-  them raises ValueError."""
-  import jax
+  them, or an install without JAX to read it, raises ValueError."""
+  try:
+    import jax
+    import orbax.checkpoint  # noqa: F401 -- restore's reader
+  except ModuleNotFoundError as missing:
+    raise ValueError(f"{folder} is a checkpoint of --engine=jax (Orbax); reading it needs {missing.name}: "
+                     'pip install -e ".[jax]"') from None
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])  # whatever devices wrote it
   try:
     arrays = restore(folder, lambda saved: jax.tree.map(
