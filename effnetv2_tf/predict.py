@@ -36,25 +36,26 @@ def _why_not_a_file(path):
 
 def image_files(paths):
   """(files, skipped): the image files named and those inside named folders (recursively, sorted), and
-  (path, reason) for entries of the folders that are named like images but are not files."""
+  (path, reason) for what cannot be read as an image: a named path or a folder's entry named like an image that
+  is not a file, a folder without images, a path that does not exist."""
   files, skipped = [], []
   for path in map(pathlib.Path, paths):
     if path.is_dir():
       entries = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
       if not entries:
-        raise FileNotFoundError(f"No images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {path}")
+        skipped.append((path, f"a folder without images ({', '.join(sorted(IMAGE_SUFFIXES))})"))
       for entry in entries:
         reason = _why_not_a_file(entry)
         if reason:
           skipped.append((entry, reason))
         else:
           files.append(entry)
-    elif _why_not_a_file(path):
-      raise FileNotFoundError(f"{path} is {_why_not_a_file(path)}")
-    elif path.exists():
-      files.append(path)
     else:
-      raise FileNotFoundError(f"No such file or folder: {path}")
+      reason = _why_not_a_file(path) or (None if path.exists() else "no such file or folder")
+      if reason:
+        skipped.append((path, reason))
+      else:
+        files.append(path)
   return files, skipped
 
 
@@ -117,6 +118,8 @@ def main(argv=None):
     names = args.labels or _exported_labels(args.model)
     labels = load_labels(names) if names else None
     files, skipped = image_files(args.images)
+    if not files:
+      raise FileNotFoundError("no image to predict: " + "; ".join(f"{path}: {reason}" for path, reason in skipped))
   except FileNotFoundError as error:
     parser.exit(2, f"error: {error}\n")
   for path, reason in skipped:
@@ -129,6 +132,8 @@ def main(argv=None):
     else:
       print(f"{file}: " + ", ".join(f"{_name(labels, c)} ({s:.3f})" for c, s in result))
   print(f"{len(files) + len(skipped) - failed} predicted, {failed} could not be read", file=sys.stderr)
+  if failed == len(files) + len(skipped):
+    sys.exit(1)  # nothing predicted: a script must not take this for success
 
 
 if __name__ == "__main__":

@@ -128,12 +128,19 @@ def test_predict_says_why_a_file_is_unusable_and_predicts_tiny_images(exported, 
   for model, images, error in [
       (photos, photos, f"{photos} is not a SavedModel: give an export's classification folder (python main.py "
                        "--mode=export writes one)."),
-      (paths["classification"], photos / "loop_a.jpg", f"{photos / 'loop_a.jpg'} is a symlink loop"),
-      (paths["classification"], photos / "folder.jpg", f"No images (.bmp, .gif, .jpeg, .jpg, .png) in "
-                                                       f"{photos / 'folder.jpg'}")]:
+      (paths["classification"], photos / "loop_a.jpg", f"no image to predict: {photos / 'loop_a.jpg'}: a symlink loop"),
+      (paths["classification"], photos / "folder.jpg", f"no image to predict: {photos / 'folder.jpg'}: a folder "
+                                                       "without images (.bmp, .gif, .jpeg, .jpg, .png)")]:
     refused = call(predict.main, model, images)
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines()[-1] == f"error: {error}"
+  # A path that cannot be read among others is reported, and the others predicted; nothing predicted is exit 1.
+  mixed = call(predict.main, paths["classification"], photos / "loop_a.jpg", photos / "missing.jpg",
+               photos / "one_pixel.png")
+  assert mixed.returncode == 0 and "loop_a.jpg: a symlink loop" in mixed.stderr
+  assert "missing.jpg: no such file or folder" in mixed.stderr and "1 predicted, 2 could not be read" in mixed.stderr
+  unreadable = call(predict.main, paths["classification"], photos / "cut.jpg", photos / "notes.png")
+  assert unreadable.returncode == 1 and "0 predicted, 2 could not be read" in unreadable.stderr
 
 
 @pytest.mark.parametrize("mode", ["float32", "dynamic-int8"])
