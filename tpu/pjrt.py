@@ -51,11 +51,11 @@ def prepare_environment(tpu, environ=os.environ):
     return []
   if tpu == "local":
     if not has_tpu_devices():  # libtpu would abort the process at import
-      raise TPUSetupError("--tpu=local, but this machine has no TPU chips (/dev/accel*, /dev/vfio): run on the "
-                          "TPU VM, or drop --use_tpu/--tpu to train here.")
+      raise TPUSetupError("--tpu=local (or --use_tpu alone), but this machine has no TPU chips (/dev/accel*, "
+                          "/dev/vfio): run on the TPU VM, or drop --use_tpu/--tpu to train here.")
     library = libtpu_path()
     if library is None:
-      raise TPUSetupError("--tpu=local needs libtpu: install the TPU route, pip install -e \".[tpu]\" "
+      raise TPUSetupError("--tpu=local (or --use_tpu alone) needs libtpu: install the TPU route, pip install -e \".[tpu]\" "
                           "(see tpu/README.md).")
     environ.setdefault("NEXT_PLUGGABLE_DEVICE_USE_C_API", "true")
     environ.setdefault("TF_PLUGGABLE_DEVICE_LIBRARY_PATH", library)

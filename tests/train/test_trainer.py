@@ -215,8 +215,8 @@ def test_bad_input_gives_one_clear_line(demo_records, tmp_path):
   cases = [
       (_train_args(tmp_path / "a", demo_records, "train.batchsize=8"), "error: Unknown hparam 'train.batchsize'"),
       (_train_args(tmp_path / "b", tmp_path / "empty"), "error: No TFRecord files match"),
-      (_train_args(tmp_path / "c", demo_records, MAIN_TINY, "--use_tpu", "--tpu=local"),
-       "error: --tpu=local, but this machine has no TPU chips"),
+      (_train_args(tmp_path / "c", demo_records, MAIN_TINY, "--use_tpu"),
+       "error: --tpu=local (or --use_tpu alone), but this machine has no TPU chips"),
       (_train_args(tmp_path / "d", demo_records, MAIN_TINY + ",model.num_classes=1000"),
        'dataset.json: model.num_classes is 1,000 but the data has 5. Pass --hparam_str="model.num_classes=5"'),
       (_train_args(tmp_path / "e", older, MAIN_TINY + ",model.num_classes=1000"),
