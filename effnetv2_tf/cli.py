@@ -64,6 +64,7 @@ FLAGS = flags.FLAGS
 
 STARTED = time.monotonic()  # a time budget counts from here
 NO_SPACE = "No space left on device"  # what a full disk says, through Python or TensorFlow
+UNREACHABLE = "Error executing an HTTP request"  # what TensorFlow's gs:// file system says without a network
 
 
 def _prepare_tensorflow(tpu):
@@ -156,6 +157,10 @@ def main(argv):
     print(f"error: {error}", file=sys.stderr)
     sys.exit(2)
   except Exception as error:  # noqa: BLE001 -- a full disk surfaces as OSError or a TensorFlow error
+    if UNREACHABLE in str(error):
+      print(f"error: {' '.join(str(error).split())}: check this machine's network and the bucket's name and access "
+            "(gcloud storage ls gs://BUCKET), then rerun.", file=sys.stderr)
+      sys.exit(2)
     if NO_SPACE not in str(error):
       raise
     print(f"\nerror: {NO_SPACE} while writing into {FLAGS.model_dir or 'the model_dir'}: free space and rerun the "

@@ -58,3 +58,13 @@ def test_process_flags_that_would_stop_jax_in_a_traceback_are_one_line_each(tmp_
       done = run_main("--engine=jax", f"--model_dir={tmp_path / 'run'}", *flags)
       assert done.returncode == 2 and done.stderr.count("\n") == 1 and done.stderr.startswith(start), done.stderr
   assert not (tmp_path / "run").exists()
+
+
+def test_a_bucket_without_a_network_is_one_line(tmp_path):
+  """TensorFlow's gs:// file system on a machine that cannot resolve Google's hosts (this one: no network but the
+  package registries) fails after its retries; the run says so in one line, naming the path."""
+  done = run_main(f"--model_dir={tmp_path / 'run'}", "--data_dir=gs://nonexistent-bucket-of-effnetv2-tests/x")
+  assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr[-2000:]
+  assert done.stderr.startswith("error: Error executing an HTTP request: ") and "gs://nonexistent-bucket" in done.stderr
+  assert "check this machine's network and the bucket's name and access" in done.stderr
+  assert not (tmp_path / "run").exists()
