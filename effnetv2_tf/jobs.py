@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from effnetv2_tf import engines, hparams
 from effnetv2_tf.data.convert import convert
+from effnetv2_tf.data.facts import DATASET_FILE
 from effnetv2_tf.export import export_run
 from effnetv2_tf.run_dir import model_identity
 from effnetv2_tf.train.engine import CheckpointMismatchError
@@ -34,7 +35,7 @@ def demo_records(model_dir, announce=True):
   saying so where `announce`."""
   local = "://" not in model_dir
   records = pathlib.Path(model_dir if local else tempfile.gettempdir()) / DEMO_RECORDS
-  if not list(records.glob("train-*")):
+  if not (records / DATASET_FILE).exists():  # written last: a conversion cut short is redone
     if announce:
       print(f"preparing the demo's photos (once): {DEMO_DATA.name} -> {records}", flush=True)
     convert(DEMO_DATA, records, shards=4, overwrite=True, progress=False)  # ours: a killed conversion is redone

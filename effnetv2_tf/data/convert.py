@@ -20,6 +20,7 @@ from effnetv2_tf.data.facts import DATASET_FILE, write_dataset_file
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 LABELS_FILE = "labels.txt"
+PARTIAL = ".partial"  # a shard's suffix until every shard is written
 
 
 class LayoutError(ValueError):
@@ -63,6 +64,11 @@ def find_splits(src):
   return splits, empty
 
 
+def _unfinished_output(out):
+  """The shards of a conversion cut short (written under a .partial name until the conversion ends): ours."""
+  return sorted(path for path in out.glob(f"*-*-of-*.tfrecord{PARTIAL}") if path.is_file())
+
+
 def _earlier_output(out):
   """The files of an earlier conversion in `out`: its shards, labels.txt and dataset.json."""
   return sorted(path for path in out.glob("*-*-of-*.tfrecord") if path.is_file()) + [
@@ -102,8 +108,9 @@ def _progress(split, done, total, interactive):
 
 def convert(src, out, shards=8, seed=0, overwrite=False, progress=True):
   """Converts the folder; returns {"classes": [...], "written": {split: n}, "skipped": [paths not decodable],
-  "empty": [paths of 0-byte files], "empty_classes": [folders], "replaced": n, "image_size": {split: median
-  shorter side in pixels}}. An output folder holding an earlier conversion is refused (its shards would mix with
+  "empty": [paths of 0-byte files], "empty_classes": [folders], "replaced": n, "unfinished": n, "image_size":
+  {split: median shorter side in pixels}}. Shards are written as NAME.partial and renamed once all are written;
+  labels.txt and dataset.json come last; the .partial shards of a conversion cut short are replaced. An output folder holding an earlier conversion is refused (its shards would mix with
   the new ones) unless `overwrite`, which deletes those files first. `progress`: a bar (or a line at each tenth)
   on stderr."""
   splits, empty = find_splits(src)
@@ -121,19 +128,21 @@ def convert(src, out, shards=8, seed=0, overwrite=False, progress=True):
                       "empty folder, or pass --overwrite to replace it.")
   from effnetv2_tf.quiet_start import import_tensorflow
   tf = import_tensorflow()  # after the checks: a refusal is quick and quiet
-  for path in earlier:
+  unfinished = _unfinished_output(out) if out.is_dir() else []
+  for path in earlier + unfinished:
     path.unlink()
   out.mkdir(parents=True, exist_ok=True)
-  (out / LABELS_FILE).write_text("".join(f"{name}\n" for name in classes))
   summary = {"classes": classes, "written": {}, "skipped": [], "empty": [], "empty_classes": empty,
-             "replaced": len(earlier), "image_size": {}}
+             "replaced": len(earlier), "unfinished": len(unfinished), "image_size": {}}
+  shards_written = []
   interactive = sys.stderr.isatty()
   for split, images in splits.items():
     images = list(images)
     random.Random(seed).shuffle(images)  # mixes classes across shards, the same way every time
     num_shards = max(1, min(shards, len(images)))
-    writers = [tf.io.TFRecordWriter(str(out / f"{split}-{i:05d}-of-{num_shards:05d}.tfrecord"))
-               for i in range(num_shards)]
+    names = [out / f"{split}-{i:05d}-of-{num_shards:05d}.tfrecord" for i in range(num_shards)]
+    writers = [tf.io.TFRecordWriter(f"{name}{PARTIAL}") for name in names]
+    shards_written += names
     written, short_sides = 0, []
     for index, (path, class_name) in enumerate(images):
       if path.stat().st_size == 0:  # said so, not decoded (TensorFlow would log its own line about it)
@@ -151,6 +160,9 @@ def convert(src, out, shards=8, seed=0, overwrite=False, progress=True):
     summary["written"][split] = written
     if short_sides:
       summary["image_size"][split] = int(statistics.median(short_sides))
+  for name in shards_written:  # the conversion is whole: the shards take their names, then the two files
+    pathlib.Path(f"{name}{PARTIAL}").rename(name)
+  (out / LABELS_FILE).write_text("".join(f"{name}\n" for name in classes))
   write_dataset_file(out, len(classes), summary["written"], summary["image_size"])
   return summary
 
@@ -166,6 +178,11 @@ def main(argv=None):
     summary = convert(args.src, args.out, args.shards, overwrite=args.overwrite)
   except (FileNotFoundError, LayoutError) as error:
     parser.exit(2, f"error: {error}\n")
+  except KeyboardInterrupt:
+    parser.exit(130, f"\ninterrupted: the shards written so far are named *{PARTIAL}; rerun the same command to "
+                     "convert again (they are replaced).\n")
+  if summary["unfinished"]:
+    print(f"replaced a conversion cut short ({summary['unfinished']} {PARTIAL} shards)")
   if summary["replaced"]:
     print(f"replaced an earlier conversion ({summary['replaced']} files)")
   print(f"{len(summary['classes'])} classes -> {pathlib.Path(args.out) / LABELS_FILE}")

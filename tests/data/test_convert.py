@@ -93,6 +93,34 @@ def test_converting_into_an_earlier_conversion_is_refused_or_replaced_never_mixe
 
 
 @pytest.mark.one_stack
+def test_a_conversion_cut_short_says_so_and_its_rerun_replaces_its_shards(tmp_path, monkeypatch):
+  """Ctrl-C half way: one line, only .partial shards (no labels.txt, no dataset.json: nothing a run would read);
+  the same command again replaces them without --overwrite."""
+  for name in ("a", "b", "c"):
+    _image(tmp_path / "src" / "train" / "cat" / f"{name}.jpg")
+    _image(tmp_path / "src" / "train" / "dog" / f"{name}.jpg")
+  real, calls = convert_command._jpeg_bytes, []
+
+  def interrupted(path, tf):
+    calls.append(path)
+    if len(calls) == 4:
+      raise KeyboardInterrupt
+    return real(path, tf)
+
+  monkeypatch.setattr(convert_command, "_jpeg_bytes", interrupted)
+  cut = _convert(tmp_path / "src", tmp_path / "out", "--shards", "2")
+  assert cut.returncode == 130 and cut.stderr.strip().splitlines()[-1].startswith("interrupted: the shards written so")
+  assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+      "train-00000-of-00002.tfrecord.partial", "train-00001-of-00002.tfrecord.partial"]
+  monkeypatch.setattr(convert_command, "_jpeg_bytes", real)
+  again = _convert(tmp_path / "src", tmp_path / "out", "--shards", "2")
+  assert again.returncode == 0 and "replaced a conversion cut short (2 .partial shards)" in again.stdout
+  assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+      "dataset.json", "labels.txt", "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]
+  assert sum(1 for _ in TFRecordSource(str(tmp_path / "out" / "train-*")).examples()) == 6
+
+
+@pytest.mark.one_stack
 def test_a_stray_image_beside_class_folders_is_refused_and_empty_classes_are_reported(tmp_path):
   _image(tmp_path / "src" / "train" / "cat" / "a.jpg")
   _image(tmp_path / "src" / "val" / "cat" / "b.jpg")
