@@ -38,6 +38,7 @@ LABELS_FILE = "labels.txt"
 CHECKPOINT_DIR = "checkpoints"
 WORKERS_DIR = "workers"
 DIVERGED_DIR = "diverged"
+DAMAGED_DIR = "damaged"  # checkpoints a resume could not read back, set aside
 HISTORY_FILE = "history.jsonl"
 EVAL_FILE = "eval.jsonl"
 TENSORBOARD_DIR = "train"
@@ -201,10 +202,11 @@ class RunDir:
     return (f"{self.checkpoints}/{tf_prefixes.STATE_FILE} {said}: resuming from {names[-1]}, the newest complete "
             f"checkpoint (kept: {', '.join(names)})")
 
-  def set_aside(self, prefixes):
-    """Moves the checkpoints `prefixes` (their index and data shards) into diverged/TIME/, out of the way of a
-    resume, and points the state file at the newest checkpoint left; returns the folder they went to."""
-    folder = self._join(os.path.join(DIVERGED_DIR, time.strftime("%Y%m%d-%H%M%S", time.gmtime())))
+  def set_aside(self, prefixes, into=DIVERGED_DIR):
+    """Moves the checkpoints `prefixes` (their index and data shards; a step folder whole) into `into`/TIME/, out
+    of the way of a resume, and points the state file at the newest checkpoint left; returns the folder they went
+    to."""
+    folder = self._join(os.path.join(into, time.strftime("%Y%m%d-%H%M%S", time.gmtime())))
     tf.io.gfile.makedirs(folder)
     for prefix in prefixes:
       for path in format_of(prefix).files(prefix):

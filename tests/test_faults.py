@@ -105,6 +105,26 @@ def test_other_settings_on_resume_are_refused_unless_asked_for(two_stages_run, d
   assert [row["step"] for row in _rows(tmp_path / "history.jsonl")][-1] == 24  # went on to the new end
 
 
+def test_a_damaged_newest_checkpoint_is_set_aside_and_the_run_goes_on_from_the_older(two_stages_run, demo_records,
+                                                                                      tmp_path):
+  """ckpt-12's data cut to 1,000 bytes (a disk error, a copy cut short): the rerun moves it into damaged/ with one
+  line, resumes from ckpt-6 and trains stage 2 again; nothing is deleted."""
+  copy_run(two_stages_run, tmp_path)
+  (data,) = (tmp_path / "checkpoints").glob("ckpt-12.data-*")
+  size = data.stat().st_size
+  with open(data, "r+b") as f:
+    f.truncate(1000)
+  resumed = _train(tmp_path, demo_records)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  (line,) = [line for line in resumed.stdout.splitlines() if "cannot be read back" in line]
+  assert line.startswith("ckpt-12 cannot be read back (") and line.endswith("; resuming from ckpt-6")
+  (moved,) = (tmp_path / "damaged").iterdir()
+  assert sorted(p.name for p in moved.iterdir()) == sorted(p.name for p in (two_stages_run / "checkpoints").glob(
+      "ckpt-12.*")) and (moved / data.name).stat().st_size == 1000 < size
+  assert [row["step"] for row in _rows(tmp_path / "history.jsonl")][-1] == 12
+  assert (tmp_path / "checkpoints" / "ckpt-12.index").exists()  # trained again
+
+
 def test_a_stage_eval_lost_to_a_kill_is_made_on_resume(two_stages_run, demo_records, tmp_path):
   copy_run(two_stages_run, tmp_path)
   assert [e["step"] for e in _rows(tmp_path / "eval.jsonl")] == [6, 12]

@@ -74,12 +74,12 @@ def state_file_text(names):
 def settings(prefix):
   """The run's config.yaml text saved in the checkpoint, or None (a checkpoint of a version before the settings
   travelled in it, or one that cannot be read: the restore says so, in its own words)."""
+  key = f"{SETTINGS}/.ATTRIBUTES/VARIABLE_VALUE"
   try:
     reader = tf.train.load_checkpoint(prefix)
-  except tf.errors.OpError:
+    return reader.get_tensor(key).decode() if reader.has_tensor(key) else None
+  except (tf.errors.OpError, IndexError):  # a damaged data file: "Read less bytes than requested"
     return None
-  key = f"{SETTINGS}/.ATTRIBUTES/VARIABLE_VALUE"
-  return reader.get_tensor(key).decode() if reader.has_tensor(key) else None
 
 
 def averaged_values(prefix, count, use_ema=True):
