@@ -233,15 +233,16 @@ def export_run(run_dir, config, export_dir, overwrite=False, tflite=None):
   """
   from effnetv2_tf.model import get_model_spec
   from effnetv2_tf.labels import imagenet_labels_for
-  from effnetv2_tf.checkpoints import checkpoint_step
+  from effnetv2_tf.checkpoints import checkpoint_step, first_readable, say_unreadable
   from effnetv2_tf.train.warm_start import load_run_model
   if tflite is not None:
     _check_tflite_mode(tflite)  # before the slow part
-  checkpoint = run_dir.latest_checkpoint()
-  if not checkpoint:
+  candidates = run_dir.newest_first()
+  if not candidates:
     raise FileNotFoundError(f"No checkpoint in {run_dir.checkpoints} to export.")
   keras.mixed_precision.set_global_policy("float32")
-  model = load_run_model(checkpoint, config.model)
+  checkpoint, model, unreadable = first_readable(candidates, lambda path: load_run_model(path, config.model))
+  say_unreadable(unreadable, checkpoint, "exporting")
   labels = run_dir.read_labels() or imagenet_labels_for(config.model.num_classes)
   paths = export_saved_models(model, get_model_spec(config.model.name), export_dir,
                               image_size=config.eval.image_size, overwrite=overwrite, labels=labels)

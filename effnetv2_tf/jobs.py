@@ -13,6 +13,7 @@ import ml_collections
 import tensorflow as tf
 
 from effnetv2_tf import engines, hparams
+from effnetv2_tf.checkpoints import first_readable, say_unreadable
 from effnetv2_tf.data.convert import convert
 from effnetv2_tf.data.facts import DATASET_FILE
 from effnetv2_tf.export import export_run
@@ -141,7 +142,8 @@ def evaluate(run_dir, engine, runtime, hparam_str, data_dir, wait_seconds=0, oth
   for checkpoint in checkpoints:
     if checkpoint is None:
       raise FileNotFoundError(f"No checkpoint in {run_dir.checkpoints} to evaluate.")
-    evaluator.restore(checkpoint)
+    found, _, unreadable = first_readable(run_dir.newest_first(checkpoint), evaluator.restore)
+    say_unreadable(unreadable, found, "evaluating")
     result = evaluator.evaluate()
     print(f"step {result['step']}: {accuracy_text(result, config.model.num_classes)} on {result['examples']} images "
           "(EMA weights)")

@@ -166,6 +166,12 @@ class RunDir:
     complete = self.complete_checkpoints()
     return complete[-1] if complete else None
 
+  def newest_first(self, latest=None):
+    """`latest` (default: latest_checkpoint()), then the older complete checkpoints, newest first: where one cannot
+    be read back, the next stands in."""
+    latest = latest or self.latest_checkpoint()
+    return [latest] + [path for path in reversed(self.complete_checkpoints()) if path != latest] if latest else []
+
   def new_checkpoints(self, timeout, poll_seconds=1.0):
     """Yields the newest checkpoint and then each newer one as it is saved, until none came for `timeout`
     seconds (an eval beside a training run)."""

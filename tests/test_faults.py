@@ -107,13 +107,21 @@ def test_other_settings_on_resume_are_refused_unless_asked_for(two_stages_run, d
 
 def test_a_damaged_newest_checkpoint_is_set_aside_and_the_run_goes_on_from_the_older(two_stages_run, demo_records,
                                                                                       tmp_path):
-  """ckpt-12's data cut to 1,000 bytes (a disk error, a copy cut short): the rerun moves it into damaged/ with one
-  line, resumes from ckpt-6 and trains stage 2 again; nothing is deleted."""
+  """ckpt-12's data cut to 1,000 bytes (a disk error, a copy cut short): eval and export say so and take ckpt-6,
+  moving nothing; the rerun moves it into damaged/ with one line, resumes from ckpt-6 and trains stage 2 again;
+  nothing is deleted."""
   copy_run(two_stages_run, tmp_path)
   (data,) = (tmp_path / "checkpoints").glob("ckpt-12.data-*")
   size = data.stat().st_size
   with open(data, "r+b") as f:
     f.truncate(1000)
+  evaluated = run_main("--mode=eval", f"--model_dir={tmp_path}", f"--data_dir={demo_records}")
+  exported = run_main("--mode=export", f"--model_dir={tmp_path}", f"--export_dir={tmp_path.parent / 'export'}")
+  for done, doing in [(evaluated, "evaluating"), (exported, "exporting")]:
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"): {doing} ckpt-6, the newest that can" in done.stdout and "ckpt-12 cannot be read back (" in done.stdout
+  assert "step 6: top-1" in evaluated.stdout and "exported step 6" in exported.stdout
+  assert not (tmp_path / "damaged").exists()
   resumed = _train(tmp_path, demo_records)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   (line,) = [line for line in resumed.stdout.splitlines() if "cannot be read back" in line]

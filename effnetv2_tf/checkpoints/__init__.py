@@ -32,3 +32,38 @@ def is_checkpoint(path):
 def checkpoint_step(path):
   """The step a checkpoint of either format was saved at (ckpt-STEP, ckpt_STEP)."""
   return int(os.path.basename(path.rstrip("/")).replace("_", "-").rsplit("-", 1)[1])
+
+
+def first_readable(candidates, read):
+  """(path, read(path), [(path, error)]): the first of `candidates` (newest first) that `read` reads back, and
+  those before it that could not be read, each with its error; (None, None, failed) when none could. A damaged
+  file fails in its reader's own error class (TensorFlow, Orbax, tensorstore), so every error but a bug's counts."""
+  failed = []
+  for path in candidates:
+    try:
+      return path, read(path), failed
+    except (TypeError, AttributeError, NameError):
+      raise  # a bug, not a file
+    except Exception as error:  # noqa: BLE001
+      failed.append((path, error))
+  return None, None, failed
+
+
+def first_line(error):
+  """An error's first line, for a line of ours that names it."""
+  text = str(error).strip()
+  return (text.splitlines()[0] if text else type(error).__name__)[:200]
+
+
+def say_unreadable(unreadable, found, doing):
+  """Prints a line for each checkpoint that could not be read back and names the one `doing` (e.g. "exporting")
+  goes on with; raises the first error, as one line, when none could be read (`found` None). Eval and export
+  write nothing into a run: what could not be read stays where it is."""
+  for path, error in unreadable if found else []:
+    print(f"{os.path.basename(path)} cannot be read back ({first_line(error)}): {doing} "
+          f"{os.path.basename(found)}, the newest that can", flush=True)
+  if found is None and unreadable:
+    path, error = unreadable[0]
+    if isinstance(error, ValueError):
+      raise error
+    raise ValueError(f"{path} cannot be read back ({first_line(error)}), nor can an older checkpoint.") from None

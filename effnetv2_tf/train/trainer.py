@@ -16,6 +16,7 @@ import time
 
 import yaml
 
+from effnetv2_tf.checkpoints import first_line, first_readable
 from effnetv2_tf.data.pipeline import Preprocessing, RecordCounts, explained_data_errors, train_dataset
 from effnetv2_tf.data.seeds import STAGE, derive_seed
 from effnetv2_tf.model import get_model_spec
@@ -219,32 +220,25 @@ class Trainer:
         self.run_dir.write_labels(self.class_names)
 
   def _restore_readable(self, latest):
-    """Restores `latest` or, where it cannot be read back (a damaged file: each reader fails in its own error
-    class), the newest older checkpoint that can; the chief then moves those that could not into damaged/ (never
-    deletes them), a line each. When none can be read, the newest's error stands."""
+    """Restores `latest` or, where it cannot be read back (a damaged file), the newest older checkpoint that can;
+    the chief then moves those that could not into damaged/ (never deletes them), a line each. When none can be
+    read, the newest's error stands."""
     if not latest:
       return self.engine.restore(None)
-    older = [path for path in reversed(self.run_dir.complete_checkpoints()) if path != latest]
-    unreadable = []
-    for path in [latest, *older]:
-      try:
-        step = self.engine.restore(path)
-      except (TypeError, AttributeError, NameError):
-        raise  # a bug, not a file
-      except Exception as error:  # noqa: BLE001 -- a damaged file: told apart by whether an older one restores
-        unreadable.append((path, error))
-        continue
-      if unreadable and self.is_chief:
-        folder = self.run_dir.set_aside([failed for failed, _ in unreadable], into=DAMAGED_DIR)
-        for failed, error in unreadable:
-          print(f"{os.path.basename(failed)} cannot be read back ({_first_line(error)}): moved to {folder}; resuming "
-                f"from {os.path.basename(path)}", flush=True)
-      return step
-    _, error = unreadable[0]
-    if isinstance(error, CheckpointMismatchError):
-      raise error
-    raise CheckpointMismatchError(f"{latest} cannot be read back ({_first_line(error)}), nor can an older checkpoint: "
-                                  f"restore {self.run_dir.checkpoints} from a copy, or move it away to start over.")
+    path, step, unreadable = first_readable(self.run_dir.newest_first(latest), self.engine.restore)
+    if path is None:
+      error = unreadable[0][1]
+      if isinstance(error, CheckpointMismatchError):
+        raise error
+      raise CheckpointMismatchError(f"{latest} cannot be read back ({first_line(error)}), nor can an older "
+                                    f"checkpoint: restore {self.run_dir.checkpoints} from a copy, or move it away to "
+                                    "start over.")
+    if unreadable and self.is_chief:
+      folder = self.run_dir.set_aside([failed for failed, _ in unreadable], into=DAMAGED_DIR)
+      for failed, error in unreadable:
+        print(f"{os.path.basename(failed)} cannot be read back ({first_line(error)}): moved to {folder}; resuming "
+              f"from {os.path.basename(path)}", flush=True)
+    return step
 
   def _refuse_changes(self, checkpoint, changed):
     if changed:
@@ -375,7 +369,3 @@ class Trainer:
       print(f"plot: {plot}", flush=True)
     return result
 
-
-def _first_line(error):
-  text = str(error).strip()
-  return (text.splitlines()[0] if text else type(error).__name__)[:200]
