@@ -63,8 +63,6 @@ flags.DEFINE_enum("tflite", None, ["float32", "dynamic-int8"], "With --mode=expo
 FLAGS = flags.FLAGS
 
 STARTED = time.monotonic()  # a time budget counts from here
-NO_SPACE = "No space left on device"  # what a full disk says, through Python or TensorFlow
-UNREACHABLE = "Error executing an HTTP request"  # what TensorFlow's gs:// file system says without a network
 
 
 def _prepare_tensorflow(tpu):
@@ -147,6 +145,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines (checkpoint saver) would break the bars
   from effnetv2_tf.train.preemption import PREEMPTED_EXIT_STATUS, Preempted
   from effnetv2_tf.tpu.pjrt import TPUSetupError  # TensorFlow itself loads only after the TPU set-up, in _run
+  from effnetv2_tf.os_errors import os_error_line
   from effnetv2_tf.weights.pretrained import DownloadError
   try:
     _run()  # ValueError covers bad hparams, checkpoints of another model and export dirs in use
@@ -156,16 +155,11 @@ def main(argv):
   except (ValueError, FileNotFoundError, TPUSetupError, FloatingPointError, DownloadError) as error:
     print(f"error: {error}", file=sys.stderr)
     sys.exit(2)
-  except Exception as error:  # noqa: BLE001 -- a full disk surfaces as OSError or a TensorFlow error
-    if UNREACHABLE in str(error):
-      print(f"error: {' '.join(str(error).split())}: check this machine's network and the bucket's name and access "
-            "(gcloud storage ls gs://BUCKET), then rerun.", file=sys.stderr)
-      sys.exit(2)
-    if NO_SPACE not in str(error):
+  except Exception as error:  # noqa: BLE001 -- the machine's refusals surface as OSError or TensorFlow's errors
+    line = os_error_line(error, FLAGS.model_dir or "the model_dir")
+    if line is None:
       raise
-    print(f"\nerror: {NO_SPACE} while writing into {FLAGS.model_dir or 'the model_dir'}: free space and rerun the "
-          "same command (complete checkpoints and logs are kept; an unfinished save is removed on resume).",
-          file=sys.stderr)
+    print(f"\nerror: {line}", file=sys.stderr)
     sys.exit(2)
 
 

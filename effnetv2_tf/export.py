@@ -264,12 +264,18 @@ def main(argv=None):
   parser.add_argument("--tflite", choices=TFLITE_MODES, help="also write classification.tflite")
   parser.add_argument("--overwrite", action="store_true", help="replace a non-empty export_dir")
   args = parser.parse_args(argv)
+  from effnetv2_tf.os_errors import os_error_line
   from effnetv2_tf.weights.pretrained import DownloadError
   try:
     report, paths = export_official(args.official, args.model, args.export_dir, use_ema=not args.raw,
                                     image_size=args.image_size, tflite=args.tflite, overwrite=args.overwrite)
   except (ValueError, DownloadError) as error:  # a bad checkpoint or model name, an export dir in use, no network
     parser.exit(2, f"error: {error}\n")
+  except Exception as error:  # noqa: BLE001 -- the machine's refusals: OSError or TensorFlow's errors
+    line = os_error_line(error, args.export_dir)
+    if line is None:
+      raise
+    parser.exit(2, f"error: {line}\n")
   print(report)
   for flavour, path in paths.items():
     print(f"{flavour}: {path}")

@@ -64,7 +64,15 @@ def test_a_bucket_without_a_network_is_one_line(tmp_path):
   """TensorFlow's gs:// file system on a machine that cannot resolve Google's hosts (this one: no network but the
   package registries) fails after its retries; the run says so in one line, naming the path."""
   done = run_main(f"--model_dir={tmp_path / 'run'}", "--data_dir=gs://nonexistent-bucket-of-effnetv2-tests/x")
-  assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr[-2000:]
-  assert done.stderr.startswith("error: Error executing an HTTP request: ") and "gs://nonexistent-bucket" in done.stderr
+  assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr[-2000:]
+  assert done.stderr.strip().startswith("error: Error executing an HTTP request: ") and "gs://nonexistent" in done.stderr
   assert "check this machine's network and the bucket's name and access" in done.stderr
   assert not (tmp_path / "run").exists()
+
+
+def test_a_folder_this_user_cannot_write_is_one_line(tmp_path):
+  """/sys refuses new folders even to root: a new model_dir there, and the demo's records inside an existing one."""
+  for model_dir in ("/sys/effnetv2_tests_run", "/sys/kernel"):
+    done = run_main(f"--model_dir={model_dir}")
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr[-2000:]
+    assert done.stderr.strip().startswith(f"error: {model_dir}") and "this user cannot write there" in done.stderr

@@ -17,6 +17,7 @@ import statistics
 import sys
 
 from effnetv2_tf.data.facts import DATASET_FILE, write_dataset_file
+from effnetv2_tf.os_errors import os_error_line
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 LABELS_FILE = "labels.txt"
@@ -178,6 +179,11 @@ def main(argv=None):
     summary = convert(args.src, args.out, args.shards, overwrite=args.overwrite)
   except (FileNotFoundError, LayoutError) as error:
     parser.exit(2, f"error: {error}\n")
+  except OSError as error:
+    line = os_error_line(error, args.out)
+    if line is None:
+      raise
+    parser.exit(2, f"error: {line}\n")
   except KeyboardInterrupt:
     parser.exit(130, f"\ninterrupted: the shards written so far are named *{PARTIAL}; rerun the same command to "
                      "convert again (they are replaced).\n")

@@ -160,3 +160,14 @@ def test_folders_named_like_images_and_symlink_loops_are_not_images(tmp_path):
   done = _convert(tmp_path / "src", tmp_path / "out")
   assert done.returncode == 0, done.stderr[-2000:]
   assert "train: 2 images" in done.stdout
+
+
+@pytest.mark.one_stack
+def test_an_output_folder_this_user_cannot_write_is_one_line(tmp_path):
+  for name in ("a", "b"):
+    _image(tmp_path / "src" / "train" / "cat" / f"{name}.jpg")
+    _image(tmp_path / "src" / "train" / "dog" / f"{name}.jpg")
+  done = _convert(tmp_path / "src", "/sys/effnetv2_tests_records")  # /sys refuses new folders even to root
+  assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+      "error: /sys/effnetv2_tests_records: Operation not permitted: this user cannot write there (a read-only file "
+      "system, or another user's folder): choose another folder, or change its permissions, and rerun."]
