@@ -91,10 +91,12 @@ def main():
   if args.logits_out:
     np.savez(args.logits_out, **checkpoint_logits(args.model_dir, config))
   weights = [float(np.sum(w, dtype=np.float64)) for w in values]
-  kernels = [float(np.sum(w, dtype=np.float64)) for v, w in zip(model.weights, values) if v.path.endswith("kernel")]
+  kernels, start_kernels = ([float(np.sum(w, dtype=np.float64)) for v, w in zip(model.weights, of)
+                             if v.path.endswith("kernel")] for of in (values, start))
   print("RESULT " + json.dumps({"replicas": trainer.engine.replicas, "step": trainer.step, "pid": os.getpid(),
                                 "losses": [row["loss"] for row in read_rows(RunDir(args.model_dir).history_file)],
-                                "weights": weights, "kernels": kernels, "eval": evaluation}))
+                                "weights": weights, "kernels": kernels, "start_kernels": start_kernels,
+                                "eval": evaluation}))
 
 
 def pipelines_engine(engine_class, count):
