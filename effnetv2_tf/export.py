@@ -201,13 +201,12 @@ def export_official(checkpoint, model_name, export_dir, use_ema=True, image_size
   """
   from effnetv2_tf.model import create_model, get_model_spec
   from effnetv2_tf.labels import imagenet_labels_for
-  from effnetv2_tf.weights import pretrained
   from effnetv2_tf.weights.official import load_official_checkpoint, official_num_classes
+  from effnetv2_tf.weights.pretrained import checkpoint_folder
   spec = get_model_spec(model_name)
   if tflite is not None:
     _check_tflite_mode(tflite)  # before the slow part
-  if pretrained.is_pretrained_name(checkpoint):
-    checkpoint = pretrained.official_checkpoint(model_name, checkpoint)
+  checkpoint = checkpoint_folder(model_name, checkpoint)
   num_classes = official_num_classes(checkpoint, model_name)
   if num_classes is None:
     raise ExportError(f"{checkpoint} has no {model_name} classifier (head/dense) to export.")

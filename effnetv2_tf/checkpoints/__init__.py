@@ -63,7 +63,13 @@ def say_unreadable(unreadable, found, doing):
     print(f"{os.path.basename(path)} cannot be read back ({first_line(error)}): {doing} "
           f"{os.path.basename(found)}, the newest that can", flush=True)
   if found is None and unreadable:
-    path, error = unreadable[0]
-    if isinstance(error, ValueError):
-      raise error
-    raise ValueError(f"{path} cannot be read back ({first_line(error)}), nor can an older checkpoint.") from None
+    raise none_readable(unreadable, ValueError)
+
+
+def none_readable(unreadable, keep, fix=""):
+  """The error to raise when none of the checkpoints tried could be read back: the newest's own where it is a
+  `keep` (a refusal that already says what to do), else one line naming it and its error, then `fix`."""
+  path, error = unreadable[0]
+  if isinstance(error, keep):
+    return error
+  return ValueError(f"{path} cannot be read back ({first_line(error)}), nor can an older checkpoint{fix}.")

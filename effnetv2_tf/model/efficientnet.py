@@ -112,8 +112,8 @@ def _official_checkpoint(spec, weights):
   """The checkpoint folder `weights` names (a pretraining is downloaded once), or None."""
   if weights is None:
     return None
-  from effnetv2_tf.weights import pretrained
-  return pretrained.official_checkpoint(spec.name, weights) if pretrained.is_pretrained_name(weights) else str(weights)
+  from effnetv2_tf.weights.pretrained import checkpoint_folder
+  return checkpoint_folder(spec.name, weights)
 
 
 def _num_classes_of(checkpoint, spec):

@@ -16,7 +16,7 @@ import time
 
 import yaml
 
-from effnetv2_tf.checkpoints import first_line, first_readable
+from effnetv2_tf.checkpoints import first_line, first_readable, none_readable
 from effnetv2_tf.data.pipeline import Preprocessing, RecordCounts, explained_data_errors, train_dataset
 from effnetv2_tf.data.seeds import STAGE, derive_seed
 from effnetv2_tf.model import get_model_spec
@@ -227,12 +227,8 @@ class Trainer:
       return self.engine.restore(None)
     path, step, unreadable = first_readable(self.run_dir.newest_first(latest), self.engine.restore)
     if path is None:
-      error = unreadable[0][1]
-      if isinstance(error, CheckpointMismatchError):
-        raise error
-      raise CheckpointMismatchError(f"{latest} cannot be read back ({first_line(error)}), nor can an older "
-                                    f"checkpoint: restore {self.run_dir.checkpoints} from a copy, or move it away to "
-                                    "start over.")
+      raise none_readable(unreadable, CheckpointMismatchError, f": restore {self.run_dir.checkpoints} from a copy, or "
+                          "move it away to start over")
     if unreadable and self.is_chief:
       folder = self.run_dir.set_aside([failed for failed, _ in unreadable], into=DAMAGED_DIR)
       for failed, error in unreadable:
@@ -368,4 +364,3 @@ class Trainer:
     if plot:
       print(f"plot: {plot}", flush=True)
     return result
-

@@ -10,7 +10,7 @@ import os
 from effnetv2_tf.checkpoints import is_checkpoint
 from effnetv2_tf.model import model_from_config
 from effnetv2_tf.run_dir import CHECKPOINT_DIR, RunDir
-from effnetv2_tf.weights import pretrained
+from effnetv2_tf.weights.pretrained import checkpoint_folder
 from effnetv2_tf.weights.official import CheckpointError, load_official_checkpoint
 from effnetv2_tf.weights.runs import load_averaged_values
 
@@ -74,8 +74,7 @@ def _copy_from_our_run(model, prefix, source_config, use_ema):
 def warm_start(model, path, use_ema=True):
   """Loads `path` (official checkpoint, a pretraining's name, our model_dir or one of its checkpoints) into
   `model`; returns a one-line description of what was loaded."""
-  if pretrained.is_pretrained_name(path):
-    path = pretrained.official_checkpoint(model.name, path)
+  path = checkpoint_folder(model.name, path)
   run = _our_run(path.rstrip("/"))
   if run:
     return _copy_from_our_run(model, *run, use_ema)

@@ -39,6 +39,12 @@ def num_classes_of(weights):
   return PRETRAINED[weights][1]
 
 
+def checkpoint_folder(model_name, weights):
+  """The official checkpoint `weights` names for `model_name` (a pretraining's name: downloaded once), or
+  `weights` itself as a path (an unpacked tarball's folder or a checkpoint prefix)."""
+  return official_checkpoint(model_name, weights) if is_pretrained_name(weights) else str(weights)
+
+
 def tarball_name(model_name, weights):
   """`efficientnetv2-s-21k.tgz` for ("efficientnetv2-s", "imagenet21k"); a ValueError names what exists."""
   if model_name not in MODELS:
