@@ -89,6 +89,7 @@ def two_process_run(demo_records, tpu_shaped, tmp_path_factory):
   return folder / "run", ended, folder / "weights.npz"
 
 
+@pytest.mark.xdist_group("two_process_run")  # its fixture made once: CI's JAX stack runs --dist loadgroup
 @pytest.mark.e2e  # about 2 minutes: the 2 processes' run (the fixture's), then one process on their batches
 def test_two_processes_train_what_one_process_trains_on_their_batches(two_process_run, demo_records, tpu_shaped,
                                                                       finished_run, tmp_path):
@@ -116,13 +117,13 @@ def test_two_processes_train_what_one_process_trains_on_their_batches(two_proces
   assert [row["step"] for row in rows] == list(range(2, 17, 2))
 
 
-@pytest.mark.e2e  # about 5 minutes: 3 runs of 2 processes
-def test_sigterm_then_sigkill_in_stage_two_resume_to_the_uninterrupted_run(two_process_run, demo_records,
-                                                                           tpu_shaped, tmp_path):
+@pytest.mark.xdist_group("two_process_run")
+@pytest.mark.e2e  # about 3 minutes: 2 runs of 2 processes
+def test_sigterm_in_stage_two_resumes_to_the_uninterrupted_run(two_process_run, demo_records, tpu_shaped, tmp_path):
   """SIGTERM to both processes after step 10 (stage 2): both save one checkpoint at the step they agree on and exit
-  75, and the TF engine refuses the folder in one line; the same commands, SIGKILLed 2 steps later, keep that
-  checkpoint; a third time they go on from it (stage 2 only) to the uninterrupted run's weights, BN statistics,
-  RNG states and EMA, bit for bit, and its eval."""
+  75, and the TF engine refuses the folder in one line; the same commands go on from it (stage 2 only) to the
+  uninterrupted run's weights, BN statistics, RNG states and EMA, bit for bit, and its eval. (A kill while Orbax
+  writes: test_run_dir's save cut short; a kill between saves loses nothing a save wrote.)"""
   run = tmp_path / "run"
 
   def trained(*extra):
@@ -142,9 +143,6 @@ def test_sigterm_then_sigkill_in_stage_two_resume_to_the_uninterrupted_run(two_p
       f"error: {run} holds ckpt_{step}, a checkpoint of the jax engine, which the tf engine cannot resume: "
       "rerun with --engine=jax, or use another --model_dir.")
 
-  killed = _signalled(trained(), run, step + 2, signal.SIGKILL)  # before the run's end at 16: step is 10 or 12
-  assert [status for status, _, _ in killed] == [-signal.SIGKILL] * 2
-  assert (run / "checkpoints" / f"ckpt_{step}").is_dir()
   resumed = _ended(trained("--finish", f"--weights_out={tmp_path / 'resumed.npz'}"))
   assert [status for status, _, _ in resumed] == [0, 0], resumed[0][2][-2000:]
   assert "stage 2/2" in resumed[0][1] and "stage 1/2" not in resumed[0][1]  # continued, not restarted

@@ -25,9 +25,8 @@ def test_three_jax_steps_on_8_devices_equal_the_tf_engines_on_one(tmp_path, demo
   """The batch split over 8 devices (one example each), the state replicated: one SPMD program whose batch norm
   sees the global batch, as the TF engine's one device does (per-device statistics of one example would not
   give its weights); then the padded eval of the EMA weights on the demo's 100 val photos (7 batches of 16 over 8
-  devices, the last padded) counts what the TF engine's does; and with
-  dropout, the RNG states advance at every step. A checkpoint before the last step, restored into a new state, then
-  that step: the same arrays as the uninterrupted run."""
+  devices, the last padded) counts what the TF engine's does; its checkpoint does not restore into another model;
+  and with dropout, the RNG states advance at every step."""
   from effnetv2_tf import hparams
   from effnetv2_tf.train.run_data import eval_source
   from effnetv2_tf.train.schedule import run_plan
@@ -58,8 +57,7 @@ def test_three_jax_steps_on_8_devices_equal_the_tf_engines_on_one(tmp_path, demo
   evaluated = engine.evaluate()  # the EMA weights
   hits = [round(evaluated[key] * evaluated["examples"]) for key in ("top1", "top5")]
   assert jax["eval"].tolist() == [*hits, 100] and evaluated["examples"] == 100
-  # Saved (Orbax) before the last step and restored into a new state, the last step gives the same arrays, bit for bit.
-  assert jax["resumed"].tolist() == [2, 3, 0.0]
+  # The Orbax checkpoint saved before the last step, restored into a 3-class model: refused, naming it.
   assert str(jax["refused"]).startswith(f"Checkpoint {tmp_path / 'checkpoints' / 'ckpt_2'} does not fit this model: ")
   # Dropout's RNG state travels through the compiled step: each step draws new masks, none is frozen into it.
   first, second, third = jax["rng_states"]

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import (MAIN_TINY, ROOT, TINY_RUN, TINY_TRAINER, copy_run, result_of, run_main, run_trainer,
-                           snapshot, tiny, trainer_command)
+from tests.helpers import (MAIN_TINY, ROOT, TINY_RUN, TINY_TRAINER, TPU_BUILD, copy_run, result_of, run_main,
+                           run_trainer, snapshot, tiny, trainer_command)
 
 
 @pytest.mark.e2e
@@ -242,10 +242,14 @@ def test_checkpoint_of_another_model_is_refused(finished_run, demo_records, tmp_
 @pytest.mark.e2e
 @pytest.mark.parametrize("precision", ["bfloat16", pytest.param("float16", marks=pytest.mark.gpu_path)])
 def test_mixed_precision_trains_on_the_cpu(demo_records, tmp_path, precision):
-  """bf16 (the TPU setting) and fp16 with loss scaling (the GPU setting) run the same loop here."""
-  result = run_trainer(tmp_path / precision, demo_records, f"--hparam_str=runtime.mixed_precision={precision}")
+  """bf16 (the TPU setting) and fp16 with loss scaling (the GPU setting) run the same loop here; bf16's step
+  compiled by XLA, as on a GPU or TPU, where this build has XLA for the CPU (the TPU build does not)."""
+  xla = precision == "bfloat16" and not TPU_BUILD
+  result = run_trainer(tmp_path / precision, demo_records,
+                       f"--hparam_str=runtime.mixed_precision={precision},runtime.jit_compile={str(xla).lower()}")
   assert result["step"] == 6 and all(np.isfinite(result["losses"]))
   assert all(np.isfinite(result["weights"]))
+  assert ("XLA compiling" in result["stdout"]) == xla
 
 
 @pytest.mark.e2e
