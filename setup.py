@@ -42,6 +42,10 @@ setup(
         "jax": ["jax>=0.10.2", *JAX_ROUTE],  # the CPU
         "jax-cuda": ["jax[cuda]>=0.10.2", *JAX_ROUTE],  # NVIDIA GPUs (CUDA 12 from pip)
         "jax-tpu": ["jax[tpu]>=0.10.2", *JAX_ROUTE],  # a TPU VM (v4 to TPU7x): libtpu comes with jax
+        # The export's formats: their writers (Keras' ONNX exporter uses tf2onnx under TensorFlow) and the runtimes
+        # that check each file as it is written (onnxruntime; ai-edge-litert, LiteRT's interpreter, as tf.lite's
+        # is deprecated). Kept out of the base install: a training machine needs none of them.
+        "export": ["tf2onnx>=1.17", "onnx>=1.17", "onnxruntime>=1.20", "ai-edge-litert>=2.0"],
         # pytest-xdist: 2 workers on 2 cores ran the fast tier in 3.5 minutes instead of 6.4 (tests/README.md);
         # setuptools and wheel: tests/test_demo.py builds and installs the package's wheel without the network.
         "test": ["pytest>=8", "pytest-xdist>=3.5", "pillow>=10", "setuptools>=64", "wheel"],

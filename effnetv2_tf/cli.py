@@ -19,6 +19,7 @@ import time
 from absl import app, flags, logging
 
 from effnetv2_tf import engines
+from effnetv2_tf.export.formats import formats_help, parse_formats
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TF's C++ info lines would break the progress bar
 
@@ -58,8 +59,11 @@ flags.DEFINE_bool("other_class_names", False, "With --mode=eval: evaluate althou
 flags.DEFINE_bool("doctor", False, "Check this machine for the run the other flags describe (TF build, libtpu, "
                   "TPU or with --engine=jax JAX and its devices, data, model_dir, one compiled train step) and exit: "
                   "0 ready, 1 a problem found.")
-flags.DEFINE_enum("tflite", None, ["float32", "dynamic-int8"], "With --mode=export: also write "
-                  "EXPORT_DIR/classification.tflite at the eval size.")
+flags.DEFINE_string("format", "saved_model", "With --mode=export: comma-separated, of: " + formats_help())
+flags.DEFINE_float("max_accuracy_drop", 2.0, "With --mode=export: the top-1 points a quantized LiteRT variant may "
+                   "lose against float32 on the run's val photos; one that loses more is not written.")
+flags.DEFINE_bool("allow_accuracy_drop", False, "With --mode=export: write quantized LiteRT variants whatever they "
+                  "lose (or without labelled photos to measure it on).")
 FLAGS = flags.FLAGS
 
 STARTED = time.monotonic()  # a time budget counts from here
@@ -126,7 +130,8 @@ def _run():
   from effnetv2_tf.run_dir import RunDir
   run_dir = RunDir(model_dir)
   if FLAGS.mode == "export":
-    jobs.export(run_dir, FLAGS.export_dir or run_dir.default_export, FLAGS.hparam_str, FLAGS.overwrite, FLAGS.tflite)
+    jobs.export(run_dir, FLAGS.export_dir or run_dir.default_export, FLAGS.hparam_str, FLAGS.overwrite,
+                parse_formats(FLAGS.format), FLAGS.data_dir, FLAGS.max_accuracy_drop, FLAGS.allow_accuracy_drop)
     return
   runtime = engine.runtime(launch)
   if FLAGS.mode == "eval":
@@ -147,12 +152,14 @@ def main(argv):
   from effnetv2_tf.tpu.pjrt import TPUSetupError  # TensorFlow itself loads only after the TPU set-up, in _run
   from effnetv2_tf.os_errors import os_error_line
   from effnetv2_tf.weights.pretrained import DownloadError
+  from effnetv2_tf.export.runtimes import MissingRuntimeError
   try:
     _run()  # ValueError covers bad hparams, checkpoints of another model and export dirs in use
   except Preempted as stopped:
     print(stopped, file=sys.stderr)
     sys.exit(PREEMPTED_EXIT_STATUS)
-  except (ValueError, FileNotFoundError, TPUSetupError, FloatingPointError, DownloadError) as error:
+  except (ValueError, FileNotFoundError, TPUSetupError, FloatingPointError, DownloadError,
+          MissingRuntimeError) as error:
     print(f"error: {error}", file=sys.stderr)
     sys.exit(2)
   except Exception as error:  # noqa: BLE001 -- the machine's refusals surface as OSError or TensorFlow's errors

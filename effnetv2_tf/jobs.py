@@ -16,7 +16,7 @@ from effnetv2_tf import engines, hparams
 from effnetv2_tf.checkpoints import first_readable, say_unreadable
 from effnetv2_tf.data.convert import convert
 from effnetv2_tf.data.facts import DATASET_FILE
-from effnetv2_tf.export import export_run
+from effnetv2_tf.export.writer import export_run
 from effnetv2_tf.run_dir import model_identity
 from effnetv2_tf.train.engine import CheckpointMismatchError
 from effnetv2_tf.train.evaluation import accuracy_text
@@ -151,11 +151,16 @@ def evaluate(run_dir, engine, runtime, hparam_str, data_dir, wait_seconds=0, oth
       break
 
 
-def export(run_dir, export_dir, hparam_str, overwrite=False, tflite=None):
-  """Exports the run's latest checkpoint (export.export_run) as its config.yaml describes the model."""
+def export(run_dir, export_dir, hparam_str, overwrite=False, formats=("saved_model",), data_dir=None,
+           max_accuracy_drop=2.0, allow_accuracy_drop=False):
+  """Exports the run's latest checkpoint (export.writer.export_run) as its config.yaml describes the model, in each
+  of `formats`; data_dir (a demo run: its own photos) measures and calibrates the quantized LiteRT variants."""
+  from effnetv2_tf.export.command import report
   config = run_config(run_dir, hparam_str, "export")
-  step, paths = export_run(run_dir, config, export_dir, overwrite=overwrite, tflite=tflite)
-  print(f"exported step {step} of {describe(config)} (EMA weights): {paths['classification']}, "
-        f"{paths['feature-vector']}; best fed {config.eval.image_size}-px images (the run's eval size)")
-  if tflite:
-    print(f"TFLite ({tflite}): {paths['tflite']}")
+  if data_dir is None and tf.io.gfile.exists(os.path.join(run_dir.path, DEMO_RECORDS)):
+    data_dir = os.path.join(run_dir.path, DEMO_RECORDS)
+  step, written = export_run(run_dir, config, export_dir, overwrite=overwrite, formats=formats, data_dir=data_dir,
+                             max_accuracy_drop=max_accuracy_drop, allow_accuracy_drop=allow_accuracy_drop)
+  print(f"exported step {step} of {describe(config)} (EMA weights) into {export_dir}; best fed "
+        f"{config.eval.image_size}-px images (the run's eval size)")
+  report(written)

@@ -42,6 +42,12 @@ def _filtered_stderr(noise):
       sys.stderr.flush()
 
 
+def left_out(noise):
+  """A context in which lines of the process's stderr (C++ libraries' too) holding any text of `noise` are left
+  out of the console; the others are written back when it ends."""
+  return _filtered_stderr(noise)
+
+
 def _noise():
   return BANNER + (() if os.path.exists(NVIDIA_DRIVER) else NO_GPU)
 

@@ -28,6 +28,7 @@ RUN = {
     ("own-photos.md", "# fine-tune one of your runs"): "test_fine_tuning_one_of_our_runs",
     ("own-photos.md", "# convert a folder of photos"): "test_the_python_api",
     ("export-and-predict.md", "# evaluate, export and predict with a finished run"): "test_evaluating_exporting_predicting",
+    ("export-and-predict.md", "import numpy as np"): "test_evaluating_exporting_predicting",
     ("jax.md", "# Keras 3 on JAX: the demo, then its eval and export"): "test_the_jax_demo_eval_and_export",
     ("python-api.md", "from effnetv2_tf.model import create_backbone, create_model"): "test_the_python_api",
     ("python-api.md", "import tensorflow as tf"): "test_the_python_api",
@@ -35,7 +36,7 @@ RUN = {
         "test_the_python_api",
 }
 NOT_RUN = {
-    ("README.md", "pip install -e \".[cpu,test]\"     # set-up: Python 3.10+, TensorFlow 2.21, Keras 3"):
+    ("README.md", "pip install -e \".[cpu,export,test]\"  # set-up: Python 3.10+, TensorFlow 2.21, Keras 3"):
         "CI's own set-up, test_demo (the installed command's demo) and CI's tests",
     ("README.md", "python -m effnetv2_tf.data.convert my_photos/ my_records/"): "an hour's run",
     ("README.md", "python main.py --hparams=imagenet-s --data_dir=gs://BUCKET/imagenet --model_dir=gs://BUCKET/runs/v2-s "
@@ -199,16 +200,23 @@ def test_fine_tuning_one_of_our_runs(finished_run, tmp_path):
 
 @pytest.mark.e2e
 @pytest.mark.one_stack
-def test_evaluating_exporting_predicting(finished_run, demo_records, tmp_path):
+def test_evaluating_exporting_predicting(finished_run, demo_records, tmp_path, monkeypatch):
+  """The block as written, then the ONNX file through the Python block; litert-int8 measured on the val photos."""
   import shutil
   lines = commands(block("export-and-predict.md", "# evaluate, export and predict with a finished run"))
   assert [line.split()[:3] for line in lines] == [
       ["python", "main.py", "--mode=eval"], ["python", "main.py", "--mode=export"],
-      ["python", "-m", "effnetv2_tf.predict"]]
+      ["python", "-m", "effnetv2_tf.predict"], ["python", "main.py", "--mode=export"]]
   shutil.copytree(finished_run, tmp_path / "runs" / "mine")
   (tmp_path / "my_records").symlink_to(demo_records)
   (tmp_path / "my_photos").symlink_to(ROOT / "effnetv2_tf" / "demo_data")
-  evaluated, exported, predicted = run_as_written(lines, tmp_path)
+  evaluated, exported, predicted, formats = run_as_written(lines, tmp_path)
+  assert [line.split(":")[0] for line in formats.splitlines()[-3:]] == ["onnx", "litert", "litert-int8"]
+  assert "against float32's" in formats and "on 100 val photos of my_records" in formats, formats
+  monkeypatch.chdir(tmp_path)
+  scope = {}
+  exec(compile(block("export-and-predict.md", "import numpy as np"), "export-and-predict.md", "exec"), scope)
+  assert scope["logits"].shape == (2, 5) and np.isfinite(scope["logits"]).all()
   assert "step 2: top-1 " in evaluated and "on 100 images" in evaluated
   assert "exported step 2" in exported and (tmp_path / "export" / "mine" / "feature-vector").is_dir()
   lines = predicted.strip().splitlines()

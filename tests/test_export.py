@@ -1,12 +1,17 @@
 """SavedModel export: runs without the package, same logits as Keras, bytes signature, TFSMLayer."""
 
+import pathlib
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from effnetv2_tf import export as export_command, predict
-from effnetv2_tf.export import FLAVOURS, ExportError, export_saved_models
+from effnetv2_tf import predict
+from effnetv2_tf.export import command as export_command
+from effnetv2_tf.export.formats import FLAVOURS, ExportError
+from effnetv2_tf.export.saved_model import export_saved_models
+from effnetv2_tf.export.writer import write
 from effnetv2_tf.model import create_model, get_model_spec
 from tests.helpers import ROOT, call, run_without_package, unit_images
 
@@ -21,7 +26,7 @@ def exported(tmp_path_factory):
     if v.path.endswith(("moving_mean", "beta")):
       v.assign(rng.normal(0, 0.2, v.shape))
   export_dir = tmp_path_factory.mktemp("export")
-  paths = export_saved_models(model, SPEC, str(export_dir), image_size=64, top_k=3, overwrite=True)
+  paths = export_saved_models(model, SPEC, str(export_dir), image_size=64, top_k=3)
   return model, export_dir, paths
 
 
@@ -70,15 +75,14 @@ def test_tfsmlayer_wraps_the_feature_vector_for_fine_tuning(exported):
 def test_a_non_empty_export_dir_and_a_file_are_refused(exported, tmp_path):
   model, export_dir, _ = exported
   with pytest.raises(ExportError, match="exists and is not empty: pass --overwrite"):
-    export_saved_models(model, SPEC, str(export_dir))
+    write(model, SPEC, str(export_dir))
   (tmp_path / "a_file").write_text("mine")
   with pytest.raises(ExportError, match="Export path .*a_file is a file: give a folder"):
-    export_saved_models(model, SPEC, str(tmp_path / "a_file"), overwrite=True)
+    write(model, SPEC, str(tmp_path / "a_file"), overwrite=True)
   assert (tmp_path / "a_file").read_text() == "mine"
 
 
 def test_predict_names_the_top_classes_and_reports_a_corrupt_file(exported, tmp_path):
-  import pathlib
   from effnetv2_tf.labels import load_labels
   _, _, paths = exported
   demo = pathlib.Path(__file__).resolve().parents[1] / "effnetv2_tf" / "demo_data" / "val"
@@ -143,47 +147,97 @@ def test_predict_says_why_a_file_is_unusable_and_predicts_tiny_images(exported, 
   assert unreadable.returncode == 1 and "0 predicted, 2 could not be read" in unreadable.stderr
 
 
-@pytest.mark.parametrize("mode", ["float32", "dynamic-int8"])
-def test_tflite_agrees_with_keras_on_real_photos(exported, tmp_path, mode):
-  import pathlib
-  from effnetv2_tf.export import export_tflite
-  model, _, paths = exported
-  path = export_tflite(paths["classification"], str(tmp_path / "m.tflite"), 64, mode)
-  interpreter = tf.lite.Interpreter(model_path=path)
+def _onnx_logits(path, images):
+  import onnxruntime
+  session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+  return session.run(["logits"], {"images": images.astype(np.float32)})[0], session
+
+
+def _litert_logits(path, images):
+  from ai_edge_litert.interpreter import Interpreter
+  interpreter = Interpreter(model_path=str(path))
   interpreter.allocate_tensors()
   source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-  demo = pathlib.Path(__file__).resolve().parents[1] / "effnetv2_tf" / "demo_data" / "val"
-  agree, ours, theirs = 0, [], []
-  files = sorted(demo.glob("*/*.jpg"))[::10]
-  for file in files:
-    image = tf.image.resize(tf.io.decode_jpeg(file.read_bytes()), (64, 64)).numpy()[None] / 255.0
-    interpreter.set_tensor(source["index"], image.astype(np.float32))
+  out = []
+  for image in images.astype(np.float32):
+    interpreter.set_tensor(source["index"], image[None])
     interpreter.invoke()
-    lite = interpreter.get_tensor(target["index"])[0]
-    keras_logits = model((image * 255 - 128) / 128, training=False).numpy()[0]
-    agree += int(np.argmax(lite) == np.argmax(keras_logits))
-    ours.append(lite)
-    theirs.append(keras_logits)
-  if mode == "float32":
-    np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=1e-4)
-    assert agree == len(files)
-  else:  # int8 weights: close, and the same top-1 on nearly every photo
-    assert np.corrcoef(np.ravel(ours), np.ravel(theirs))[0, 1] > 0.99 and agree >= 0.8 * len(files)
-  assert (tmp_path / "m.tflite").stat().st_size > 10_000
+    out.append(interpreter.get_tensor(target["index"])[0].copy())
+  return np.stack(out), source
 
 
-@pytest.mark.e2e  # a full-size B0 from checkpoint to a served SavedModel: 40 s
+def test_onnx_and_litert_give_keras_logits_in_their_own_runtimes(exported, tmp_path):
+  """ONNX under onnxruntime (any batch and size) and float32 LiteRT under ai-edge-litert's interpreter (batch 1 at
+  the export's size) give Keras' logits within 1e-4 of the logit scale, on real photos; the class names travel
+  beside them and in the ONNX file."""
+  model, _, _ = exported
+  names = ["daisy", "dandelion", "rose", "sunflower"]
+  written = write(model, SPEC, str(tmp_path / "out"), ("onnx", "litert"), image_size=64, labels=names)
+  assert [item.name for item in written] == ["onnx", "litert"]
+  assert all("logits within" in item.check for item in written)
+  assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [
+      "classification.onnx", "classification.tflite", "labels.txt"]
+  assert (tmp_path / "out" / "labels.txt").read_text().splitlines() == names
+  for batch, size in ((1, 64), (3, 97)):  # the ONNX dimensions are dynamic
+    x = unit_images(batch, size)
+    expected = model((x * 255 - 128) / 128, training=False).numpy()
+    logits, session = _onnx_logits(tmp_path / "out" / "classification.onnx", x)
+    assert logits.shape == (batch, 4) and np.abs(expected).max() > 0.01
+    np.testing.assert_allclose(logits, expected, atol=1e-4 * np.abs(expected).max())
+  assert [dim for dim in session.get_inputs()[0].shape] == ["batch", "height", "width", 3]
+  assert session.get_modelmeta().custom_metadata_map["class_names"].splitlines() == names
+  photos = np.stack([tf.image.resize(tf.io.decode_jpeg(path.read_bytes()), (64, 64)).numpy() / 255.0
+                     for path in sorted((ROOT / "effnetv2_tf" / "demo_data" / "val").glob("*/*.jpg"))[::25]])
+  expected = model((photos * 255 - 128) / 128, training=False).numpy()
+  logits, source = _litert_logits(tmp_path / "out" / "classification.tflite", photos)
+  assert list(source["shape"]) == [1, 64, 64, 3]
+  np.testing.assert_allclose(logits, expected, atol=1e-4 * np.abs(expected).max())
+
+
+@pytest.mark.one_stack  # the converter's float path runs on both builds (the test above)
+def test_quantized_litert_variants_are_measured_and_one_that_loses_too_much_is_not_written(exported, tmp_path):
+  """Each quantized variant's top-1 on labelled photos beside float32's; a drop over max_accuracy_drop (here
+  negative, so that any variant exceeds it) is refused in one line naming both figures, and nothing is written;
+  without labelled photos a quantized variant needs allow_accuracy_drop, and litert-int8 needs training photos."""
+  from effnetv2_tf.export.photos import demo_photos
+  from effnetv2_tf.export.writer import Photos
+  model, _, _ = exported
+  images = demo_photos(64, "center_128", count=10)
+  labels = np.arange(10) % 4
+  photos = Photos(images, labels, images[:6], "demo photos")
+  written = write(model, SPEC, str(tmp_path / "ok"), ("litert-dynamic-int8", "litert-int8"), image_size=64,
+                  photos_=photos)
+  for item in written:
+    assert "against float32's" in item.check and "on 10 demo photos" in item.check, item.check
+    from ai_edge_litert.interpreter import Interpreter
+    stored = [detail["dtype"] for detail in Interpreter(model_path=item.paths[0]).get_tensor_details()]
+    assert stored.count(np.int8) > 20, item.name  # the convolutions' kernels (and for litert-int8 activations)
+  with pytest.raises(ExportError, match=r"litert-float16 loses -?\d+\.\d points of top-1 \(\d+\.\d% against "
+                                        r"float32's \d+\.\d% on 10 demo photos\), more than --max_accuracy_drop -1"):
+    write(model, SPEC, str(tmp_path / "refused"), ("litert-float16",), image_size=64, photos_=photos,
+          max_accuracy_drop=-1)
+  assert not (tmp_path / "refused" / "classification-float16.tflite").exists()
+  with pytest.raises(ExportError, match="litert-dynamic-int8: what quantizing costs is measured on labelled val"):
+    write(model, SPEC, str(tmp_path / "none"), ("onnx", "litert-dynamic-int8"), image_size=64)
+  with pytest.raises(ExportError, match="litert-int8 calibrates its int8 ranges on the run's training photos"):
+    write(model, SPEC, str(tmp_path / "none"), ("litert-int8",), image_size=64, allow_accuracy_drop=True)
+  assert not (tmp_path / "none").exists()  # refused before anything was written
+
+
+@pytest.mark.e2e  # a full-size B0 from checkpoint to a served SavedModel, ONNX and LiteRT: 60 s
+@pytest.mark.one_stack  # the formats on the TPU build: the fast tier's small model
 def test_one_command_exports_an_official_checkpoint_that_runs_without_the_package(tmp_path):
-  """An official-layout checkpoint (official names, 11 classes) -> SavedModels equal to the loaded Keras model."""
+  """An official-layout checkpoint (official names, 11 classes) -> SavedModels, ONNX and LiteRT files whose
+  runtimes give the loaded Keras model's logits."""
   from effnetv2_tf.weights.official import load_official_checkpoint
   from tests.helpers import randomize, write_official_checkpoint
   source = create_model("efficientnetv2-b0", num_classes=11, classifier_activation=None)
   randomize(source, 7)
   write_official_checkpoint(tmp_path / "efficientnetv2-b0" / "model", source, ema_model=source)
   done = call(export_command.main, "--official", tmp_path / "efficientnetv2-b0", "--model", "efficientnetv2-b0",
-              tmp_path / "export")
+              "--format=saved_model,onnx,litert", "--image_size=96", tmp_path / "export")
   assert done.returncode == 0, done.stderr[-3000:]
-  assert "from EMA shadows" in done.stdout and "classification: " in done.stdout
+  assert "from EMA shadows" in done.stdout and "saved_model: " in done.stdout
   assert not (tmp_path / "export" / "classification" / "assets" / "labels.txt").exists()  # 11 classes: no names
 
   keras_model = create_model("efficientnetv2-b0", num_classes=11, classifier_activation=None)
@@ -198,6 +252,10 @@ def test_one_command_exports_an_official_checkpoint_that_runs_without_the_packag
   assert logits.shape == (2, 11) and np.abs(expected).max() > 0.1
   np.testing.assert_allclose(logits, expected, atol=1e-5, rtol=1e-5)
   assert out["features"]["features"].shape == (2, 1280)
+  # The same logits from the ONNX file under onnxruntime and the float32 LiteRT file under its interpreter.
+  for logits in (_onnx_logits(export / "classification.onnx", x)[0],
+                 _litert_logits(export / "classification.tflite", x)[0]):
+    np.testing.assert_allclose(logits, expected, atol=1e-4 * np.abs(expected).max())
 
 
 def test_an_export_carries_its_class_names_and_predict_uses_them(exported, tmp_path):

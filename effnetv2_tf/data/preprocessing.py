@@ -25,6 +25,15 @@ def normalize(images, normalization):
   raise ValueError(f"Unknown normalization {normalization!r}; expected one of {NORMALIZATIONS}.")
 
 
+def denormalize(images, normalization):
+  """normalize's inverse: the model's input range -> float images in [0, 255]."""
+  if normalization == "center_128":
+    return images * 128.0 + 128.0
+  if normalization == "mean_std":
+    return images * STDDEV_RGB + MEAN_RGB
+  raise ValueError(f"Unknown normalization {normalization!r}; expected one of {NORMALIZATIONS}.")
+
+
 def resize_method(normalization):
   """The official pipelines resize bilinear (V2 S/M/L/XL) or bicubic (V1 preprocessing)."""
   return "bicubic" if normalization == "mean_std" else "bilinear"

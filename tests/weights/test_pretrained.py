@@ -96,7 +96,7 @@ def test_create_model_with_weights_holds_the_checkpoints_weights(tmp_path, cache
 
 
 def test_main_and_the_export_take_the_names_and_say_no_network_in_one_line(tmp_path, cache, monkeypatch):
-  from effnetv2_tf import export
+  from effnetv2_tf.export import command as export
   server = Server({})
   server.close()
   monkeypatch.setenv(pretrained.URL_VARIABLE, server.url)
