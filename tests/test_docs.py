@@ -88,7 +88,8 @@ def run_as_written(commands, cwd):
   """Runs each command with bash in `cwd`, `python` being this interpreter and `main.py` the project's; returns
   their standard outputs. TensorFlow's start-up banner and, on a machine without a GPU, its CUDA lines stay out
   of every command's console."""
-  (cwd / "main.py").symlink_to(ROOT / "main.py")
+  if not (cwd / "main.py").exists():
+    (cwd / "main.py").symlink_to(ROOT / "main.py")
   env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
   outputs = []
   for command in commands:
@@ -279,3 +280,11 @@ def test_the_jax_demo_eval_and_export(tmp_path):
   assert (tmp_path / "runs" / "demo-jax" / "checkpoints" / f"ckpt_{step}").is_dir()
   assert f"step {step}: top-1 {final['top1']:.4f}" in evaluated
   assert f"exported step {step} of efficientnetv2-b0" in exported and (tmp_path / "export" / "demo-jax").is_dir()
+  # Its newest checkpoint's arrays cut to 1,000 bytes: the same eval says so and takes the one before, moving nothing.
+  checkpoints = tmp_path / "runs" / "demo-jax" / "checkpoints"
+  older = sorted(int(path.name.split("_")[1]) for path in checkpoints.iterdir())[-2]
+  for array_file in (checkpoints / f"ckpt_{step}").glob("default/ocdbt.process_0/d/*"):
+    os.truncate(array_file, 1000)
+  (again,) = run_as_written([lines[2]], tmp_path)
+  assert f"ckpt_{step} cannot be read back (" in again and f"evaluating ckpt_{older}, the newest that can" in again
+  assert f"step {older}: top-1 " in again and not (tmp_path / "runs" / "demo-jax" / "damaged").exists()

@@ -50,9 +50,10 @@ def first_readable(candidates, read):
 
 
 def first_line(error):
-  """An error's first line, for a line of ours that names it."""
+  """An error's first line, for a line of ours that names it (without the pointer to TensorStore's details that
+  Orbax appends: a bound method's repr)."""
   text = str(error).strip()
-  return (text.splitlines()[0] if text else type(error).__name__)[:200]
+  return (text.splitlines()[0] if text else type(error).__name__).split(" See full TensorStore details")[0][:200]
 
 
 def say_unreadable(unreadable, found, doing):

@@ -120,8 +120,7 @@ def write(model, spec, export_dir, formats=("saved_model",), image_size=None, la
   served = serving_model(model, spec.normalization)
   check = photos.demo_photos(image_size, spec.normalization)
   expected = np.asarray(served(check), np.float64)
-  scale = max(float(np.max(np.abs(expected))), 1e-6)
-  val_float = None
+  float_top1 = []  # float32's top-1 on photos_' val images, measured once when a quantized variant needs it
   with tempfile.TemporaryDirectory() as scratch, quiet_start.left_out(CONVERTER_NOISE):
     for name in others:
       entry = FORMATS[name][0][0]
@@ -133,33 +132,45 @@ def write(model, spec, export_dir, formats=("saved_model",), image_size=None, la
         representative = photos_.representative[:REPRESENTATIVE_IMAGES] if photos_ is not None else None
         litert.write(served, local, image_size, name, representative)
         run = litert.logits
-      got = np.asarray(run(local, check), np.float64)
-      difference = float(np.max(np.abs(got - expected))) / scale
       size = f"{os.path.getsize(local) / 1e6:.1f} MB"
-      if name in ("onnx", "litert"):
-        if difference > PARITY:
-          raise ExportError(f"{name}: the written model's logits differ from Keras' by {difference:.1e} of the logit "
-                            f"scale (more than {PARITY:g}) on the demo photos: not written; please report it.")
-        line = f"{size}; logits within {difference:.0e} of Keras' (relative) on {len(check)} photos"
+      if name not in litert.QUANTIZED:
+        line = _same_logits(name, run(local, check), expected)
       elif photos_ is not None and len(photos_.val_labels):
-        if val_float is None:
-          val_float = _top1(np.concatenate([np.asarray(served(photos_.val_images[i:i + 64]))
-                                            for i in range(0, len(photos_.val_labels), 64)]), photos_.val_labels)
-        ours = _top1(run(local, photos_.val_images), photos_.val_labels)
-        drop = 100 * (val_float - ours)
-        line = (f"{size}; top-1 {100 * ours:.1f}% against float32's {100 * val_float:.1f}% on "
-                f"{len(photos_.val_labels)} {photos_.origin}")
-        if drop > max_accuracy_drop and not allow_accuracy_drop:
-          raise ExportError(f"{name} loses {drop:.1f} points of top-1 ({100 * ours:.1f}% against float32's "
-                            f"{100 * val_float:.1f}% on {len(photos_.val_labels)} {photos_.origin}), more than "
-                            f"--max_accuracy_drop {max_accuracy_drop:g}: not written; pass --allow_accuracy_drop "
-                            "to write it anyway.")
+        if not float_top1:
+          float_top1.append(_top1(np.concatenate([np.asarray(served(photos_.val_images[i:i + 64]))
+                                                  for i in range(0, len(photos_.val_labels), 64)]),
+                                  photos_.val_labels))
+        line = _kept_accuracy(name, run(local, photos_.val_images), photos_, float_top1[0], max_accuracy_drop,
+                              allow_accuracy_drop)
       else:
-        line = f"{size}; accuracy not measured (--allow_accuracy_drop; no labelled photos)"
+        line = "accuracy not measured (--allow_accuracy_drop; no labelled photos)"
       target = os.path.join(export_dir, entry)
       tf.io.gfile.copy(local, target, overwrite=True)
-      written.append(Written(name, [target], line))
+      written.append(Written(name, [target], f"{size}; {line}"))
   return written
+
+
+def _same_logits(name, logits, expected):
+  """A float32 file's check: its runtime's logits on the demo photos against Keras' (an ExportError beyond PARITY)."""
+  difference = float(np.max(np.abs(np.asarray(logits, np.float64) - expected)))
+  difference /= max(float(np.max(np.abs(expected))), 1e-6)
+  if difference > PARITY:
+    raise ExportError(f"{name}: the written model's logits differ from Keras' by {difference:.1e} of the logit "
+                      f"scale (more than {PARITY:g}) on the demo photos: not written; please report it.")
+  return f"logits within {difference:.0e} of Keras' (relative) on {len(expected)} photos"
+
+
+def _kept_accuracy(name, logits, photos_, float_top1, max_drop, allow_drop):
+  """A quantized file's check: its top-1 on photos_' val images beside float32's (an ExportError beyond max_drop
+  points unless allow_drop)."""
+  ours = _top1(logits, photos_.val_labels)
+  figures = (f"{100 * ours:.1f}% against float32's {100 * float_top1:.1f}% on {len(photos_.val_labels)} "
+             f"{photos_.origin}")
+  drop = 100 * (float_top1 - ours)
+  if drop > max_drop and not allow_drop:
+    raise ExportError(f"{name} loses {drop:.1f} points of top-1 ({figures}), more than --max_accuracy_drop "
+                      f"{max_drop:g}: not written; pass --allow_accuracy_drop to write it anyway.")
+  return f"top-1 {figures}"
 
 
 def _load_photos(config, data_dir, image_size, normalization, num_classes):
