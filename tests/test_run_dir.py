@@ -93,3 +93,12 @@ def test_the_jax_engines_orbax_step_folders_complete_settings_and_a_save_cut_sho
   assert run.checkpoint_settings(run.latest_checkpoint()) == {"model": {"name": "x"}}
   assert run.remove_unfinished_saves() == ["ckpt_6.orbax-checkpoint-tmp"]
   assert os.listdir(run.checkpoints) == ["ckpt_3"]
+  # A step folder that cannot be read back goes aside whole (the resume's damaged/), the older one stays.
+  manager = step_manager(run.checkpoints, keep=3)
+  manager.save(9, args=ocp.args.StandardSave({"a": np.ones(3)}))
+  manager.wait_until_finished()
+  files = sorted(str(path.relative_to(tmp_path / "run" / "checkpoints")) for path in
+                 (tmp_path / "run" / "checkpoints" / "ckpt_9").rglob("*"))
+  folder = pathlib.Path(run.set_aside([os.path.join(run.checkpoints, "ckpt_9")], into="damaged"))
+  assert sorted(str(path.relative_to(folder)) for path in (folder / "ckpt_9").rglob("*")) == files and files
+  assert run.complete_checkpoints() == [os.path.join(run.checkpoints, "ckpt_3")]
