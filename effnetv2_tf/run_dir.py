@@ -146,6 +146,15 @@ class RunDir:
       tf.io.gfile.rmtree(os.path.join(self.checkpoints, name))
     return leftovers
 
+  def set_aside_incomplete(self):
+    """Moves the checkpoints that are not complete and would stop a save at their step (an Orbax step folder
+    without its metadata) into damaged/TIME/; returns ([their names], the folder), or ([], None)."""
+    found = [path for form in FORMATS for path in form.in_the_way(self.checkpoints)] if tf.io.gfile.isdir(
+        self.checkpoints) else []
+    if not found:
+      return [], None
+    return [os.path.basename(path.rstrip("/")) for path in found], self.set_aside(found, into=DAMAGED_DIR)
+
   def worker_checkpoints(self, task_id):
     return os.path.join(self.path, WORKERS_DIR, str(task_id))
 

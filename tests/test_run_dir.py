@@ -102,3 +102,12 @@ def test_the_jax_engines_orbax_step_folders_complete_settings_and_a_save_cut_sho
   folder = pathlib.Path(run.set_aside([os.path.join(run.checkpoints, "ckpt_9")], into="damaged"))
   assert sorted(str(path.relative_to(folder)) for path in (folder / "ckpt_9").rglob("*")) == files and files
   assert run.complete_checkpoints() == [os.path.join(run.checkpoints, "ckpt_3")]
+  # A step folder without its metadata (a copy cut short) would stop Orbax saving at its step: it goes aside too.
+  manager = step_manager(run.checkpoints, keep=3)
+  manager.save(12, args=ocp.args.StandardSave({"a": np.ones(3)}))
+  manager.wait_until_finished()
+  os.remove(os.path.join(run.checkpoints, "ckpt_12", "_CHECKPOINT_METADATA"))
+  names, aside = run.set_aside_incomplete()
+  assert names == ["ckpt_12"] and (pathlib.Path(aside) / "ckpt_12" / "default").is_dir()
+  assert os.listdir(run.checkpoints) == ["ckpt_3"] and run.set_aside_incomplete() == ([], None)
+  assert step_manager(run.checkpoints, keep=3).save(12, args=ocp.args.StandardSave({"a": np.ones(3)}))

@@ -48,6 +48,14 @@ def complete(folder):
   return found
 
 
+def in_the_way(folder):
+  """Step folders in `folder` without their metadata or commit marker (a copy cut short, a file lost): Orbax's
+  manager would not save again at their step, so a resumed run that retrains it would keep no checkpoint there."""
+  whole = {path for _, path in complete(folder)}
+  return sorted(path for path in tf.io.gfile.glob(os.path.join(folder, f"{PREFIX}_*"))
+                if owns(path) and tf.io.gfile.isdir(path) and path not in whole)
+
+
 def unfinished(name):
   """Whether `name` in the checkpoints folder is a save cut short (Orbax's ckpt_N.orbax-checkpoint-tmp-*/)."""
   return TEMPORARY in name

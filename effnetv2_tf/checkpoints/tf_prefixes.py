@@ -46,6 +46,12 @@ def unfinished(name):
   return name.rstrip("/").endswith("_temp")
 
 
+def in_the_way(folder):
+  """Checkpoints in `folder` that are not complete and would stop a save at their step: none (TensorFlow's saver
+  writes a step's files anew)."""
+  return []
+
+
 def files(prefix):
   """The files a checkpoint is made of (to move it whole)."""
   return tf.io.gfile.glob(f"{prefix}.*")

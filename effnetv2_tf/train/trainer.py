@@ -196,6 +196,10 @@ class Trainer:
     if self.is_chief:
       for name in self.run_dir.remove_unfinished_saves():
         print(f"removed {name}, the remains of a checkpoint save that did not finish", flush=True)
+      names, folder = self.run_dir.set_aside_incomplete()
+      for name in names:
+        print(f"{name} is not a complete checkpoint (its metadata or commit marker is missing): moved to {folder}, "
+              "so that the run can save at its step again", flush=True)
       if repaired := self.run_dir.repair_checkpoint_state():
         print(repaired, flush=True)
     latest = self.run_dir.latest_checkpoint()
