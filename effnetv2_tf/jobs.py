@@ -155,12 +155,11 @@ def export(run_dir, export_dir, hparam_str, overwrite=False, formats=("saved_mod
            max_accuracy_drop=2.0, allow_accuracy_drop=False):
   """Exports the run's latest checkpoint (export.writer.export_run) as its config.yaml describes the model, in each
   of `formats`; data_dir (a demo run: its own photos) measures and calibrates the quantized LiteRT variants."""
-  from effnetv2_tf.export.command import report
   config = run_config(run_dir, hparam_str, "export")
   if data_dir is None and tf.io.gfile.exists(os.path.join(run_dir.path, DEMO_RECORDS)):
     data_dir = os.path.join(run_dir.path, DEMO_RECORDS)
-  step, written = export_run(run_dir, config, export_dir, overwrite=overwrite, formats=formats, data_dir=data_dir,
-                             max_accuracy_drop=max_accuracy_drop, allow_accuracy_drop=allow_accuracy_drop)
+  step, _ = export_run(run_dir, config, export_dir, overwrite=overwrite, formats=formats, data_dir=data_dir,
+                       max_accuracy_drop=max_accuracy_drop, allow_accuracy_drop=allow_accuracy_drop,
+                       say=lambda line: print(line, flush=True))
   print(f"exported step {step} of {describe(config)} (EMA weights) into {export_dir}; best fed "
         f"{config.eval.image_size}-px images (the run's eval size)")
-  report(written)

@@ -212,7 +212,7 @@ def test_evaluating_exporting_predicting(finished_run, demo_records, tmp_path, m
   (tmp_path / "my_records").symlink_to(demo_records)
   (tmp_path / "my_photos").symlink_to(ROOT / "effnetv2_tf" / "demo_data")
   evaluated, exported, predicted, formats = run_as_written(lines, tmp_path)
-  assert [line.split(":")[0] for line in formats.splitlines()[-3:]] == ["onnx", "litert", "litert-int8"]
+  assert [line.split(":")[0] for line in formats.splitlines()[-4:-1]] == ["onnx", "litert", "litert-int8"]
   assert "against float32's" in formats and "on 100 val photos of my_records" in formats, formats
   monkeypatch.chdir(tmp_path)
   scope = {}

@@ -43,8 +43,8 @@ def test_export_needs_no_data_and_builds_the_run_s_own_model(finished_run, tmp_p
   done = run_main("--mode=export", f"--model_dir={finished_run}", f"--export_dir={tmp_path / 'export'}")
   assert done.returncode == 0, done.stderr[-3000:]
   assert "exported step 2 of efficientnetv2-b0 (width 0.25, depth 0.25) (EMA weights)" in done.stdout
-  assert "best fed 40-px images (the run's eval size)" in done.stdout
-  assert done.stdout.strip().splitlines()[-1] == (f"saved_model: {tmp_path / 'export' / 'classification'}, "
+  assert done.stdout.strip().endswith("best fed 40-px images (the run's eval size)")
+  assert done.stdout.strip().splitlines()[-2] == (f"saved_model: {tmp_path / 'export' / 'classification'}, "
                                                   f"{tmp_path / 'export' / 'feature-vector'}")
   assert snapshot(finished_run) == before
   out = run_without_package({"logits": (tmp_path / "export" / "classification", "serving_default", "images", (3, 40))})

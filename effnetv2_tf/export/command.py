@@ -6,12 +6,6 @@ from effnetv2_tf.export.formats import formats_help, parse_formats
 from effnetv2_tf.export.writer import export_official
 
 
-def report(written):
-  """Each format's files and its check, a line each."""
-  for item in written:
-    print(f"{item.name}: {', '.join(item.paths)}" + (f" ({item.check})" if item.check else ""))
-
-
 def main(argv=None):
   parser = argparse.ArgumentParser(prog="python -m effnetv2_tf.export",
                                    description="Export an official automl checkpoint for serving.")
@@ -33,9 +27,9 @@ def main(argv=None):
   from effnetv2_tf.os_errors import os_error_line
   from effnetv2_tf.weights.pretrained import DownloadError
   try:
-    report_, written = export_official(args.official, args.model, args.export_dir, use_ema=not args.raw,
-                                       image_size=args.image_size, formats=parse_formats(args.format),
-                                       overwrite=args.overwrite, allow_accuracy_drop=args.allow_accuracy_drop)
+    export_official(args.official, args.model, args.export_dir, use_ema=not args.raw, image_size=args.image_size,
+                    formats=parse_formats(args.format), overwrite=args.overwrite,
+                    allow_accuracy_drop=args.allow_accuracy_drop, say=lambda line: print(line, flush=True))
   except (ValueError, DownloadError, MissingRuntimeError) as error:  # a bad name, a dir in use, no network
     parser.exit(2, f"error: {error}\n")
   except Exception as error:  # noqa: BLE001 -- the machine's refusals: OSError or TensorFlow's errors
@@ -43,5 +37,3 @@ def main(argv=None):
     if line is None:
       raise
     parser.exit(2, f"error: {line}\n")
-  print(report_)
-  report(written)

@@ -47,6 +47,9 @@ class Written:
   paths: list
   check: str = ""
 
+  def line(self):
+    return f"{self.name}: {', '.join(self.paths)}" + (f" ({self.check})" if self.check else "")
+
 
 def prepare_dir(path, overwrite):
   """Refuses a non-empty directory; with `overwrite`, clears it only when it holds nothing but a previous
@@ -87,7 +90,7 @@ def _top1(logits, labels):
 
 
 def write(model, spec, export_dir, formats=("saved_model",), image_size=None, labels=None, overwrite=False,
-          photos_=None, max_accuracy_drop=2.0, allow_accuracy_drop=False):
+          photos_=None, max_accuracy_drop=2.0, allow_accuracy_drop=False, say=lambda line: None):
   """Writes `model` (logits out, float32, the weights to export loaded) into export_dir in each of `formats`.
 
   Args:
@@ -97,6 +100,7 @@ def write(model, spec, export_dir, formats=("saved_model",), image_size=None, la
     photos_: a Photos for the quantized LiteRT variants (litert-int8 needs its representative images).
     max_accuracy_drop: top-1 points a quantized variant may lose against float32 on photos_' val images; one
       that loses more is not written (ExportError naming both figures) unless allow_accuracy_drop.
+    say: called with each format's line (Written.line) as soon as it is written (a large model's take minutes).
 
   Returns:
     [Written] in the order of `formats`.
@@ -110,6 +114,7 @@ def write(model, spec, export_dir, formats=("saved_model",), image_size=None, la
   if "saved_model" in formats:
     paths = export_saved_models(model, spec, export_dir, image_size=image_size, labels=labels)
     written.append(Written("saved_model", list(paths.values())))
+    say(written[-1].line())
   others = [name for name in formats if name != "saved_model"]
   if not others:
     return written
@@ -147,6 +152,7 @@ def write(model, spec, export_dir, formats=("saved_model",), image_size=None, la
       target = os.path.join(export_dir, entry)
       tf.io.gfile.copy(local, target, overwrite=True)
       written.append(Written(name, [target], f"{size}; {line}"))
+      say(written[-1].line())
   return written
 
 
@@ -186,7 +192,7 @@ def _load_photos(config, data_dir, image_size, normalization, num_classes):
 
 
 def export_official(checkpoint, model_name, export_dir, use_ema=True, image_size=None, formats=("saved_model",),
-                    overwrite=False, allow_accuracy_drop=False):
+                    overwrite=False, allow_accuracy_drop=False, say=lambda line: None):
   """Exports an official automl checkpoint (its class count read from it) in each of `formats`. Quantized LiteRT
   variants need allow_accuracy_drop (no labelled ImageNet photos here); litert-int8 is not offered.
 
@@ -207,13 +213,14 @@ def export_official(checkpoint, model_name, export_dir, use_ema=True, image_size
   keras.mixed_precision.set_global_policy("float32")
   model = create_model(model_name, num_classes=num_classes, classifier_activation=None)
   report = load_official_checkpoint(model, checkpoint, use_ema=use_ema)
+  say(str(report))
   written = write(model, spec, export_dir, formats, image_size=image_size, labels=imagenet_labels_for(num_classes),
-                  overwrite=overwrite, allow_accuracy_drop=allow_accuracy_drop)
+                  overwrite=overwrite, allow_accuracy_drop=allow_accuracy_drop, say=say)
   return report, written
 
 
 def export_run(run_dir, config, export_dir, overwrite=False, formats=("saved_model",), data_dir=None,
-               max_accuracy_drop=2.0, allow_accuracy_drop=False):
+               max_accuracy_drop=2.0, allow_accuracy_drop=False, say=lambda line: None):
   """Exports the latest checkpoint of one of our runs (a RunDir; `config` its resolved settings) in each of
   `formats`: its EMA weights in float32 whatever precision trained them, its class names (or ImageNet's for 1k /
   21k classes), at its eval size. data_dir: the run's data, for the quantized LiteRT variants.
@@ -240,5 +247,6 @@ def export_run(run_dir, config, export_dir, overwrite=False, formats=("saved_mod
   say_unreadable(unreadable, checkpoint, "exporting")
   labels = run_dir.read_labels() or imagenet_labels_for(config.model.num_classes)
   written = write(model, spec, export_dir, formats, image_size=size, labels=labels, overwrite=overwrite,
-                  photos_=photos_, max_accuracy_drop=max_accuracy_drop, allow_accuracy_drop=allow_accuracy_drop)
+                  photos_=photos_, max_accuracy_drop=max_accuracy_drop, allow_accuracy_drop=allow_accuracy_drop,
+                  say=say)
   return checkpoint_step(checkpoint), written
