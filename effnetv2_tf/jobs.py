@@ -16,6 +16,7 @@ from effnetv2_tf import engines, hparams
 from effnetv2_tf.checkpoints import first_readable, say_unreadable
 from effnetv2_tf.data.convert import convert
 from effnetv2_tf.data.facts import DATASET_FILE
+from effnetv2_tf.export.formats import QUANTIZED
 from effnetv2_tf.export.writer import export_run
 from effnetv2_tf.run_dir import model_identity
 from effnetv2_tf.train.engine import CheckpointMismatchError
@@ -158,6 +159,8 @@ def export(run_dir, export_dir, hparam_str, overwrite=False, formats=("saved_mod
   config = run_config(run_dir, hparam_str, "export")
   if data_dir is None and tf.io.gfile.exists(os.path.join(run_dir.path, DEMO_RECORDS)):
     data_dir = os.path.join(run_dir.path, DEMO_RECORDS)
+  if set(formats) & set(QUANTIZED):  # measured on the data's val photos: of the run's classes
+    check_run_classes(run_dir, config, data_dir)
   step, _ = export_run(run_dir, config, export_dir, overwrite=overwrite, formats=formats, data_dir=data_dir,
                        max_accuracy_drop=max_accuracy_drop, allow_accuracy_drop=allow_accuracy_drop,
                        say=lambda line: print(line, flush=True))

@@ -11,6 +11,7 @@ FORMATS = {
     "litert-dynamic-int8": (("classification-dynamic-int8.tflite",), "LiteRT, int8 weights"),
     "litert-int8": (("classification-int8.tflite",), "LiteRT, int8 weights and activations (edge TPU compilers)"),
 }
+QUANTIZED = ("litert-float16", "litert-dynamic-int8", "litert-int8")  # measured on the run's val photos
 LABELS_FILE = "labels.txt"  # the class names beside the ONNX and LiteRT files, one a line
 EXPORT_ENTRIES = (*(entry for entries, _ in FORMATS.values() for entry in entries), LABELS_FILE)
 

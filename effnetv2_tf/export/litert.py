@@ -12,13 +12,13 @@ Variants, by what is stored in 8 or 16 bits:
 
 import numpy as np
 
+from effnetv2_tf.export.formats import QUANTIZED
 from effnetv2_tf.export.runtimes import needs
 from effnetv2_tf.quiet_start import import_tensorflow
 
 tf = import_tensorflow()
 
-VARIANTS = ("litert", "litert-float16", "litert-dynamic-int8", "litert-int8")
-QUANTIZED = VARIANTS[1:]
+VARIANTS = ("litert", *QUANTIZED)
 
 
 def _converter_settings(variant, representative):

@@ -18,8 +18,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from effnetv2_tf.export import litert, onnx, photos  # noqa: E402
-from effnetv2_tf.export.formats import (EXPORT_ENTRIES, FORMATS, LABELS_FILE, ExportError,  # noqa: E402
-                                        parse_formats)
+from effnetv2_tf.export.formats import (EXPORT_ENTRIES, FORMATS, LABELS_FILE, QUANTIZED,  # noqa: E402
+                                        ExportError, parse_formats)
 from effnetv2_tf.export.saved_model import export_saved_models  # noqa: E402
 
 PARITY = 1e-4  # float32 files: largest logit difference from Keras', relative to the largest logit
@@ -75,7 +75,7 @@ def prepare_dir(path, overwrite):
 
 def _check_request(formats, photos_, allow_accuracy_drop):
   """Refuses, before anything slow, a quantized variant that cannot be measured or calibrated."""
-  quantized = [name for name in formats if name in litert.QUANTIZED]
+  quantized = [name for name in formats if name in QUANTIZED]
   if "litert-int8" in formats and (photos_ is None or not len(photos_.representative)):
     raise ExportError("litert-int8 calibrates its int8 ranges on the run's training photos: give --data_dir "
                       "(the run's data), or choose litert-dynamic-int8.")
@@ -138,7 +138,7 @@ def write(model, spec, export_dir, formats=("saved_model",), image_size=None, la
         litert.write(served, local, image_size, name, representative)
         run = litert.logits
       size = f"{os.path.getsize(local) / 1e6:.1f} MB"
-      if name not in litert.QUANTIZED:
+      if name not in QUANTIZED:
         line = _same_logits(name, run(local, check), expected)
       elif photos_ is not None and len(photos_.val_labels):
         if not float_top1:
@@ -235,7 +235,7 @@ def export_run(run_dir, config, export_dir, overwrite=False, formats=("saved_mod
   formats = parse_formats(",".join(formats))
   spec = get_model_spec(config.model.name)
   size = config.eval.image_size
-  needs_photos = any(name in litert.QUANTIZED for name in formats)
+  needs_photos = any(name in QUANTIZED for name in formats)
   photos_ = (_load_photos(config, data_dir, size, spec.normalization, config.model.num_classes)
              if needs_photos else None)
   _check_request(formats, photos_, allow_accuracy_drop)  # before the slow part
