@@ -26,6 +26,12 @@ HEALTHY_OVER_UNIFORM = 2.0
 # A loop loss this many times the recent median is worth a loud warning.
 JUMP_RATIO = 10.0
 RECENT = 20
+# The advice's rate: a tenth of the run's, or, where lower, half of the highest rate a healthy loop trained at
+# (as a share of the schedule's peak): a run that went through a warm-up diverged on the way up, and the rate it
+# last trained healthily at bounds the next try, so that advice followed takes a round or two, not one per tenfold.
+# A run with no healthy loop at all is told a hundredth.
+ADVICE_SHARE = 0.5
+PEAK_SAMPLES = 256  # steps of the schedule at which its peak rate is looked for
 # A saved value beyond this is an explosion under way, whatever the loss says yet: weights under weight decay,
 # BN statistics of normalized activations and the optimizers' slots (momenta, mean squares of gradients) stay
 # orders of magnitude below it in a run that converges.
@@ -76,15 +82,20 @@ class DivergenceGuard:
   Args:
     watch: the run's LossWatch.
     run_dir: the RunDir whose checkpoints a divergence sets aside (the chief's only).
-    lr_base: the run's train.lr_base (the advice names a tenth of it).
+    lr_base: the run's train.lr_base (the advice names a lower one).
     is_chief: whether this process moves checkpoints.
     largest_values: () -> {name: largest absolute value} of what a checkpoint would save now.
     before_stop: () -> None, called before the run stops (ends the progress line, flushes the logs).
+    learning_rate: step -> the schedule's rate, and total_steps its length: where given, the advice bounds the
+      rate by the highest one a healthy loop trained at (ADVICE_SHARE).
   """
 
-  def __init__(self, watch, run_dir, lr_base, is_chief, largest_values, before_stop=lambda: None):
+  def __init__(self, watch, run_dir, lr_base, is_chief, largest_values, before_stop=lambda: None,
+               learning_rate=None, total_steps=0):
     self.watch, self.run_dir, self.lr_base, self.is_chief = watch, run_dir, lr_base, is_chief
     self.largest_values, self.before_stop = largest_values, before_stop
+    self.learning_rate, self.total_steps = learning_rate, total_steps
+    self.healthy_rate = 0.0  # the highest rate a healthy loop of this process ended at
     # The checkpoints no healthy host loop has started from since they were saved (the restored one first).
     latest = run_dir.latest_checkpoint()
     self.unproven = [latest] if latest else []
@@ -100,6 +111,8 @@ class DivergenceGuard:
       self._stop(step, reason)
     if verdict == "healthy":  # the weights the loop started from, and so every checkpoint before, are
       self.unproven = []
+      if self.learning_rate:
+        self.healthy_rate = max(self.healthy_rate, float(self.learning_rate(step)))
     if verdict == "jump":
       print(f"\nwarning: at step {step} {reason}: the run may be diverging (lower train.lr_base or set "
             "train.gradient_clip)", file=sys.stderr, flush=True)
@@ -119,7 +132,7 @@ class DivergenceGuard:
       names = ", ".join(os.path.basename(prefix) for prefix in unproven)
       said += (f", and {names}, saved since the loss was last healthy, {'was' if len(unproven) == 1 else 'were'} "
                f"moved to {folder}")
-    lower = f"a lower learning rate (train.lr_base={self.lr_base / 10:g}, a tenth, or train.gradient_clip)"
+    lower = f"a lower learning rate ({self._lower_rate()}, or train.gradient_clip)"
     latest = self.run_dir.latest_checkpoint()
     if latest:
       advice = (f"to go on from {os.path.basename(latest)}, the last healthy checkpoint, rerun with {lower} and "
@@ -127,3 +140,20 @@ class DivergenceGuard:
     else:
       advice = f"no healthy checkpoint is left: start again with {lower}"
     raise FloatingPointError(f"{said}; {advice}.")
+
+  def _lower_rate(self):
+    """The advice's train.lr_base and why: a tenth of the run's, or lower where the run's healthy loops say so."""
+    tenth = f"train.lr_base={self.lr_base / 10:g}, a tenth"
+    if not self.learning_rate or self.total_steps <= 0:
+      return tenth
+    every = max(1, self.total_steps // PEAK_SAMPLES)
+    peak = max(float(self.learning_rate(step)) for step in range(0, self.total_steps + 1, every))
+    if peak <= 0:
+      return tenth
+    if not self.healthy_rate:
+      return f"train.lr_base={self.lr_base / 100:.3g}, a hundredth: no loop of this run was healthy"
+    share = ADVICE_SHARE * self.healthy_rate / peak
+    if share >= 0.1:
+      return tenth
+    return (f"train.lr_base={self.lr_base * share:.3g}: the schedule's peak at half the highest rate a healthy loop "
+            f"trained at, {self.healthy_rate:.3g}")

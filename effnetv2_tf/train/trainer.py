@@ -276,7 +276,8 @@ class Trainer:
     runtime = self.config.runtime
     guard = DivergenceGuard(LossWatch(self.config.model.num_classes, (row["loss"] for row in self.log.rows)),
                             self.run_dir, self.config.train.lr_base, self.is_chief, self.engine.largest_values,
-                            before_stop=self._before_divergence_stop)
+                            before_stop=self._before_divergence_stop, learning_rate=self.engine.learning_rate,
+                            total_steps=self.schedule.total_steps)
     # SIGTERM / SIGINT: save at the end of the current host loop, then stop; within runtime.stop_seconds
     with StopSignals(runtime.stop_seconds, self.run_dir.latest_checkpoint) as signals:
       checkpoints = CheckpointAndStop(self.engine.saver(self.run_dir), runtime.checkpoint_steps,

@@ -88,3 +88,27 @@ def test_a_jump_is_a_warning_and_leaves_the_checkpoints_where_they_are(tmp_path,
   assert guard.after_loop(2, 6.0) == "jump"  # under 10x a uniform guess's (16.1): not a divergence
   assert "warning: at step 2 the loss jumped to 6, 12x its recent median (0.5)" in capsys.readouterr().err
   assert run.left() == ["ckpt-1"] and guard.unproven == [str(tmp_path / "checkpoints" / "ckpt-1")]
+
+
+def test_the_advice_bounds_the_rate_by_the_healthy_loops_so_that_it_is_followed_in_a_round_or_two(tmp_path):
+  """A warm-up to 1.6 over 100 steps (lr_base 0.5): diverged on the way up after a healthy loop at 0.16, the advice
+  puts the next run's peak at half of that (0.5 x 0.08 / 1.6 = 0.025), not a tenth; a run that never had a healthy
+  loop is told a hundredth; a run that was healthy near its peak, a tenth."""
+  def warm_up(step):
+    return 1.6 * min(step / 100, 1.0)
+
+  def advice(healthy_steps, diverged_at):
+    run = _Run(tmp_path / f"run{diverged_at}")
+    guard = DivergenceGuard(LossWatch(5, (2.0,)), run.run_dir, lr_base=0.5, is_chief=True,
+                            largest_values=lambda: {"a/kernel": 1.0}, learning_rate=warm_up, total_steps=1000)
+    for step in healthy_steps:
+      assert guard.after_loop(step, 2.0) == "healthy"
+    with pytest.raises(FloatingPointError) as stopped:
+      guard.after_loop(diverged_at, 90.0)
+    return str(stopped.value).split("start again with a lower learning rate (")[1]
+
+  assert advice([5, 10], 20) == ("train.lr_base=0.025: the schedule's peak at half the highest rate a healthy loop "
+                                 "trained at, 0.16, or train.gradient_clip).")
+  assert advice([], 1) == ("train.lr_base=0.005, a hundredth: no loop of this run was healthy, or "
+                           "train.gradient_clip).")
+  assert advice([50, 90], 95).startswith("train.lr_base=0.05, a tenth, or")
