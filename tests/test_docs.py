@@ -264,7 +264,6 @@ def test_the_python_api(tmp_path, monkeypatch):
 @pytest.mark.e2e
 @pytest.mark.one_stack
 @pytest.mark.jax
-@pytest.mark.xdist_group("one_process")  # CI's JAX stack's halves (tests/README.md)
 def test_the_jax_demo_eval_and_export(tmp_path):
   """The demo trained by Keras 3 on JAX, its eval with the same engine and its export (TensorFlow), as written
   (the install line is CI's JAX stack's own set-up): well above chance."""

@@ -84,7 +84,6 @@ def test_jax_stack_problems_are_found_before_jax_is_imported(monkeypatch, instal
 
 @pytest.mark.e2e
 @pytest.mark.jax
-@pytest.mark.xdist_group("processes")  # CI's JAX stack's halves (tests/README.md)
 def test_the_jax_engine_on_two_processes_reports_each_hosts_devices_and_data_and_one_compiled_step(tmp_path):
   """As on a TPU slice of 2 hosts (here 2 processes x 4 CPU devices): every process checks itself and runs the
   one compiled step, in bfloat16 as on a TPU (the input pipeline's bfloat16 images into the JAX step; its loss

@@ -27,7 +27,6 @@ def _arrays(path, prefix):
   return [saved[f"{prefix}_{i}"] for i in range(sum(key.startswith(f"{prefix}_") for key in saved.files))]
 
 
-@pytest.mark.xdist_group("one_process")  # CI's JAX stack's halves (tests/README.md)
 @pytest.mark.e2e  # about 60 s: the TF run, then the JAX one compiling a step per stage
 def test_both_engines_train_the_same_two_stage_run(demo_records, tmp_path):
   """From the TF run's initial weights, on the same tf.data batches (RandAugment drawn by the pipeline's seeds):

@@ -11,7 +11,7 @@ import tensorflow as tf
 from tests.helpers import ROOT, tiny
 
 pytest.importorskip("jax", reason="the JAX route is not installed: pip install -e \".[jax]\"")
-pytestmark = [pytest.mark.jax, pytest.mark.xdist_group("one_process")]  # CI's JAX stack's halves (tests/README.md)
+pytestmark = pytest.mark.jax
 
 # RMSProp (TF1 semantics) with a warm-up, weight decay, label smoothing, gradient clipping, BN statistics and the
 # EMA: every part of the step but the RNG streams (dropout and stochastic depth draw from each backend's own).
