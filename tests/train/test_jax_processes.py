@@ -89,7 +89,6 @@ def two_process_run(demo_records, tpu_shaped, tmp_path_factory):
   return folder / "run", ended, folder / "weights.npz"
 
 
-@pytest.mark.xdist_group("two_process_run")  # its fixture made once: CI's JAX stack runs --dist loadgroup
 @pytest.mark.e2e  # about 2 minutes: the 2 processes' run (the fixture's), then one process on their batches
 def test_two_processes_train_what_one_process_trains_on_their_batches(two_process_run, demo_records, tpu_shaped,
                                                                       finished_run, tmp_path):
@@ -117,7 +116,6 @@ def test_two_processes_train_what_one_process_trains_on_their_batches(two_proces
   assert [row["step"] for row in rows] == list(range(2, 17, 2))
 
 
-@pytest.mark.xdist_group("two_process_run")
 @pytest.mark.e2e  # about 3 minutes: 2 runs of 2 processes
 def test_sigterm_in_stage_two_resumes_to_the_uninterrupted_run(two_process_run, demo_records, tpu_shaped, tmp_path):
   """SIGTERM to both processes after step 10 (stage 2): both save one checkpoint at the step they agree on and exit
