@@ -21,6 +21,7 @@ import keras  # noqa: E402
 
 from effnetv2_tf.data import preprocessing  # noqa: E402
 from effnetv2_tf.export.formats import FLAVOURS  # noqa: E402
+from effnetv2_tf.labels import write_labels  # noqa: E402
 
 LABELS_ASSET = "labels.txt"
 
@@ -112,8 +113,7 @@ def export_saved_models(model, spec, export_dir, image_size=None, top_k=5, proba
     labels_file = None
     if labels:
       labels_file = os.path.join(scratch, LABELS_ASSET)
-      with open(labels_file, "w", encoding="utf-8") as f:
-        f.write("".join(f"{name}\n" for name in labels))
+      write_labels(labels_file, labels)
     classifier = _Classifier(model, spec.normalization, image_size, top_k, probabilities, labels, labels_file)
     tf.saved_model.save(classifier, paths["classification"], signatures={
         "serving_default": classifier.serve, "serving_bytes": classifier.serve_bytes})

@@ -21,6 +21,7 @@ from effnetv2_tf.export import litert, onnx, photos  # noqa: E402
 from effnetv2_tf.export.formats import (EXPORT_ENTRIES, FORMATS, LABELS_FILE, QUANTIZED,  # noqa: E402
                                         ExportError, parse_formats)
 from effnetv2_tf.export.saved_model import export_saved_models  # noqa: E402
+from effnetv2_tf.labels import write_labels  # noqa: E402
 
 PARITY = 1e-4  # float32 files: largest logit difference from Keras', relative to the largest logit
 ACCURACY_IMAGES = 1000  # val photos a quantized variant is measured on (the first ones)
@@ -119,8 +120,7 @@ def write(model, spec, export_dir, formats=("saved_model",), image_size=None, la
   if not others:
     return written
   if labels:
-    with tf.io.gfile.GFile(os.path.join(export_dir, LABELS_FILE), "w") as f:
-      f.write("".join(f"{name}\n" for name in labels))
+    write_labels(os.path.join(export_dir, LABELS_FILE), labels)
   from effnetv2_tf.export.serving import serving_model
   served = serving_model(model, spec.normalization)
   check = photos.demo_photos(image_size, spec.normalization)

@@ -16,6 +16,13 @@ def read_labels(path):
     return [line.split("\t", 1)[-1].strip() for line in f.read().splitlines() if line.strip()]
 
 
+def write_labels(path, names):
+  """Writes `names` as a label file (local or gs://), one a line: what read_labels reads back."""
+  import tensorflow as tf
+  with tf.io.gfile.GFile(str(path), "w") as f:
+    f.write("".join(f"{name}\n" for name in names))
+
+
 def load_labels(name_or_path):
   """The names of a shipped list (imagenet1k, imagenet21k) or of a label file; FileNotFoundError without one."""
   path = pathlib.Path(__file__).resolve().parent / SHIPPED[name_or_path] if name_or_path in SHIPPED else name_or_path
