@@ -5,3 +5,7 @@ from effnetv2_tf.quiet_start import leave_out_banner
 __version__ = "0.3.0"
 
 leave_out_banner()  # TensorFlow's start-up banner says nothing about a run (imports nothing itself)
+
+from effnetv2_tf.presets import from_preset  # noqa: E402  (Keras only when called)
+
+__all__ = ["from_preset"]

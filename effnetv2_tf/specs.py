@@ -27,6 +27,9 @@ V1_BASE = ("r1_k3_s1_e1_i32_o16_se0.25", "r2_k3_s2_e6_i16_o24_se0.25", "r2_k5_s2
            "r1_k3_s1_e6_i192_o320_se0.25")
 
 FEATURE_SIZE = 1280  # head width before width scaling
+# ModelSpec.normalization "mean_std": ImageNet's per-channel mean and standard deviation, on the [0, 255] scale.
+MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+STDDEV_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 DEPTH_DIVISOR = 8
 MIN_DEPTH = 8
 

@@ -212,12 +212,13 @@ def test_evaluating_exporting_predicting(finished_run, demo_records, tmp_path, m
   (tmp_path / "my_records").symlink_to(demo_records)
   (tmp_path / "my_photos").symlink_to(ROOT / "effnetv2_tf" / "demo_data")
   evaluated, exported, predicted, formats = run_as_written(lines, tmp_path)
-  assert [line.split(":")[0] for line in formats.splitlines()[-4:-1]] == ["onnx", "litert", "litert-int8"]
+  assert [line.split(":")[0] for line in formats.splitlines()[-5:-1]] == ["onnx", "litert", "litert-int8", "preset"]
   assert "against float32's" in formats and "on 100 val photos of my_records" in formats, formats
   monkeypatch.chdir(tmp_path)
   scope = {}
   exec(compile(block("export-and-predict.md", "import numpy as np"), "export-and-predict.md", "exec"), scope)
   assert scope["logits"].shape == (2, 5) and np.isfinite(scope["logits"]).all()
+  np.testing.assert_allclose(scope["same"], scope["logits"], atol=1e-4 * np.abs(scope["logits"]).max())
   assert "step 2: top-1 " in evaluated and "on 100 images" in evaluated
   assert "exported step 2" in exported and (tmp_path / "export" / "mine" / "feature-vector").is_dir()
   lines = predicted.strip().splitlines()

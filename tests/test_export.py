@@ -1,13 +1,20 @@
-"""SavedModel export: runs without the package, same logits as Keras, bytes signature, TFSMLayer."""
+"""The export formats: SavedModels that run without the package (bytes signature, TFSMLayer), ONNX and LiteRT in
+their own runtimes, quantized LiteRT with its accuracy guard, Keras presets on TensorFlow and JAX."""
 
+import json
+import os
 import pathlib
+import re
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from effnetv2_tf import predict
+import effnetv2_tf
+from effnetv2_tf import predict, presets
 from effnetv2_tf.export import command as export_command
 from effnetv2_tf.export.formats import FLAVOURS, ExportError
 from effnetv2_tf.export.saved_model import export_saved_models
@@ -224,6 +231,62 @@ def test_quantized_litert_variants_are_measured_and_one_that_loses_too_much_is_n
   assert not (tmp_path / "none").exists()  # refused before anything was written
 
 
+TINY_CARD = presets.Card({"name": "efficientnetv2-b0", "num_classes": 4, "width": 0.25, "depth": 0.25},
+                         "the test's randomized model", "CC0-1.0")
+
+
+def test_a_preset_loads_in_one_line_with_its_class_names_and_card(exported, tmp_path):
+  """A preset folder loads into the model it was written from (logits from [0, 1] images; from normalized ones
+  without its preprocessing) with its class names, in float32 under any global precision policy; its card says
+  where the weights came from, their licence and the parity measured when it was written. A folder that is not a
+  preset is one error naming it."""
+  model, _, _ = exported
+  names = ["daisy", "dandelion", "rose", "sunflower"]
+  (item,) = write(model, SPEC, str(tmp_path / "out"), ("preset",), image_size=64, labels=names, card=TINY_CARD)
+  folder = tmp_path / "out" / "preset"
+  assert item.paths == [str(folder)] and "reloaded: logits within" in item.check
+  assert sorted(path.name for path in folder.iterdir()) == sorted(presets.FILES)
+  x = unit_images(3, 97)
+  expected = model((x * 255 - 128) / 128, training=False).numpy()
+  keras.mixed_precision.set_global_policy("mixed_bfloat16")
+  try:
+    loaded = effnetv2_tf.from_preset(str(folder))
+    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"  # put back
+  finally:
+    keras.mixed_precision.set_global_policy("float32")
+  np.testing.assert_allclose(loaded(x).numpy(), expected, atol=1e-5 * np.abs(expected).max())
+  assert loaded.class_names == names and loaded.image_size == 64
+  bare = effnetv2_tf.from_preset(str(folder), include_preprocessing=False)
+  np.testing.assert_array_equal(bare((x * 255 - 128) / 128).numpy(), expected)
+  card = (folder / "README.md").read_text()
+  assert "**Origin**: the test's randomized model" in card and "**Licence**: CC0-1.0" in card
+  assert "**Parity**: reloaded by effnetv2_tf.from_preset when written: logits within" in card
+  metadata = json.loads((folder / "metadata.json").read_text())
+  assert metadata["keras"] == keras.__version__ and metadata["written_with_backend"] == "tensorflow"
+  with pytest.raises(presets.PresetError, match=re.escape(f"{tmp_path} is not a preset (no config.json): give")):
+    effnetv2_tf.from_preset(str(tmp_path))
+
+
+@pytest.mark.jax
+def test_a_preset_written_on_tensorflow_loads_on_jax_without_tensorflow(exported, tmp_path):
+  """The same preset read by Keras on the JAX backend, in a process that never imports TensorFlow: the same
+  logits (1e-5 of the logit scale) and class names."""
+  model, _, _ = exported
+  write(model, SPEC, str(tmp_path / "out"), ("preset",), image_size=64, labels=list("abcd"), card=TINY_CARD)
+  x = unit_images(3, 97)
+  np.save(tmp_path / "x.npy", x)
+  script = ("import sys, numpy as np, effnetv2_tf; model = effnetv2_tf.from_preset(sys.argv[1]); "
+            "np.save(sys.argv[3], np.asarray(model(np.load(sys.argv[2])))); "
+            "print(model.class_names, sorted(name for name in sys.modules if name.startswith('tensorflow')))")
+  done = subprocess.run([sys.executable, "-c", script, tmp_path / "out" / "preset", tmp_path / "x.npy",
+                         tmp_path / "jax.npy"], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                        env={**os.environ, "KERAS_BACKEND": "jax"})
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert done.stdout.strip().splitlines()[-1] == "['a', 'b', 'c', 'd'] []"
+  expected = model((x * 255 - 128) / 128, training=False).numpy()
+  np.testing.assert_allclose(np.load(tmp_path / "jax.npy"), expected, atol=1e-5 * np.abs(expected).max())
+
+
 @pytest.mark.e2e  # a full-size B0 from checkpoint to a served SavedModel, ONNX and LiteRT: 60 s
 @pytest.mark.one_stack  # the formats on the TPU build: the fast tier's small model
 def test_one_command_exports_an_official_checkpoint_that_runs_without_the_package(tmp_path):
@@ -235,7 +298,7 @@ def test_one_command_exports_an_official_checkpoint_that_runs_without_the_packag
   randomize(source, 7)
   write_official_checkpoint(tmp_path / "efficientnetv2-b0" / "model", source, ema_model=source)
   done = call(export_command.main, "--official", tmp_path / "efficientnetv2-b0", "--model", "efficientnetv2-b0",
-              "--format=saved_model,onnx,litert", "--image_size=96", tmp_path / "export")
+              "--format=saved_model,onnx,litert,preset", "--image_size=96", tmp_path / "export")
   assert done.returncode == 0, done.stderr[-3000:]
   assert "from EMA shadows" in done.stdout and "saved_model: " in done.stdout
   assert not (tmp_path / "export" / "classification" / "assets" / "labels.txt").exists()  # 11 classes: no names
@@ -252,10 +315,15 @@ def test_one_command_exports_an_official_checkpoint_that_runs_without_the_packag
   assert logits.shape == (2, 11) and np.abs(expected).max() > 0.1
   np.testing.assert_allclose(logits, expected, atol=1e-5, rtol=1e-5)
   assert out["features"]["features"].shape == (2, 1280)
-  # The same logits from the ONNX file under onnxruntime and the float32 LiteRT file under its interpreter.
+  # The same logits from the ONNX file under onnxruntime, the float32 LiteRT file under its interpreter and the
+  # preset reloaded, whose card names the checkpoint and its licence.
   for logits in (_onnx_logits(export / "classification.onnx", x)[0],
-                 _litert_logits(export / "classification.tflite", x)[0]):
+                 _litert_logits(export / "classification.tflite", x)[0],
+                 effnetv2_tf.from_preset(str(export / "preset"))(x).numpy()):
     np.testing.assert_allclose(logits, expected, atol=1e-4 * np.abs(expected).max())
+  card = (export / "preset" / "README.md").read_text()
+  assert f"**Origin**: the official checkpoint in {tmp_path / 'efficientnetv2-b0'} (google/automl), its EMA" in card
+  assert "**Licence**: Apache License 2.0" in card
 
 
 def test_an_export_carries_its_class_names_and_predict_uses_them(exported, tmp_path):

@@ -8,9 +8,8 @@ import tensorflow as tf
 
 from effnetv2_tf.data.autoaugment import autoaugment
 from effnetv2_tf.data.randaugment import randaugment
+from effnetv2_tf.specs import MEAN_RGB, STDDEV_RGB
 
-MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-STDDEV_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 NORMALIZATIONS = ("center_128", "mean_std")
 AUGMENTS = (None, "randaug", "autoaug")
 CROP_PADDING = 32  # eval: center crop of size / (size + 32) of the shorter side

@@ -4,7 +4,7 @@ normalization inside (as the SavedModels do), so that a user of ONNX or LiteRT f
 import keras
 import numpy as np
 
-from effnetv2_tf.data.preprocessing import MEAN_RGB, STDDEV_RGB
+from effnetv2_tf.specs import MEAN_RGB, STDDEV_RGB
 
 
 def _normalization_layer(normalization):

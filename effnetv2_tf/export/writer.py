@@ -1,7 +1,8 @@
 """Writes a model in the formats asked for, each checked by the runtime that reads it (effnetv2_tf.export).
 
-Every format takes float images in [0, 1] with the model's normalization inside and gives logits. ONNX and float32
-LiteRT files are checked against Keras on the demo's photos (logits within 1e-4 of the logit scale); the quantized
+Every format takes float images in [0, 1] with the model's normalization inside and gives logits. ONNX, float32
+LiteRT files and Keras presets (reloaded) are checked against Keras on the demo's photos (logits within 1e-4 of the
+logit scale); the quantized
 LiteRT variants' top-1 is measured on the run's val photos beside float32's, and a variant that loses more than
 max_accuracy_drop points is not written.
 """
@@ -10,7 +11,7 @@ import dataclasses
 import os
 import tempfile
 
-from effnetv2_tf import quiet_start
+from effnetv2_tf import presets, quiet_start
 from effnetv2_tf.quiet_start import import_tensorflow
 
 tf = import_tensorflow()  # first: without TensorFlow's start-up banner (python -m effnetv2_tf.export)
@@ -91,11 +92,12 @@ def _top1(logits, labels):
 
 
 def write(model, spec, export_dir, formats=("saved_model",), image_size=None, labels=None, overwrite=False,
-          photos_=None, max_accuracy_drop=2.0, allow_accuracy_drop=False, say=lambda line: None):
+          photos_=None, max_accuracy_drop=2.0, allow_accuracy_drop=False, card=None, say=lambda line: None):
   """Writes `model` (logits out, float32, the weights to export loaded) into export_dir in each of `formats`.
 
   Args:
     spec: its ModelSpec (normalization, eval size).
+    card: a presets.Card (what builds the model, where its weights came from, their licence): needed by "preset".
     image_size: the size LiteRT files take and serving_bytes crops to; defaults to the spec's eval size.
     labels: class names by index (the SavedModel's asset, EXPORT_DIR/labels.txt, the ONNX file's metadata).
     photos_: a Photos for the quantized LiteRT variants (litert-int8 needs its representative images).
@@ -108,6 +110,8 @@ def write(model, spec, export_dir, formats=("saved_model",), image_size=None, la
   """
   formats = parse_formats(",".join(formats))
   image_size = image_size or spec.eval_size
+  if "preset" in formats and card is None:
+    raise ValueError("A preset is written with its card (presets.Card: the model's settings, origin, licence).")
   _check_request(formats, photos_, allow_accuracy_drop)
   prepare_dir(export_dir, overwrite)
   tf.io.gfile.makedirs(export_dir)
@@ -130,6 +134,11 @@ def write(model, spec, export_dir, formats=("saved_model",), image_size=None, la
     for name in others:
       entry = FORMATS[name][0][0]
       local = os.path.join(scratch, entry)  # written here, then copied (export_dir may be gs://)
+      if name == "preset":
+        written.append(_write_preset(model, card, image_size, spec.normalization, labels, local, check, expected,
+                                     os.path.join(export_dir, entry)))
+        say(written[-1].line())
+        continue
       if name == "onnx":
         onnx.write(served, local, labels)
         run = onnx.logits
@@ -154,6 +163,20 @@ def write(model, spec, export_dir, formats=("saved_model",), image_size=None, la
       written.append(Written(name, [target], f"{size}; {line}"))
       say(written[-1].line())
   return written
+
+
+def _write_preset(model, card, image_size, normalization, labels, local, check, expected, target):
+  """The preset folder, reloaded (effnetv2_tf.from_preset) and its logits compared before its card is written."""
+  presets.save(model, card, image_size, normalization, labels, local)
+  reloaded = presets.from_preset(local)
+  parity = _same_logits("preset", reloaded(check), expected)
+  presets.write_card(local, card, f"reloaded by effnetv2_tf.from_preset when written: {parity}, the model it "
+                     "was written from")
+  tf.io.gfile.makedirs(target)
+  for name in presets.FILES:
+    tf.io.gfile.copy(os.path.join(local, name), os.path.join(target, name), overwrite=True)
+  size = sum(os.path.getsize(os.path.join(local, name)) for name in presets.FILES) / 1e6
+  return Written("preset", [target], f"{size:.1f} MB; reloaded: {parity}")
 
 
 def _same_logits(name, logits, expected):
@@ -202,20 +225,25 @@ def export_official(checkpoint, model_name, export_dir, use_ema=True, image_size
   from effnetv2_tf.model import create_model, get_model_spec
   from effnetv2_tf.labels import imagenet_labels_for
   from effnetv2_tf.weights.official import load_official_checkpoint, official_num_classes
-  from effnetv2_tf.weights.pretrained import checkpoint_folder
+  from effnetv2_tf.weights import pretrained
   spec = get_model_spec(model_name)
   formats = parse_formats(",".join(formats))
   _check_request(formats, None, allow_accuracy_drop)  # before the slow part
-  checkpoint = checkpoint_folder(model_name, checkpoint)
-  num_classes = official_num_classes(checkpoint, model_name)
+  folder = pretrained.checkpoint_folder(model_name, checkpoint)
+  num_classes = official_num_classes(folder, model_name)
   if num_classes is None:
-    raise ExportError(f"{checkpoint} has no {model_name} classifier (head/dense) to export.")
+    raise ExportError(f"{folder} has no {model_name} classifier (head/dense) to export.")
   keras.mixed_precision.set_global_policy("float32")
   model = create_model(model_name, num_classes=num_classes, classifier_activation=None)
-  report = load_official_checkpoint(model, checkpoint, use_ema=use_ema)
+  report = load_official_checkpoint(model, folder, use_ema=use_ema)
   say(str(report))
+  source = (f"the official {checkpoint} checkpoint, {pretrained.url_of(pretrained.tarball_name(model_name, checkpoint))}"
+            if pretrained.is_pretrained_name(checkpoint) else f"the official checkpoint in {folder}")
+  card = presets.Card({"name": model_name, "num_classes": num_classes},
+                      f"{source} (google/automl), its {'EMA' if use_ema else 'trained (not EMA)'} weights",
+                      presets.OFFICIAL_LICENCE)
   written = write(model, spec, export_dir, formats, image_size=image_size, labels=imagenet_labels_for(num_classes),
-                  overwrite=overwrite, allow_accuracy_drop=allow_accuracy_drop, say=say)
+                  overwrite=overwrite, allow_accuracy_drop=allow_accuracy_drop, card=card, say=say)
   return report, written
 
 
@@ -228,7 +256,7 @@ def export_run(run_dir, config, export_dir, overwrite=False, formats=("saved_mod
   Returns:
     (the checkpoint's step, [Written]).
   """
-  from effnetv2_tf.model import get_model_spec
+  from effnetv2_tf.model import MODEL_CONFIG_KEYS, get_model_spec
   from effnetv2_tf.labels import imagenet_labels_for
   from effnetv2_tf.checkpoints import checkpoint_step, first_readable, say_unreadable
   from effnetv2_tf.train.warm_start import load_run_model
@@ -246,7 +274,14 @@ def export_run(run_dir, config, export_dir, overwrite=False, formats=("saved_mod
   checkpoint, model, unreadable = first_readable(candidates, lambda path: load_run_model(path, config.model))
   say_unreadable(unreadable, checkpoint, "exporting")
   labels = run_dir.read_labels() or imagenet_labels_for(config.model.num_classes)
+  step = checkpoint_step(checkpoint)
+  started_from = config.train.ft_init_ckpt or "none, it trained from scratch"
+  card = presets.Card({key: config.model[key] for key in ("name", "num_classes", *MODEL_CONFIG_KEYS)
+                       if config.model.get(key) is not None and key != "synchronized_bn"},
+                      f"step {step} of the effnetv2_tf run {run_dir.path}, its EMA weights",
+                      "not stated by the run: the licences of its training data and of the weights it started from "
+                      f"(train.ft_init_ckpt: {started_from}) apply")
   written = write(model, spec, export_dir, formats, image_size=size, labels=labels, overwrite=overwrite,
                   photos_=photos_, max_accuracy_drop=max_accuracy_drop, allow_accuracy_drop=allow_accuracy_drop,
-                  say=say)
-  return checkpoint_step(checkpoint), written
+                  card=card, say=say)
+  return step, written
