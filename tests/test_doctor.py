@@ -88,13 +88,15 @@ def test_the_jax_engine_on_two_processes_reports_each_hosts_devices_and_data_and
   """As on a TPU slice of 2 hosts (here 2 processes x 4 CPU devices): every process checks itself and runs the
   one compiled step, in bfloat16 as on a TPU (the input pipeline's bfloat16 images into the JAX step; its loss
   finite, or the doctor would say so); process 0 reports everything, process 1 its devices and its share of the
-  data."""
+  data. The demo's settings on a quarter of its model's width and depth: what is checked is the same, the
+  compiling a fraction."""
   pytest.importorskip("jax", reason="the JAX route is not installed: pip install -e \".[jax]\"")
   with socket.socket() as probe:
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
   processes = [subprocess.Popen(main_command("--doctor", "--engine=jax", f"--model_dir={tmp_path / 'run'}",
-                                             "--hparam_str=runtime.mixed_precision=bfloat16",
+                                             "--hparam_str=runtime.mixed_precision=bfloat16,model.width=0.25,"
+                                             "model.depth=0.25",
                                              f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
                                              f"--process_id={index}"),
                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
