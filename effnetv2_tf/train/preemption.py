@@ -12,7 +12,7 @@ first TensorFlow op) are read together when it is released, and count as one not
 
 A supervisor that sends one signal and waits (`timeout`, a batch scheduler, a spot VM's notice) must see the
 run end: when the host loop has not ended `bound_seconds` after the first signal (outside a save), the watcher
-ends the process as a second signal would, saying where the last checkpoint is.
+ends the process as a second signal would. Both say where the last checkpoint is, or that there is none yet.
 """
 
 import contextlib
@@ -49,7 +49,7 @@ class StopSignals:
   def __init__(self, bound_seconds=0.0, last_checkpoint=lambda: None):
     self.received = None
     self.bound_seconds = bound_seconds  # 0: no bound
-    self._last_checkpoint = last_checkpoint  # () -> the newest checkpoint's path, for the bound's line
+    self._last_checkpoint = last_checkpoint  # () -> the newest checkpoint's path, for the line of a stop
     self._saving = False
     self._previous = {}
     self._previous_wakeup = None
@@ -67,15 +67,18 @@ class StopSignals:
     finally:
       self._saving = False
 
-  def _past_the_bound(self, signum):
+  def _what_next(self):
+    """What a rerun does after a stop without saving: resume from the last checkpoint, or start again."""
     try:
       latest = self._last_checkpoint()
     except Exception:  # noqa: BLE001 -- the line must come whatever the storage says
       latest = None
-    then = (f"the last checkpoint is {latest}; rerun the same command to resume from it" if latest else
+    return (f"the last checkpoint is {latest}; rerun the same command to resume from it" if latest else
             "no checkpoint had been saved; rerun the same command to start again")
+
+  def _past_the_bound(self, signum):
     _say(f"{signal.Signals(signum).name}: the host loop did not end within {self.bound_seconds:g} s (runtime."
-         f"stop_seconds): stopped without saving; {then}")
+         f"stop_seconds): stopped without saving; {self._what_next()}")
     os._exit(128 + signum)
 
   def _watch(self, read_end):
@@ -101,8 +104,7 @@ class StopSignals:
           elif self._saving:
             _say(f"{name}: a checkpoint is being written; stopping when it is done")
           else:
-            _say(f"{name} again: stopped at once, nothing saved since the last checkpoint; rerun the same command "
-                 "to resume from it")
+            _say(f"{name} again: stopped at once without saving; {self._what_next()}")
             os._exit(128 + signum)
 
   def __enter__(self):
