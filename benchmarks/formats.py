@@ -47,37 +47,16 @@ def _latency_ms(predict_one, image, repeats):
 
 
 def _runners(export_dir, written):
-  """{format: (batch function images -> logits, one-image function)} for each written file."""
-  import onnxruntime
-  from ai_edge_litert.interpreter import Interpreter
-  runners = {}
-  served = tf.saved_model.load(str(pathlib.Path(export_dir) / "classification"))
-  serve = served.signatures["serving_default"]
-
-  def keras_logits(images):
-    return serve(images=tf.constant(images))["logits"].numpy()
-  runners["saved_model"] = (keras_logits, keras_logits)
+  """{format: images -> logits} for each written file, in the runtime that reads it (export.onnx and
+  export.litert's runners: a session or interpreter made once), and the SavedModel under TensorFlow."""
+  from effnetv2_tf.export import litert, onnx
+  serve = tf.saved_model.load(str(pathlib.Path(export_dir) / "classification")).signatures["serving_default"]
+  runners = {"saved_model": lambda images: serve(images=tf.constant(images))["logits"].numpy()}
   for item in written:
-    path = item.paths[0]
     if item.name == "onnx":
-      session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-
-      def onnx_logits(images, session=session):
-        return session.run(["logits"], {"images": images})[0]
-      runners["onnx"] = (onnx_logits, onnx_logits)
+      runners["onnx"] = onnx.runner(item.paths[0])
     elif item.name.startswith("litert"):
-      interpreter = Interpreter(model_path=path)
-      interpreter.allocate_tensors()
-      source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-
-      def one(images, interpreter=interpreter, source=source, target=target):
-        interpreter.set_tensor(source["index"], images[:1])
-        interpreter.invoke()
-        return interpreter.get_tensor(target["index"]).copy()
-
-      def every(images, one=one):
-        return np.concatenate([one(images[i:i + 1]) for i in range(len(images))])
-      runners[item.name] = (every, one)
+      runners[item.name] = litert.runner(item.paths[0])
   return runners
 
 
@@ -108,14 +87,13 @@ def main():
     runners = _runners(export_dir, written)
     rows = []
     for item in written:
-      every, one = runners[item.name]
-      logits = every(images) if item.name.startswith("litert") else np.concatenate(
-          [every(images[i:i + 64]) for i in range(0, len(images), 64)])
+      run = runners[item.name]
+      logits = np.concatenate([run(images[i:i + 64]) for i in range(0, len(images), 64)])
       path = item.paths[0] if item.name != "saved_model" else os.path.join(export_dir, "classification")
       rows.append({"format": item.name, "runtime": "tensorflow" if item.name == "saved_model" else
                    "onnxruntime" if item.name == "onnx" else "ai-edge-litert",
                    "top1": round(float(np.mean(np.argmax(logits, -1) == labels)), 4),
-                   "size_mb": _size_mb(path), "ms_per_image": _latency_ms(one, images[:1], args.repeats)})
+                   "size_mb": _size_mb(path), "ms_per_image": _latency_ms(run, images[:1], args.repeats)})
   report(rows, ["format", "runtime", "top1", "size_mb", "ms_per_image"],
          ROOT / "benchmarks" / "results" / f"formats{'-' + args.label if args.label else ''}.json",
          model=config.model.name, step=step, image_size=size, val_images=len(labels), repeats=args.repeats,

@@ -1,5 +1,5 @@
-"""Keras presets: a model in one folder that a Keras 3 user loads in one line, on the TensorFlow, JAX or PyTorch
-backend, without our trainer or TensorFlow's SavedModels.
+"""Keras presets: a model in one folder that a Keras 3 user loads in one line, on the TensorFlow or JAX backend
+(tested; the layers are plain Keras 3, so PyTorch's backend should run them too), without TensorFlow's SavedModels.
 
   model = effnetv2_tf.from_preset("export/b0/preset")   # float images in [0, 1] in, logits out
   model.class_names                                     # the labels, by logit index
@@ -85,7 +85,7 @@ def write_card(folder, card, parity):
 - **Written**: {metadata['written']} by effnetv2_tf {__version__}, Keras {keras.__version__} on
   {metadata['written_with_backend']}
 
-## Load it (Keras 3, any backend: TensorFlow, JAX or PyTorch)
+## Load it (Keras 3 on TensorFlow or JAX)
 
 ```python
 import effnetv2_tf

@@ -10,7 +10,7 @@ FORMATS = {
     "litert-float16": (("classification-float16.tflite",), "LiteRT, float16 weights"),
     "litert-dynamic-int8": (("classification-dynamic-int8.tflite",), "LiteRT, int8 weights"),
     "litert-int8": (("classification-int8.tflite",), "LiteRT, int8 weights and activations (edge TPU compilers)"),
-    "preset": (("preset",), "Keras 3 on TensorFlow, JAX or PyTorch: effnetv2_tf.from_preset(EXPORT_DIR/preset)"),
+    "preset": (("preset",), "Keras 3 on TensorFlow or JAX: effnetv2_tf.from_preset(EXPORT_DIR/preset)"),
 }
 QUANTIZED = ("litert-float16", "litert-dynamic-int8", "litert-int8")  # measured on the run's val photos
 LABELS_FILE = "labels.txt"  # the class names beside the ONNX and LiteRT files, one a line

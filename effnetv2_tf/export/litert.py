@@ -51,14 +51,18 @@ def write(served, path, image_size, variant="litert", representative=None):
   return path
 
 
-def logits(path, images):
-  """The LiteRT interpreter's logits of float images [N, S, S, 3] in [0, 1], one image at a time."""
+def runner(path):
+  """The LiteRT interpreter of the file at `path`, as a function of float images [N, S, S, 3] in [0, 1] -> logits
+  (one image at a time: the file's batch is 1)."""
   interpreter = needs("ai_edge_litert.interpreter", "running LiteRT").Interpreter(model_path=path)
   interpreter.allocate_tensors()
   source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-  out = []
-  for image in np.asarray(images, np.float32):
-    interpreter.set_tensor(source["index"], image[None])
-    interpreter.invoke()
-    out.append(interpreter.get_tensor(target["index"])[0].copy())
-  return np.stack(out)
+
+  def logits(images):
+    out = []
+    for image in np.asarray(images, np.float32):
+      interpreter.set_tensor(source["index"], image[None])
+      interpreter.invoke()
+      out.append(interpreter.get_tensor(target["index"])[0].copy())
+    return np.stack(out)
+  return logits

@@ -36,8 +36,8 @@ def write(served, path, labels=None):
   return path
 
 
-def logits(path, images):
-  """onnxruntime's logits of float images [N, H, W, 3] in [0, 1]."""
+def runner(path):
+  """onnxruntime's session of the file at `path`, as a function of float images [N, H, W, 3] in [0, 1] -> logits."""
   runtime = needs("onnxruntime", "checking ONNX")
   session = runtime.InferenceSession(path, providers=["CPUExecutionProvider"])
-  return session.run(["logits"], {"images": np.asarray(images, np.float32)})[0]
+  return lambda images: session.run(["logits"], {"images": np.asarray(images, np.float32)})[0]

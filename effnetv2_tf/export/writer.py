@@ -140,21 +140,19 @@ def write(model, spec, export_dir, formats=("saved_model",), image_size=None, la
         say(written[-1].line())
         continue
       if name == "onnx":
-        onnx.write(served, local, labels)
-        run = onnx.logits
+        run = onnx.runner(onnx.write(served, local, labels))
       else:
         representative = photos_.representative[:REPRESENTATIVE_IMAGES] if photos_ is not None else None
-        litert.write(served, local, image_size, name, representative)
-        run = litert.logits
+        run = litert.runner(litert.write(served, local, image_size, name, representative))
       size = f"{os.path.getsize(local) / 1e6:.1f} MB"
       if name not in QUANTIZED:
-        line = _same_logits(name, run(local, check), expected)
+        line = _same_logits(name, run(check), expected)
       elif photos_ is not None and len(photos_.val_labels):
         if not float_top1:
           float_top1.append(_top1(np.concatenate([np.asarray(served(photos_.val_images[i:i + 64]))
                                                   for i in range(0, len(photos_.val_labels), 64)]),
                                   photos_.val_labels))
-        line = _kept_accuracy(name, run(local, photos_.val_images), photos_, float_top1[0], max_accuracy_drop,
+        line = _kept_accuracy(name, run(photos_.val_images), photos_, float_top1[0], max_accuracy_drop,
                               allow_accuracy_drop)
       else:
         line = "accuracy not measured (--allow_accuracy_drop; no labelled photos)"
