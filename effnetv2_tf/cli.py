@@ -158,15 +158,16 @@ def main(argv):
   except Preempted as stopped:
     print(stopped, file=sys.stderr)
     sys.exit(PREEMPTED_EXIT_STATUS)
-  except (ValueError, FileNotFoundError, TPUSetupError, FloatingPointError, DownloadError,
-          MissingRuntimeError) as error:
-    print(f"error: {error}", file=sys.stderr)
-    sys.exit(2)
-  except Exception as error:  # noqa: BLE001 -- the machine's refusals surface as OSError or TensorFlow's errors
+  except Exception as error:  # noqa: BLE001 -- the machine's refusals surface as OSError, TensorFlow's errors
+    # or, from Orbax's writers, ValueError: what to fix on the machine first, then the command's own errors
     line = os_error_line(error, FLAGS.model_dir or "the model_dir")
-    if line is None:
+    if line is not None:
+      print(f"\nerror: {line}", file=sys.stderr)
+    elif isinstance(error, (ValueError, FileNotFoundError, TPUSetupError, FloatingPointError, DownloadError,
+                            MissingRuntimeError)):
+      print(f"error: {error}", file=sys.stderr)
+    else:
       raise
-    print(f"\nerror: {line}", file=sys.stderr)
     sys.exit(2)
 
 

@@ -19,6 +19,12 @@ from tests.helpers import run_main
     (OSError(28, "No space left on device"), 2, "error: No space left on device while writing into runs/x: free "
      "space and rerun the same command (complete checkpoints and logs are kept; an unfinished save is removed on "
      "resume)."),
+    # Orbax's writers raise a full disk as a ValueError: the machine's line, not the text of a bad setting.
+    (ValueError('RESOURCE_EXHAUSTED: Error writing local file "runs/x/checkpoints/ckpt_2.orbax-checkpoint-tmp/'
+                'default.orbax-checkpoint-tmp/_sharding": Failed to write 85653 bytes to file 15: No space left on '
+                "device [os_error_code='28']"), 2, "error: No space left on device while writing into runs/x: free "
+     "space and rerun the same command (complete checkpoints and logs are kept; an unfinished save is removed on "
+     "resume)."),
 ])
 def test_each_stop_a_user_can_act_on_is_one_line_and_its_exit_status(monkeypatch, error, status, line):
   def stopped():

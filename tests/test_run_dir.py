@@ -72,6 +72,24 @@ def test_the_settings_a_checkpoint_carries_are_read_back_and_one_without_them_ha
   assert run.checkpoint_settings(str(tmp_path / "damaged")) is None
 
 
+def test_a_save_that_the_disk_cannot_hold_is_refused_before_orbax_writes(tmp_path):
+  """The JAX engine's check before each save, on this machine's real disk: arrays beyond its free space (with
+  Orbax's overhead) are an OSError of no space naming the folder, before anything is written; a save that fits,
+  into a folder not made yet, and one to a bucket pass."""
+  import errno
+  import shutil
+  from effnetv2_tf.checkpoints import orbax_steps
+  from effnetv2_tf.os_errors import os_error_line
+  folder = tmp_path / "run" / "checkpoints"
+  with pytest.raises(OSError) as refused:
+    orbax_steps.check_space(folder, shutil.disk_usage(tmp_path).free)
+  assert refused.value.errno == errno.ENOSPC and refused.value.filename == str(folder)
+  assert os_error_line(refused.value, "runs/x").startswith("No space left on device while writing into runs/x: ")
+  orbax_steps.check_space(folder, 1000)
+  orbax_steps.check_space("gs://bucket/run/checkpoints", 10 ** 15)
+  assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.jax
 def test_the_jax_engines_orbax_step_folders_complete_settings_and_a_save_cut_short(tmp_path):
   """Orbax writes the step folders (the JAX engine's manager); a save whose final rename fails leaves Orbax's own

@@ -138,6 +138,8 @@ class JaxState:
     from effnetv2_tf.checkpoints import orbax_steps
     from effnetv2_tf.run_dir import config_text
     step = self.step
+    manager.wait_until_finished()  # as manager.save would: the previous save's space is taken before counting
+    orbax_steps.check_space(manager.directory, sum(leaf.nbytes for leaf in jax.tree.leaves(self.arrays)))
     manager.save(step, args=ocp.args.StandardSave(self.arrays),
                  custom_metadata={orbax_steps.SETTINGS: config_text(self.config.to_dict())})
     return orbax_steps.step_folder(manager.directory, step)
