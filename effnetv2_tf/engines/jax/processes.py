@@ -118,6 +118,14 @@ def agree(named_texts, what):
                      "and data, on the same model_dir.")
 
 
+def on_any(flag):
+  """Whether `flag` is true on any process (every process must call it at the same point)."""
+  import jax
+  if jax.process_count() == 1:
+    return bool(flag)
+  return bool(_gathered([int(bool(flag))]).any())
+
+
 def first_signal(received):
   """The stop signal every process acts on after this host loop: the one any process received (this one's
   `received`, a signal's name or None), so that all of them save the same step and stop. Every process must

@@ -11,6 +11,7 @@ official EMA averages the BN moving statistics too and warms its decay up (min(d
 stage loop wants host loops of N steps with the run's mean loss and top-1, the TF engine's contract.
 """
 
+import errno
 import os
 
 import jax
@@ -18,6 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from effnetv2_tf.engines.jax import processes
 from effnetv2_tf.model import set_dropout_rate, set_survival_prob
 from effnetv2_tf.train import losses
 from effnetv2_tf.train.engine import CheckpointMismatchError
@@ -139,7 +141,13 @@ class JaxState:
     from effnetv2_tf.run_dir import config_text
     step = self.step
     manager.wait_until_finished()  # as manager.save would: the previous save's space is taken before counting
-    orbax_steps.check_space(manager.directory, sum(leaf.nbytes for leaf in jax.tree.leaves(self.arrays)))
+    try:
+      orbax_steps.check_space(manager.directory, sum(leaf.nbytes for leaf in jax.tree.leaves(self.arrays)))
+      full = None
+    except OSError as error:
+      full = error
+    if processes.on_any(full is not None):  # every process stops, or none: a save is a collective
+      raise full or OSError(errno.ENOSPC, "No space left on device on another process's disk", manager.directory)
     manager.save(step, args=ocp.args.StandardSave(self.arrays),
                  custom_metadata={orbax_steps.SETTINGS: config_text(self.config.to_dict())})
     return orbax_steps.step_folder(manager.directory, step)
