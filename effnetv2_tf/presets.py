@@ -95,8 +95,19 @@ names = [model.class_names[i] for i in logits.argmax(-1)]
 ```
 
 `from_preset(folder, include_preprocessing=False)` gives the model without its normalization (inputs normalized
-as the training pipeline does), for fine-tuning.
+as the training pipeline does), for fine-tuning; effnetv2_tf's trainer starts from it with
+`--hparam_str=train.ft_init_ckpt=path/to/this/folder`.
 """)
+
+
+def is_preset(path):
+  """Whether `path` is a preset folder (its config.json and weights file): what train.ft_init_ckpt may name."""
+  return os.path.isfile(os.path.join(str(path), CONFIG_FILE)) and os.path.isfile(os.path.join(str(path), WEIGHTS_FILE))
+
+
+def model_config(folder):
+  """The model section of a preset (model_from_config's keys): what the trainer takes its model settings from."""
+  return _read_config(folder)["model"]
 
 
 def from_preset(folder, include_preprocessing=True):

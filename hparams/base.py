@@ -107,7 +107,7 @@ def get_config():
   config.train.ema_decay = 0.9999
   config.train.gradient_clip = 0.0
   config.train.seed = 0
-  config.train.ft_init_ckpt = ""  # fine-tune from: an official checkpoint, or one of our model dirs
+  config.train.ft_init_ckpt = ""  # fine-tune from: an official checkpoint, one of our model dirs, a preset folder
   config.train.ft_init_ema = True  # start from its EMA weights
 
   config.eval = ml_collections.ConfigDict()

@@ -1,5 +1,5 @@
 """Models from checkpoints: a run's trained model for export, and fine-tuning starts from an official automl
-checkpoint or one of our runs.
+checkpoint, one of our runs or a preset folder (effnetv2_tf.presets).
 
 The classifier is replaced (left as initialised) when the class count differs; everything else must fit.
 EMA weights are preferred in both kinds (the weights the source was evaluated with).
@@ -7,6 +7,7 @@ EMA weights are preferred in both kinds (the weights the source was evaluated wi
 
 import os
 
+from effnetv2_tf import presets
 from effnetv2_tf.checkpoints import is_checkpoint
 from effnetv2_tf.model import model_from_config
 from effnetv2_tf.run_dir import CHECKPOINT_DIR, RunDir
@@ -32,8 +33,10 @@ def _our_run(path):
 
 
 def source_run_model(path):
-  """The model section of the run `path` belongs to (a run dir or a checkpoint in one), or None when
-  `path` is not one of our runs (e.g. an official checkpoint)."""
+  """The model section of the run `path` belongs to (a run dir or a checkpoint in one) or of the preset it is,
+  or None when `path` is neither (e.g. an official checkpoint)."""
+  if presets.is_preset(path):
+    return presets.model_config(path)
   run = _our_run(path.rstrip("/"))
   return run[1] if run else None
 
@@ -48,10 +51,20 @@ def load_run_model(path, model_config, use_ema=True):
 
 
 def _copy_from_our_run(model, prefix, source_config, use_ema):
+  _same_model(model, prefix, source_config)
+  return _copy_layers(model, load_run_model(prefix, source_config, use_ema), prefix, source_config,
+                      f"{prefix}: our checkpoint, {'EMA' if use_ema else 'raw'} weights")
+
+
+def _same_model(model, path, source_config):
   if source_config["name"] != model.name:
-    raise CheckpointError(f"{prefix} is a {source_config['name']} checkpoint; fine-tuning {model.name} needs the "
+    raise CheckpointError(f"{path} is a {source_config['name']} checkpoint; fine-tuning {model.name} needs the "
                           "same model.")
-  source = load_run_model(prefix, source_config, use_ema)
+
+
+def _copy_layers(model, source, prefix, source_config, loaded):
+  """Every layer of `source` into `model` (the classifier left as initialised when the class count differs);
+  `loaded` starts the line that says so."""
   skipped, assignments = [], []
   for layer in model.layers:
     if not layer.weights:
@@ -66,14 +79,19 @@ def _copy_from_our_run(model, prefix, source_config, use_ema):
     assignments.append((layer, theirs))
   for layer, theirs in assignments:  # only once every layer fits
     layer.set_weights(theirs)
-  return f"{prefix}: our checkpoint, {'EMA' if use_ema else 'raw'} weights" + (
+  return loaded + (
       f", classifier re-initialised ({source_config['num_classes']} -> {model.get_layer('predictions').units} classes)"
       if skipped else "")
 
 
 def warm_start(model, path, use_ema=True):
-  """Loads `path` (official checkpoint, a pretraining's name, our model_dir or one of its checkpoints) into
-  `model`; returns a one-line description of what was loaded."""
+  """Loads `path` (official checkpoint, a pretraining's name, our model_dir or one of its checkpoints, a preset
+  folder) into `model`; returns a one-line description of what was loaded."""
+  if presets.is_preset(path):  # its one set of weights: the EMA's, where the weights came from had one
+    source_config = presets.model_config(path)
+    _same_model(model, path, source_config)
+    source = presets.from_preset(path, include_preprocessing=False)
+    return _copy_layers(model, source, path, source_config, f"{path}: a preset")
   path = checkpoint_folder(model.name, path)
   run = _our_run(path.rstrip("/"))
   if run:

@@ -1,4 +1,4 @@
-"""Fine-tuning starts: official checkpoints and our own runs, with a new classifier."""
+"""Fine-tuning starts: official checkpoints, our own runs and presets, with a new classifier."""
 
 import numpy as np
 import pytest
@@ -42,6 +42,31 @@ def test_our_run_starts_another_class_count_with_every_ema_weight_but_the_classi
   assert any(not np.array_equal(a, b) for a, b in zip(ema.get_weights(), raw.get_weights()))  # EMA, not raw
   for ours, initial in zip(target.get_layer("predictions").get_weights(), untouched):
     np.testing.assert_array_equal(ours, initial)
+
+
+def test_a_preset_starts_another_class_count_and_gives_its_model_settings(tmp_path):
+  """A preset folder (--format=preset) as train.ft_init_ckpt: its model section is what the recipe takes (width,
+  depth, bn_epsilon), and a 3-class model gets every weight but the classifier; another model is refused."""
+  from effnetv2_tf import presets
+  from effnetv2_tf.model import get_model_spec, model_from_config
+  from effnetv2_tf.export.writer import write
+  from effnetv2_tf.train.warm_start import source_run_model
+  settings = {"name": "efficientnetv2-b0", "num_classes": 5, "width": 0.25, "depth": 0.25, "bn_epsilon": 0.5}
+  source = model_from_config(settings)
+  randomize(source, 3)
+  write(source, get_model_spec("efficientnetv2-b0"), str(tmp_path / "export"), ("preset",), image_size=32,
+        labels=list("abcde"), card=presets.Card(settings, "a test", "CC0-1.0"))
+  folder = str(tmp_path / "export" / "preset")
+  assert source_run_model(folder) == settings
+  target = model_from_config({**settings, "num_classes": 3})
+  untouched = target.get_layer("predictions").get_weights()
+  assert warm_start(target, folder) == f"{folder}: a preset, classifier re-initialised (5 -> 3 classes)"
+  for layer in target.layers:
+    for ours, theirs, initial in zip(layer.get_weights(), source.get_layer(layer.name).get_weights(),
+                                     untouched if layer.name == "predictions" else layer.get_weights()):
+      np.testing.assert_array_equal(ours, initial if layer.name == "predictions" else theirs, err_msg=layer.name)
+  with pytest.raises(CheckpointError, match="is a efficientnetv2-b0 checkpoint; fine-tuning efficientnetv2-b1"):
+    warm_start(create_model("efficientnetv2-b1", width=0.25, depth=0.25, num_classes=3), folder)
 
 
 def test_a_run_of_another_model_is_refused(tmp_path):
