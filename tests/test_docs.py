@@ -52,8 +52,10 @@ NOT_RUN = {
     ("pretrained-weights.md", "# the same names in training and export"):
         "the network (the same names: test_fine_tuning_an_official_checkpoint, tests/weights/test_pretrained.py)",
     ("pretrained-weights.md", "# fetch and unpack an official checkpoint by hand"): "the network",
-    ("export-and-predict.md", "# share a preset on Hugging Face or Kaggle Models, then load it anywhere"):
-        "an account on each hub and the network (the folder it uploads: test_evaluating_exporting_predicting)",
+    ("export-and-predict.md", "# publish a preset on Hugging Face or Kaggle Models"):
+        "an account on each hub and the network (what is checked before sending: tests/test_publish.py)",
+    ("export-and-predict.md", "# fetch a published preset, then load it"):
+        "the network (the loading: test_evaluating_exporting_predicting)",
     ("pretrained-weights.md", "from effnetv2_tf.weights.official import load_official_checkpoint"):
         "the downloaded files (the same calls: tests/weights/test_official.py, test_keras_applications.py)",
 }
