@@ -56,9 +56,9 @@ def test_a_second_run_on_the_same_folder_is_refused_and_the_first_loses_nothing(
   first = subprocess.Popen(main_command("--mode=train", f"--model_dir={tmp_path}", f"--data_dir={demo_records}",
                                         f"--hparam_str={slow}"), cwd=ROOT, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
-  deadline = time.time() + 240
-  while time.time() < deadline and not _rows(tmp_path / "history.jsonl"):
-    time.sleep(0.1)
+  deadline = time.time() + 240  # the first holds the folder once it wrote config.yaml, before compiling its step:
+  while time.time() < deadline and not (tmp_path / "config.yaml").exists():  # the second meets it, however slow
+    time.sleep(0.1)  # its start on a loaded machine (after the first's history began, 50 fast steps could end first)
   second = _train(tmp_path, demo_records, slow)
   _, first_stderr = first.communicate(timeout=600)
   assert first.returncode == 0, first_stderr[-3000:]
