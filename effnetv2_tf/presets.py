@@ -20,6 +20,8 @@ import datetime
 import json
 import os
 
+from effnetv2_tf.labels import write_labels  # TensorFlow's file system only when called (the export has it)
+
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 LABELS_FILE = "labels.txt"
@@ -57,8 +59,7 @@ def save(model, card, image_size, normalization, labels, folder):
             "output": "logits, [batch, num_classes]"}
   _write_json(os.path.join(folder, CONFIG_FILE), config)
   model.save_weights(os.path.join(folder, WEIGHTS_FILE))
-  with open(os.path.join(folder, LABELS_FILE), "w", encoding="utf-8") as file:
-    file.write("".join(f"{name}\n" for name in labels or ()))
+  write_labels(os.path.join(folder, LABELS_FILE), labels or ())
 
 
 def write_card(folder, card, parity):
