@@ -21,8 +21,11 @@ def os_error_line(error, where):
     return (f"{NO_SPACE} while writing into {where}: free space and rerun the same command (complete checkpoints "
             "and logs are kept; an unfinished save is removed on resume).")
   if (isinstance(error, OSError) and error.errno in NOT_PERMITTED) or any(t in text for t in NOT_PERMITTED_TEXTS):
-    path = getattr(error, "filename", None) or where
-    reason = getattr(error, "strerror", None) or text.strip().splitlines()[0]
+    path, reason = getattr(error, "filename", None), getattr(error, "strerror", None)
+    if not path:  # TensorFlow's file systems say "PATH; Read-only file system"
+      first = text.strip().splitlines()[0]
+      named, said, why = first.partition("; ")
+      path, reason = (named, why) if said and any(t in why for t in NOT_PERMITTED_TEXTS) else (where, first)
     return (f"{path}: {reason}: this user cannot write there (a read-only file system, or another user's "
             "folder): choose another folder, or change its permissions, and rerun.")
   return None

@@ -80,7 +80,11 @@ def leave_out_banner():
 
 
 def import_tensorflow():
-  """Imports TensorFlow and Keras (and lists the devices) without the start-up banner; returns tf."""
+  """Imports TensorFlow and Keras (and lists the devices) without the start-up banner, and, for the commands
+  that call it, without TensorFlow's C++ info and warning lines (the commands' own lines say in words what went
+  wrong: an undecodable photo, a bucket out of reach; TF_CPP_MIN_LOG_LEVEL=0 in the environment shows them);
+  returns tf."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   leave_out_banner()
   importlib.import_module("keras")
   import tensorflow as tf

@@ -1,5 +1,8 @@
+import gc
 import os
 import pathlib
+import sys
+import time
 from unittest import mock
 
 import numpy as np
@@ -129,3 +132,49 @@ def test_the_jax_engines_orbax_step_folders_complete_settings_and_a_save_cut_sho
   assert names == ["ckpt_12"] and (pathlib.Path(aside) / "ckpt_12" / "default").is_dir()
   assert os.listdir(run.checkpoints) == ["ckpt_3"] and run.set_aside_incomplete() == ([], None)
   assert step_manager(run.checkpoints, keep=3).save(12, args=ocp.args.StandardSave({"a": np.ones(3)}))
+
+
+def test_a_tensorflow_file_systems_refusal_names_the_path_it_refused():
+  """TensorFlow's file systems say "PATH; REASON" (here /sys, which refuses new files even to root): the line names
+  that path, not the command's model_dir."""
+  from effnetv2_tf.os_errors import os_error_line
+  with pytest.raises(tf.errors.OpError) as refused:
+    tf.io.gfile.makedirs("/sys/effnetv2_tests_export/classification")
+  assert os_error_line(refused.value, "runs/x") == (
+      "/sys/effnetv2_tests_export: Operation not permitted: this user cannot write there (a read-only file system, or "
+      "another user's folder): choose another folder, or change its permissions, and rerun.")
+
+
+@pytest.mark.jax
+def test_a_jax_step_folder_that_does_not_read_back_raises_one_error_and_orbax_leaves_nothing_on_the_console(
+    tmp_path, monkeypatch):
+  """Files cut short: the read's error, and Orbax's other reads (still going in TensorStore's threads after it
+  raised) report nothing more; files lost with the arrays' metadata: DamagedError, not an AttributeError."""
+  ocp = pytest.importorskip("orbax.checkpoint", reason="the JAX route is not installed: pip install -e \".[jax]\"")
+  import jax
+  from effnetv2_tf.checkpoints import orbax_steps
+  reported = []
+  monkeypatch.setattr(sys, "unraisablehook", reported.append)  # what would reach the console
+  arrays = {f"a{i}": np.random.default_rng(i).normal(size=(64, 64)).astype(np.float32) for i in range(24)}
+  manager = orbax_steps.step_manager(str(tmp_path), keep=5)
+  for step in (1, 2):
+    manager.save(step, args=ocp.args.StandardSave(arrays))
+  manager.wait_until_finished()
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+  def target(saved):
+    return jax.tree.map(lambda meta: jax.ShapeDtypeStruct(meta.shape, meta.dtype, sharding=device), saved)
+
+  cut = sorted((tmp_path / "ckpt_1").rglob("d/*"))
+  for path in cut:
+    os.truncate(path, min(path.stat().st_size, 1000))
+  with pytest.raises(Exception, match="Encountered error while reading array index") as raised:
+    orbax_steps.restore(str(tmp_path / "ckpt_1"), target)
+  assert not isinstance(raised.value, (TypeError, AttributeError))
+  for path in sorted((tmp_path / "ckpt_2").rglob("d/*")):
+    path.unlink()
+  with pytest.raises(orbax_steps.DamagedError, match="the metadata of its arrays in default/ cannot be read"):
+    orbax_steps.restore(str(tmp_path / "ckpt_2"), target)
+  time.sleep(2)  # Orbax's leftover reads finish
+  gc.collect()
+  assert reported == [], [str(unraisable.exc_value)[:200] for unraisable in reported]

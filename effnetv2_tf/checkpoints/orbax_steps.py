@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -113,22 +114,47 @@ def check_space(directory, nbytes):
 
 
 class _QuietMetadata(logging.Filter):
-  """Orbax looks for step metadata inside the item folder too (it is in the step folder) and warns of each look."""
+  """Orbax looks for step metadata inside the item folder too (it is in the step folder) and warns of each look,
+  and of an item whose metadata it cannot read (the restore then says so, as one line of ours)."""
 
   def filter(self, record):
-    return not record.getMessage().startswith("Metadata file does not exist")
+    return not record.getMessage().startswith(("Metadata file does not exist", "Failed to get item metadata"))
+
+
+# What Orbax leaves behind when one array of a step folder cannot be read: its other reads go on in TensorStore's
+# threads after the restore has raised, and each reports, as an exception nobody can catch, that its event loop
+# has closed or that it failed too. The restore's own error is the one that counts (a line of the caller's).
+_LEFTOVER_READS = ("Event loop is closed", "Encountered error while reading array index")
+
+
+class DamagedError(Exception):
+  """A step folder whose files cannot be read back (not one of another model: that is a ValueError)."""
+
+
+def _quiet_leftover_reads(hook):
+  def quiet(unraisable):
+    if not any(text in str(unraisable.exc_value) for text in _LEFTOVER_READS):
+      hook(unraisable)
+  quiet.leaves_out_leftover_reads = True
+  return quiet
 
 
 def restore(folder, target):
   """The arrays of the step folder `folder`; `target(tree of saved ArrayMetadata) -> tree of
-  jax.ShapeDtypeStruct` says where each goes (another topology than the writer's needs one)."""
+  jax.ShapeDtypeStruct` says where each goes (another topology than the writer's needs one). A folder whose array
+  metadata cannot be read raises DamagedError."""
   import orbax.checkpoint as ocp
+  if not getattr(sys.unraisablehook, "leaves_out_leftover_reads", False):
+    sys.unraisablehook = _quiet_leftover_reads(sys.unraisablehook)
   quiet = _QuietMetadata()
   logging.getLogger("absl").addFilter(quiet)
   try:
     with ocp.StandardCheckpointer() as checkpointer:
       item = os.path.join(_local(folder), ITEM)
-      return checkpointer.restore(item, target(checkpointer.metadata(item).item_metadata.tree))
+      metadata = checkpointer.metadata(item).item_metadata
+      if metadata is None:
+        raise DamagedError(f"{folder}: the metadata of its arrays in {ITEM}/ cannot be read")
+      return checkpointer.restore(item, target(metadata.tree))
   finally:
     logging.getLogger("absl").removeFilter(quiet)
 
@@ -147,7 +173,7 @@ def averaged_values(folder, count, use_ema=True):
   try:
     arrays = restore(folder, lambda saved: jax.tree.map(
         lambda meta: jax.ShapeDtypeStruct(meta.shape, meta.dtype, sharding=device), saved))
-  except (ValueError, KeyError, FileNotFoundError) as error:
+  except (ValueError, KeyError, FileNotFoundError, DamagedError) as error:
     raise ValueError(f"Checkpoint {folder} cannot be read: {str(error).splitlines()[0][:200]}") from None
   # The non-trainable floats are the BN statistics (the others: dropout's and stochastic depth's RNG states, which
   # a model built without them lacks).
