@@ -8,6 +8,7 @@ EfficientNetV2 with progressive learning, on TPU, GPUs or the CPU, and export th
   python main.py --engine=jax --hparams=imagenet-s ... # on every host of a TPU slice: one run over all its chips
   python main.py --mode=eval --model_dir=runs/mine --data_dir=my_records    # reads the run's config.yaml
   python main.py --mode=export --model_dir=runs/mine --export_dir=export/mine
+  python main.py --plan --hparams=imagenet-s --price_per_hour=4.2   # each stage timed here, the run's time and cost
   python main.py --hparams=cifar10-ft --hparam_str="train.batch_size=64" --data_dir=~/tensorflow_datasets
 """
 
@@ -21,7 +22,8 @@ from absl import app, flags, logging
 from effnetv2_tf import engines
 from effnetv2_tf.export.formats import formats_help, parse_formats
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TF's C++ info lines would break the progress bar
+# TensorFlow's C++ info and warning lines would break the progress bar and an error's one line (quiet_start).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 flags.DEFINE_enum("mode", "train_and_eval", ["train", "eval", "train_and_eval", "export"],
                   "train; eval the latest checkpoint (with --eval_wait, each new one); train with an eval "
@@ -59,6 +61,10 @@ flags.DEFINE_bool("other_class_names", False, "With --mode=eval: evaluate althou
 flags.DEFINE_bool("doctor", False, "Check this machine for the run the other flags describe (TF build, libtpu, "
                   "TPU or with --engine=jax JAX and its devices, data, model_dir, one compiled train step) and exit: "
                   "0 ready, 1 a problem found.")
+flags.DEFINE_bool("plan", False, "Plan the training run the other flags describe and exit: each stage's step compiled "
+                  "and timed here on synthetic batches (with --data_dir, the input pipeline too), the run's time "
+                  "projected; a table, and plan.json in the model_dir. Nothing is trained.")
+flags.DEFINE_float("price_per_hour", None, "With --plan: what the machine costs an hour, for the run's cost.")
 flags.DEFINE_string("format", "saved_model", "With --mode=export: comma-separated, of: " + formats_help())
 flags.DEFINE_float("max_accuracy_drop", 2.0, "With --mode=export: the top-1 points a quantized LiteRT variant may "
                    "lose against float32 on the run's val photos; one that loses more is not written.")
@@ -115,6 +121,10 @@ def _run():
   engine = engines.get(FLAGS.engine)
   launch = _launch()
   engine.check_flags(launch)
+  if FLAGS.plan and FLAGS.mode not in ("train", "train_and_eval"):
+    raise ValueError(f"--plan plans a training run, not --mode={FLAGS.mode}: drop one of them.")
+  if FLAGS.price_per_hour is not None and (not FLAGS.plan or FLAGS.price_per_hour < 0):
+    raise ValueError("--price_per_hour is the machine's price for --plan: give it with --plan, at 0 or more.")
   if "runtime.engine" in FLAGS.hparam_str:
     raise ValueError("runtime.engine is set by --engine (Keras loads its backend before the hparams are read): "
                      "drop it from --hparam_str.")
@@ -134,7 +144,10 @@ def _run():
                 parse_formats(FLAGS.format), FLAGS.data_dir, FLAGS.max_accuracy_drop, FLAGS.allow_accuracy_drop)
     return
   runtime = engine.runtime(launch)
-  if FLAGS.mode == "eval":
+  if FLAGS.plan:
+    jobs.plan(run_dir, engine, runtime, FLAGS.hparams, FLAGS.hparam_str, FLAGS.data_dir,
+              eval_between_stages=FLAGS.mode == "train_and_eval", price_per_hour=FLAGS.price_per_hour)
+  elif FLAGS.mode == "eval":
     jobs.evaluate(run_dir, engine, runtime, FLAGS.hparam_str, FLAGS.data_dir, FLAGS.eval_wait,
                   FLAGS.other_class_names)
   else:

@@ -14,11 +14,12 @@ import resource
 
 from effnetv2_tf.tpu import pjrt
 
+CPU_STEP_BATCH = 16  # the doctor's CPU check times a small batch (a plan times up to train.plan.CPU_BATCH)
+
 SUPPORTED_TF = ("2.20.", "2.21.")
 TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-tpu", "tensorflow-intel", "tf-nightly",
                     "tf-nightly-tpu")
 LIBTPU_FOR_TF_TPU = "0.0.14"  # the one tensorflow-tpu 2.20 was built with (see setup.py)
-CPU_STEP_BATCH = 16  # the CPU times a small batch, not a TPU-sized one
 
 
 class Report:
@@ -151,41 +152,23 @@ def check_model_dir(report, model_dir):
 
 
 def time_train_step(report, config, runtime, engine_class):
-  """Compiles and times the run's train loop at the first stage's size on a synthetic batch, through the
-  engine that would train it (`engine_class`) and the clock that times the run's own loops."""
-  import tensorflow as tf
-  from effnetv2_tf import hparams
-  from effnetv2_tf.train.pace import LoopClock
+  """Compiles and times the run's train step at the first stage's size on synthetic batches, through the engine
+  that would train it (`engine_class`) and the timing of a run's plan (train.plan)."""
+  from effnetv2_tf.train import plan
   from effnetv2_tf.train.schedule import run_plan
   stage = run_plan(config)[1].stages[0]
-  batch = config.train.batch_size
-  note = ""
-  if runtime.platform == "cpu" and batch > CPU_STEP_BATCH:
-    batch = CPU_STEP_BATCH
-    note = f" (the run's batch {config.train.batch_size} is timed at {CPU_STEP_BATCH} on the CPU)"
-  config = hparams.with_values(config, {"train.batch_size": batch, "eval.batch_size": batch})
   try:
-    engine = engine_class(config, runtime)
+    engine, timed = plan.timing_engine(engine_class, config, runtime, cpu_batch=CPU_STEP_BATCH)
+    timing, = plan.time_stages(engine, timed, [stage], runtime, seconds=0)
   except ValueError as error:  # e.g. a batch that does not split over the devices
     report.problem("train step", str(error).split(": ")[0], str(error).split(": ", 1)[-1])
     return
-  rng = tf.random.Generator.from_seed(0)
-  images = tf.cast(rng.normal((batch, stage.image_size, stage.image_size, 3)), engine.compute_dtype)
-  labels = tf.one_hot(rng.uniform((batch,), 0, config.model.num_classes, tf.int32), config.model.num_classes)
-
-  def replica_batches(input_context):  # each replica's share of the global batch, as the run's data gives it
-    share = input_context.get_per_replica_batch_size(batch) if input_context else batch
-    return tf.data.Dataset.from_tensors((images[:share], labels[:share])).repeat()
-
-  batches = engine.batches(replica_batches)
-  loop = engine.train_loop(stage)
-  clock = LoopClock()
-  for steps in (1, 3):  # the first loop traces and compiles the step
-    loss, _ = clock.time(lambda num_steps: loop(batches, num_steps), steps)
-  memory = _peak_memory(runtime)
-  report.info("train step", f"{config.model.name} at {stage.image_size} px, batch {batch}{note}: compile "
-              f"{clock.compile_seconds:.1f} s, step {clock.pace:.3f} s, {batch / clock.pace:,.1f} img/s, {memory}")
-  if loss != loss:  # NaN
+  note = f" (the run's batch {config.train.batch_size} is timed at {timing.batch} on the CPU)" if (
+      timing.batch != config.train.batch_size) else ""
+  report.info("train step", f"{config.model.name} at {stage.image_size} px, batch {timing.batch}{note}: compile "
+              f"{timing.compile_seconds:.1f} s, step {timing.step_seconds:.3f} s, "
+              f"{timing.batch / timing.step_seconds:,.1f} img/s, {_peak_memory(runtime)}")
+  if timing.loss != timing.loss:  # NaN
     report.problem("train step", "the loss is NaN on a synthetic batch", "check runtime.mixed_precision and lr")
 
 

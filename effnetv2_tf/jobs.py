@@ -1,4 +1,5 @@
-"""The jobs main.py dispatches: train (with an eval after each stage), evaluate a run's checkpoints, export a run.
+"""The jobs main.py dispatches: train (with an eval after each stage), plan a training run, evaluate a run's
+checkpoints, export a run.
 
 Each takes plain values (main.py turns its flags into them) and prints its lines; bad input is a ValueError or
 FileNotFoundError whose one line says the fix. TensorFlow loads with this module: main.py imports it only once
@@ -13,18 +14,22 @@ import ml_collections
 import tensorflow as tf
 
 from effnetv2_tf import engines, hparams
-from effnetv2_tf.checkpoints import first_readable, say_unreadable
+from effnetv2_tf.checkpoints import checkpoint_step, first_readable, say_unreadable
 from effnetv2_tf.data.convert import convert
 from effnetv2_tf.data.facts import DATASET_FILE
+from effnetv2_tf.data.pipeline import train_dataset
 from effnetv2_tf.export.formats import QUANTIZED
 from effnetv2_tf.export.writer import export_run
-from effnetv2_tf.run_dir import model_identity
+from effnetv2_tf.model import get_model_spec
+from effnetv2_tf.run_dir import model_identity, write_atomically
 from effnetv2_tf.train.engine import CheckpointMismatchError
 from effnetv2_tf.train.evaluation import accuracy_text
-from effnetv2_tf.train.run_data import check_run_classes, data_facts, eval_source
+from effnetv2_tf.train.plan import data_speed, make_plan, time_stages, timing_engine
+from effnetv2_tf.train.plan import table as plan_table
+from effnetv2_tf.train.run_data import check_run_classes, data_facts, eval_examples, eval_source, train_source
 from effnetv2_tf.train.schedule import run_plan
 from effnetv2_tf.train.time_budget import fit_to_budget
-from effnetv2_tf.train.trainer import Trainer
+from effnetv2_tf.train.trainer import Trainer, stage_preprocessing
 from effnetv2_tf.train.warm_start import source_run_model
 from effnetv2_tf.weights import pretrained
 
@@ -125,6 +130,47 @@ def train(run_dir, engine, runtime, name, hparam_str, data_dir, eval_between_sta
         f"{1 / config.model.num_classes:.2f}); checkpoints, TensorBoard logs and training.png in {run_dir}")
 
 
+def plan(run_dir, engine, runtime, name, hparam_str, data_dir, eval_between_stages, price_per_hour=None):
+  """Measures each stage of the run the flags describe on this machine and projects the run's time (and, at
+  `price_per_hour`, its cost) from it (train.plan): prints the table and writes plan.json into `run_dir`.
+  Nothing is trained: the measuring steps are undone and the run folder gets plan.json only."""
+  planned = hparams.with_values(recipe(name, hparam_str, data_dir), {"runtime.engine": engine.name})
+  if planned.train.time_budget > 0:
+    raise ValueError(f"train.time_budget {planned.train.time_budget:g} minutes: such a run takes its budget and fits "
+                     "its epochs to it as it starts; --plan projects a run of train.epochs: drop the budget to plan "
+                     "one of a number of epochs.")
+  config = hparams.resolve(planned)
+  if data_dir is None and name == "demo":
+    data_dir = engine.chief_first(lambda: demo_records(run_dir.path))
+  steps_per_epoch, schedule = run_plan(config)
+  latest = run_dir.latest_checkpoint()
+  from_step = checkpoint_step(latest) if latest else 0
+  check_resumable(run_dir, engine)
+  print(f"planning {describe(config)}: {len(schedule.stages)} stage(s), {schedule.total_steps} steps of batch "
+        f"{config.train.batch_size} on {runtime.platform}; each stage's step compiled and timed", flush=True)
+  timer, timed = timing_engine(engine.engine_class(), config, runtime)
+  timings = time_stages(timer, timed, schedule.stages, runtime)
+  speeds = [None] * len(schedule.stages)
+  if data_dir:
+    source = train_source(config, data_dir)
+    normalization = get_model_spec(config.model.name).normalization
+    batch = timed.train.batch_size
+    speeds = [data_speed(train_dataset(
+        source, stage_preprocessing(config, stage, normalization, timer.compute_dtype), batch_size=batch,
+        num_classes=config.model.num_classes, seed=config.train.seed, shuffle_buffer=config.data.shuffle_buffer),
+        batch) for stage in schedule.stages]
+  evals = 1 + (len(schedule.stages) - 1 if eval_between_stages and config.eval.between_stages else 0)
+  result = make_plan(config, schedule, steps_per_epoch, timings, speeds, engine=engine.name,
+                     platform=runtime.platform, replicas=timer.replicas, evals=evals,
+                     eval_examples=eval_examples(config, data_dir), from_step=from_step,
+                     price_per_hour=price_per_hour)
+  print(plan_table(result), flush=True)
+  if timer.is_chief:
+    tf.io.gfile.makedirs(run_dir.path)
+    write_atomically(run_dir.plan_file, result.to_json())
+    print(f"written: {run_dir.plan_file}", flush=True)
+
+
 def evaluate(run_dir, engine, runtime, hparam_str, data_dir, wait_seconds=0, other_class_names=False):
   """Evaluates the run's latest checkpoint (waiting up to `wait_seconds` for each new one until the last step)
   with `engine` (an EngineSpec), the one that trained the run; writes nothing into the run."""
@@ -135,8 +181,9 @@ def evaluate(run_dir, engine, runtime, hparam_str, data_dir, wait_seconds=0, oth
   if data_dir is None and tf.io.gfile.exists(os.path.join(run_dir.path, DEMO_RECORDS)):
     data_dir = os.path.join(run_dir.path, DEMO_RECORDS)  # a demo run evaluates on its own photos
   source = eval_source(config, data_dir)
-  check_run_classes(run_dir, config, data_dir, other_class_names,
-                    ", or pass --other_class_names to evaluate a relabelled copy of them")
+  if unchecked := check_run_classes(run_dir, config, data_dir, other_class_names,
+                                     ", or pass --other_class_names to evaluate a relabelled copy of them"):
+    print(unchecked, flush=True)
   evaluator = engine.engine_class()(config, runtime, source)
   total_steps = run_plan(config)[1].total_steps
   checkpoints = run_dir.new_checkpoints(wait_seconds) if wait_seconds else [run_dir.latest_checkpoint()]
@@ -160,7 +207,8 @@ def export(run_dir, export_dir, hparam_str, overwrite=False, formats=("saved_mod
   if data_dir is None and tf.io.gfile.exists(os.path.join(run_dir.path, DEMO_RECORDS)):
     data_dir = os.path.join(run_dir.path, DEMO_RECORDS)
   if set(formats) & set(QUANTIZED):  # measured on the data's val photos: of the run's classes
-    check_run_classes(run_dir, config, data_dir)
+    if unchecked := check_run_classes(run_dir, config, data_dir):
+      print(unchecked, flush=True)
   step, _ = export_run(run_dir, config, export_dir, overwrite=overwrite, formats=formats, data_dir=data_dir,
                        max_accuracy_drop=max_accuracy_drop, allow_accuracy_drop=allow_accuracy_drop,
                        say=lambda line: print(line, flush=True))

@@ -13,6 +13,7 @@
     eval.jsonl                one row per evaluation
     train/                    TensorBoard events
     training.png              the stage schedule and the curves
+    plan.json                 the plan of the run (main.py --plan): each stage measured, the run's time projected
     export/                   the default export directory
 
 Files are replaced whole through a temporary file and a rename, so a killed write never leaves half a file.
@@ -43,6 +44,7 @@ HISTORY_FILE = "history.jsonl"
 EVAL_FILE = "eval.jsonl"
 TENSORBOARD_DIR = "train"
 PLOT_FILE = "training.png"
+PLAN_FILE = "plan.json"
 EXPORT_DIR = "export"
 LOCK_FILE = ".lock"
 
@@ -91,6 +93,7 @@ class RunDir:
     self.eval_file = self._join(EVAL_FILE)
     self.tensorboard = self._join(TENSORBOARD_DIR)
     self.plot_file = self._join(PLOT_FILE)
+    self.plan_file = self._join(PLAN_FILE)
     self.default_export = self._join(EXPORT_DIR)
 
   def _join(self, name):

@@ -46,6 +46,9 @@ NOT_RUN = {
     ("own-photos.md", "# train from scratch on your own photos, for an hour"): "an hour's run",
     ("training.md", "# ImageNet on a Cloud TPU VM (TFRecords in the Cloud TPU layout: train-*, validation-*)"):
         "a Cloud TPU, ImageNet and CIFAR-10 from TFDS",
+    ("training.md", "python main.py --plan --hparams=photos-b0 --data_dir=my_records --model_dir=runs/mine "
+                    "--price_per_hour=0.9"): "minutes of compiling B0's stages (a tiny run planned then trained: "
+                                             "tests/train/test_plan.py)",
     ("gpu.md", "# a GPU machine, TensorFlow: check it, then fine-tune on your photos"): "a GPU",
     ("pretrained-weights.md", "from effnetv2_tf.model import create_model"):
         "the network (the same calls against a server of ours: test_the_python_api, tests/weights/test_pretrained.py)",

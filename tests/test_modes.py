@@ -87,7 +87,7 @@ def test_export_overwrite_replaces_only_a_previous_export(finished_run, tmp_path
   assert run_main(*export, "--overwrite").returncode == 0
 
 
-def test_eval_on_data_of_other_classes_is_refused_naming_both(finished_run, demo_records, tmp_path):
+def test_eval_refuses_data_of_other_classes_and_says_when_it_cannot_tell(finished_run, demo_records, tmp_path):
   import shutil
   from effnetv2_tf.data.convert import convert
   for name in ("cat", "dog"):  # two classes of noise-free gray squares
@@ -109,6 +109,13 @@ def test_eval_on_data_of_other_classes_is_refused_naming_both(finished_run, demo
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1] == line, done.stderr[-2000:]
   asked = run_main("--mode=eval", f"--model_dir={finished_run}", f"--data_dir={relabelled}", "--other_class_names")
   assert asked.returncode == 0 and "on 100 images" in asked.stdout, asked.stderr[-2000:]
+  bare = shutil.copytree(tmp_path / "two_records", tmp_path / "bare")  # the two classes' records, nothing else
+  (bare / "dataset.json").unlink()
+  (bare / "labels.txt").unlink()
+  unchecked = run_main("--mode=eval", f"--model_dir={finished_run}", f"--data_dir={bare}")
+  assert unchecked.returncode == 0 and "on 2 images" in unchecked.stdout, unchecked.stderr[-2000:]
+  assert (f"{bare} has no dataset.json or labels.txt: whether it holds the run's 5 classes cannot be checked"
+          in unchecked.stdout)
   assert snapshot(finished_run) == before
 
 

@@ -44,6 +44,16 @@ class LoopClock:
     return self.loops[-1][1]
 
 
+def time_loop(run_loop, seconds):
+  """(LoopClock, the last loop's result) of a compiled step's `run_loop(num_steps)`: one step (the trace and
+  compile), one that sizes a loop of about `seconds`, then that loop (at least 2 steps)."""
+  clock = LoopClock()
+  for _ in range(2):
+    clock.time(run_loop, 1)
+  result = clock.time(run_loop, max(2, round(seconds / clock.pace)))
+  return clock, result
+
+
 def pace_at(paces):
   """Seconds per step at any image size, from {size: seconds per step} at one or more sizes: a + b * size**2
   through the smallest and the largest (in proportion to the pixels through one)."""

@@ -3,7 +3,7 @@ from which hparams.from_data decides the class count, train examples, eval files
 
 import os
 
-from effnetv2_tf.data.facts import tfds_facts, tfrecord_facts
+from effnetv2_tf.data.facts import DATASET_FILE, tfds_facts, tfrecord_facts
 from effnetv2_tf.data.sources import TFDSSource, TFRecordSource
 from effnetv2_tf.labels import read_labels
 from effnetv2_tf.run_dir import LABELS_FILE
@@ -50,20 +50,25 @@ def _listed(names):
 def check_run_classes(run_dir, config, data_dir, allow_other_names=False, how_to_allow=""):
   """Refuses a TFRecord folder whose classes are not those of the run in `run_dir` (`config` its settings):
   another count (dataset.json, labels.txt), or, unless `allow_other_names`, other names than the run's
-  labels.txt (`how_to_allow` says how to allow them)."""
+  labels.txt (`how_to_allow` says how to allow them). Returns a line to print when the folder says nothing of its
+  classes (no dataset.json, no labels.txt), else None."""
   if config.data.source != "tfrecord" or not data_dir:
-    return
+    return None
   num_classes = config.model.num_classes
   names = read_labels(os.path.join(data_dir, LABELS_FILE))
   facts = tfrecord_facts(data_dir)
   count = facts.num_classes if facts and facts.num_classes is not None else (len(names) if names else None)
   ours = run_dir.read_labels()
-  if count is not None and count != num_classes:
+  if count is None:
+    return (f"{data_dir} has no {DATASET_FILE} or {LABELS_FILE}: whether it holds the run's {num_classes} classes "
+            f"cannot be checked (a label of {num_classes} or more is still refused; fewer classes would go unnoticed)")
+  if count != num_classes:
     raise ValueError(f"{data_dir} holds {count} classes{_listed(names)}, but the run {run_dir} was trained on "
                      f"{num_classes}{_listed(ours)}: give data of the run's classes.")
   if names and ours and names != ours and not allow_other_names:
     raise ValueError(f"{data_dir} names other classes{_listed(names)} than the run {run_dir} was trained on"
                      f"{_listed(ours)}: give data of the run's classes{how_to_allow}.")
+  return None
 
 
 def data_facts(recipe, data_dir):
@@ -73,3 +78,17 @@ def data_facts(recipe, data_dir):
   if data.source == "tfds":
     return tfds_facts(data.tfds_name, data_dir, (data.train_split,))
   return tfrecord_facts(data_dir) if data_dir else None
+
+
+def eval_examples(config, data_dir):
+  """The eval split's size as the data in `data_dir` says it (a TFRecord folder's dataset.json, a TFDS data set's
+  metadata), or None."""
+  data = config.data
+  if not data_dir:
+    return None
+  if data.source == "tfds":
+    facts = tfds_facts(data.tfds_name, data_dir, (data.eval_split,))
+    return facts.examples.get(data.eval_split) if facts else None
+  facts = tfrecord_facts(data_dir)
+  return next((facts.examples[split] for split, files in facts.files.items() if files == data.eval_files),
+              None) if facts else None

@@ -214,11 +214,13 @@ class RunLog:
             "fewer train.epochs, a smaller model or a faster machine (python main.py --doctor times one step)",
             file=sys.stderr, flush=True)
 
-  def stage_finished(self, stage, step, seconds, compile_seconds, compiled_with_xla, records_skipped):
-    print(f"stage {stage.index + 1} done in {seconds:.1f} s, of which {compile_seconds:.1f} s tracing"
+  def stage_finished(self, stage, step, seconds, compile_seconds, compiled_with_xla, records_skipped, planned=None):
+    """`planned`: the seconds the run's plan (main.py --plan) gave the stage, or None."""
+    plan = f" (planned {planned:.1f} s)" if planned is not None else ""
+    print(f"stage {stage.index + 1} done in {seconds:.1f} s{plan}, of which {compile_seconds:.1f} s tracing"
           f"{' and XLA compiling' if compiled_with_xla else ''} the step (records skipped so far: "
           f"{records_skipped})", flush=True)
-    self._scalars(step, {"stage_compile_seconds": compile_seconds})
+    self._scalars(step, {"stage_compile_seconds": compile_seconds, "stage_seconds": seconds})
 
   def evaluation(self, result):
     self.evals.append(result)

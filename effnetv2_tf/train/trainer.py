@@ -24,7 +24,8 @@ from effnetv2_tf.run_dir import CONFIG_FILE, DAMAGED_DIR, RunDir, model_identity
 from effnetv2_tf.train.checkpointing import CheckpointAndStop
 from effnetv2_tf.train.divergence import DivergenceGuard, LossWatch
 from effnetv2_tf.train.engine import CheckpointMismatchError
-from effnetv2_tf.train.pace import LoopClock, RunPaces
+from effnetv2_tf.train.pace import LoopClock, RunPaces, time_loop
+from effnetv2_tf.train.plan import planned_stages
 from effnetv2_tf.train.preemption import StopSignals
 from effnetv2_tf.train.run_data import check_run_classes, class_names, eval_source, train_source
 from effnetv2_tf.train.run_log import RunLog, augmentation
@@ -151,9 +152,9 @@ class Trainer:
     self.log.augment_policy = config.augment.policy
 
   def time_steps(self, image_sizes, seconds=3.0):
-    """{size: seconds per step} of the first stage's step at each of `image_sizes`, on the run's own data:
-    one untimed step per size (the trace, the pipeline's start), one to size a host loop of about `seconds`,
-    then that loop timed. Model, optimizer and EMA are put back as they were; the traced step stays, and the
+    """{size: seconds per step} of the first stage's step at each of `image_sizes`, on the run's own data, by
+    the clock of the run's plan (pace.time_loop: one untimed step per size, the trace and the pipeline's start,
+    one to size a host loop of about `seconds`, then that loop timed). Model, optimizer and EMA are put back as they were; the traced step stays, and the
     paces serve the run's time-left estimate until its stages have measured their own."""
     paces = {}
     with self.holding_run_dir(), self.engine.trial_steps():
@@ -161,10 +162,7 @@ class Trainer:
         stage = dataclasses.replace(self.schedule.stages[0], image_size=size)
         data = self._stage_data(stage)
         train_loop = self.engine.train_loop(stage)
-        run_loop, clock = (lambda steps: self._run_loop(train_loop, data, steps)), LoopClock()
-        for _ in range(2):  # the trace, then a step that sizes the loop
-          clock.time(run_loop, 1)
-        clock.time(run_loop, max(2, round(seconds / clock.pace)))
+        clock, _ = time_loop(lambda steps: self._run_loop(train_loop, data, steps), seconds)
         paces[size] = clock.pace
         self.paces.timed_at({size: clock.pace}, clock.compile_seconds)
     return paces
@@ -206,8 +204,10 @@ class Trainer:
     changed = changed_settings(self.resumed_config, self.config) if latest and self.resumed_config else {}
     if latest and not self.allow_new_settings:
       self._refuse_changes(latest, changed)
-      check_run_classes(self.run_dir, self.config, self.data_dir,
-                        how_to_allow=", or pass --continue_with_new_settings to go on with the data's")
+      if unchecked := check_run_classes(self.run_dir, self.config, self.data_dir,
+                                        how_to_allow=", or pass --continue_with_new_settings to go on with the data's"):
+        if self.is_chief:
+          print(unchecked, flush=True)
     step = self._restore_readable(latest)
     rescaled = {key: change for key, change in changed.items() if key in LEARNING_RATE_SCALE}
     if rescaled:
@@ -288,6 +288,7 @@ class Trainer:
         stage = self.schedule.stages[index]  # as refitted so far: a refit moves the later stages
         if self.step >= stage.end_step:
           continue
+        whole = self.step == stage.start_step  # a stage trained whole here compares with the run's plan
         data = self._stage_data(stage)
         train_loop = self.engine.train_loop(stage)
         self.log.stage_started(stage, len(self.schedule.stages), self.step, self._seconds_left())
@@ -310,7 +311,9 @@ class Trainer:
                              pace * (stage.end_step - self.step) if pace else None)
           checkpoints.after_loop(self.step, stage.end_step, verdict)
         self.log.stage_finished(stage, self.step, time.perf_counter() - stage_started,
-                                clock.compile_seconds, self.engine.jit_compile, self.counts.skipped)
+                                clock.compile_seconds, self.engine.jit_compile, self.counts.skipped,
+                                planned_stages(self.run_dir.plan_file, self.schedule).get(stage.index) if whole
+                                else None)
         if eval_between_stages:
           self.log.evaluation(self.evaluate())
         checkpoints.after_eval(self.step)
