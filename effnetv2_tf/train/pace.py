@@ -44,13 +44,15 @@ class LoopClock:
     return self.loops[-1][1]
 
 
-def time_loop(run_loop, seconds):
+def time_loop(run_loop, seconds, now=time.perf_counter):
   """(LoopClock, the last loop's result) of a compiled step's `run_loop(num_steps)`: one step (the trace and
-  compile), one that sizes a loop of about `seconds`, then that loop (at least 2 steps)."""
-  clock = LoopClock()
+  compile), one that sizes a loop of about `seconds`, then that loop (at least 2 steps); a step that takes
+  `seconds` (when given) or more is timed once (a large model on the CPU: minutes a stage otherwise)."""
+  clock = LoopClock(now)
   for _ in range(2):
-    clock.time(run_loop, 1)
-  result = clock.time(run_loop, max(2, round(seconds / clock.pace)))
+    result = clock.time(run_loop, 1)
+  if not 0 < seconds <= clock.pace:
+    result = clock.time(run_loop, max(2, round(seconds / clock.pace)))
   return clock, result
 
 

@@ -66,3 +66,18 @@ def test_the_time_left_counts_the_compiles_to_come_at_the_longest_seen():
   paces.measured_at(96, 1.0, compile_seconds=0.5)  # a later loop: no compile in it
   assert paces.seconds_left(stages, 5) == pytest.approx(25.0)
   assert paces.seconds_left(stages, 5, compiles=2) == pytest.approx(25.0 + 2 * 54.0)
+
+
+def test_a_step_is_timed_over_a_loop_of_the_seconds_asked_and_a_slower_one_once():
+  from effnetv2_tf.train.pace import time_loop
+  for pace, loops in ((0.1, [1, 1, 30]), (5.0, [1, 1])):
+    calls, clock = [], [0.0]
+
+    def run_loop(steps):  # a first call that compiles for 10 s, then `pace` a step
+      calls.append(steps)
+      clock[0] += steps * pace + (10.0 if len(calls) == 1 else 0.0)
+      return steps
+
+    timed, result = time_loop(run_loop, 3.0, now=lambda: clock[0])
+    assert calls == loops and result == loops[-1]
+    assert timed.pace == pytest.approx(pace) and timed.compile_seconds == pytest.approx(10.0)
