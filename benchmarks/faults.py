@@ -153,8 +153,8 @@ def _lost(before, after):
 
 
 @contextlib.contextmanager
-def tmpfs(folder, size, read_only=False):
-  """A tmpfs of `size` at `folder` (root only), read-only once `read_only`."""
+def tmpfs(folder, size):
+  """A tmpfs of `size` at `folder` (root only; _read_only makes it read-only)."""
   folder.mkdir(parents=True, exist_ok=True)
   subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
   try:

@@ -10,7 +10,6 @@ the exit status is 1 when something would fail. It writes nothing but a probe fi
 
 import importlib.metadata
 import os
-import resource
 
 from effnetv2_tf.tpu import pjrt
 
@@ -167,18 +166,17 @@ def time_train_step(report, config, runtime, engine_class):
       timing.batch != config.train.batch_size) else ""
   report.info("train step", f"{config.model.name} at {stage.image_size} px, batch {timing.batch}{note}: compile "
               f"{timing.compile_seconds:.1f} s, step {timing.step_seconds:.3f} s, "
-              f"{timing.batch / timing.step_seconds:,.1f} img/s, {_peak_memory(runtime)}")
+              f"{timing.batch / timing.step_seconds:,.1f} img/s, {_peak_memory(runtime, timing.peak_memory)}")
   if timing.loss != timing.loss:  # NaN
     report.problem("train step", "the loss is NaN on a synthetic batch", "check runtime.mixed_precision and lr")
 
 
-def _peak_memory(runtime):
-  peak = runtime.peak_memory()
-  if peak is not None:
-    return f"peak {runtime.platform.upper()}:0 memory {peak / 2**30:.2f} GiB"
-  if runtime.platform != "cpu":
+def _peak_memory(runtime, peak):
+  """The words for `peak` (train.plan.peak_memory's bytes: the device's, or the process's on the CPU)."""
+  if peak is None:
     return f"peak {runtime.platform.upper()}:0 memory not reported"
-  return f"peak host memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
+  where = "host" if runtime.platform == "cpu" else f"{runtime.platform.upper()}:0"
+  return f"peak {where} memory {peak / 2**30:.2f} GiB"
 
 
 def run(engine, launch, make_config, data_dir, model_dir, prepare_data=None, write=print):

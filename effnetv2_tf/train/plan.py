@@ -254,8 +254,7 @@ def table(plan):
   cost = f"; at {plan.price_per_hour:g} an hour, {plan.cost:,.2f}" if plan.cost is not None else ""
   lines.append(f"total: {duration(plan.total_seconds)}{resumed} on {plan.platform.upper()}, {plan.replicas} "
                f"replica(s){cost}")
-  bounds = {s.bound for s in plan.stages if s.bound != "step"}
-  if "data" in bounds:
+  if any(s.bound == "data" for s in plan.stages):
     lines.append("the input pipeline is slower than the step in the stages marked by their data img/s: more CPU "
                  "cores for input, or data.cache, would speed the run")
   lines += [f"measured: {line}" for line in plan.measured]
