@@ -47,7 +47,8 @@ setup(
         # is deprecated). Kept out of the base install: a training machine needs none of them.
         "export": ["tf2onnx>=1.17", "onnx>=1.17", "onnxruntime>=1.20", "ai-edge-litert>=2.0"],
         # pytest-xdist: 2 workers on 2 cores ran the fast tier in 3.5 minutes instead of 6.4 (tests/README.md);
-        # setuptools and wheel: tests/test_demo.py builds and installs the package's wheel without the network.
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "pillow>=10", "setuptools>=64", "wheel"],
+        # setuptools and wheel: tests/test_demo.py builds and installs the package's wheel without the network;
+        # filelock: the JAX processes the tests start share one compilation cache, which JAX locks with it.
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "pillow>=10", "setuptools>=64", "wheel", "filelock>=3.12"],
     },
 )

@@ -4,6 +4,15 @@ import os
 import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The JAX processes the tests start (they inherit this environment) share one compilation cache holding every
+# program, however quick to compile: each process building a tiny model and making its first Orbax save runs ~480
+# small XLA programs (initializers, copies), the same in every process, 30 s of compiling on 2 cores. A size
+# limit makes JAX lock the folder (filelock) while two processes read and write it.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(pathlib.Path(__file__).resolve().parents[1] / ".pytest_cache"
+                                                       / "jax-compilation-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 << 30))
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
