@@ -31,10 +31,12 @@ def test_the_demo_is_ready_and_its_compiled_step_is_timed(tmp_path):
 
 @pytest.mark.e2e
 @pytest.mark.one_stack
-def test_efficientnetv2_s_compiles_at_its_first_stage_size(demo_records, tmp_path):
-  # The paper's rule starts at the base size, 128 px (the official rule's first V2-S stage is 171 px).
+def test_another_hparam_set_is_timed_at_its_first_stage_size_and_a_cpu_batch(demo_records, tmp_path):
+  # The paper's rule starts at the base size, 128 px (the official rule's first V2-S stage is 171 px). A quarter
+  # of V2-S's width and depth: the same blocks (the full-size models' builds: test_efficientnet's parameter counts).
   done = run_main("--doctor", "--hparams=imagenet-s", f"--data_dir={demo_records}", f"--model_dir={tmp_path}",
-                 "--hparam_str=model.num_classes=5,data.num_train_examples=300,progressive.rule=paper")
+                 "--hparam_str=model.num_classes=5,data.num_train_examples=300,progressive.rule=paper,"
+                 "model.width=0.25,model.depth=0.25")
   assert done.returncode == 0, done.stdout + done.stderr[-2000:]
   assert "efficientnetv2-s at 128 px, batch 16 (the run's batch 4096 is timed at 16 on the CPU)" in done.stdout
 

@@ -72,6 +72,17 @@ def _weights(path):
   return {key: saved[key] for key in saved.files if not key.startswith("start_")}
 
 
+def _rng_states(step_folder):
+  """The RNG states of dropout and stochastic depth in a JAX step folder: its non-trainable arrays but the floats
+  (the BN statistics)."""
+  import jax
+  from effnetv2_tf.checkpoints import orbax_steps
+  here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  arrays = orbax_steps.restore(str(step_folder), lambda saved: jax.tree.map(
+      lambda meta: jax.ShapeDtypeStruct(meta.shape, meta.dtype, sharding=here), saved))
+  return [np.asarray(array) for array in arrays["non_trainable"] if not np.issubdtype(array.dtype, np.floating)]
+
+
 @pytest.fixture(scope="module")
 def tpu_shaped(demo_records, finished_run):
   """run_trainer's arguments for a run of the TPU-shaped path warm-started from the TF engine's finished run."""
@@ -94,7 +105,8 @@ def test_two_processes_train_what_one_process_trains_on_their_batches(two_proces
                                                                       finished_run, tmp_path):
   """Process 0 and 1 each feed 4 devices their rows of each batch; one process with 8 devices fed the same global
   batches (both input pipelines' rows) trains the same weights, BN statistics, RNG states and EMA and evaluates the
-  same (each eval example once). Only process 0 wrote the run folder's files."""
+  same (each eval example once). Only process 0 wrote the run folder's files. The RNG states travel through the
+  compiled step: stage 2's steps moved every one of them from where stage 1 saved them (no mask frozen into it)."""
   run, ended, weights = two_process_run
   assert f"fine-tuning from {finished_run}/checkpoints/ckpt-2: our checkpoint, EMA weights" in ended[0][1]
   one = run_trainer(tmp_path / "one", demo_records, *tpu_shaped, "--input_pipelines=2", "--finish",
@@ -114,6 +126,8 @@ def test_two_processes_train_what_one_process_trains_on_their_batches(two_proces
   assert sorted(path.name for path in run.iterdir()) == sorted(path.name for path in (tmp_path / "one").iterdir())
   rows = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
   assert [row["step"] for row in rows] == list(range(2, 17, 2))
+  stage_one, stage_two = (_rng_states(run / "checkpoints" / f"ckpt_{step}") for step in (8, 16))
+  assert len(stage_one) == len(stage_two) > 0 and all((a != b).any() for a, b in zip(stage_one, stage_two))
 
 
 @pytest.mark.e2e  # about 3 minutes: 2 runs of 2 processes

@@ -243,10 +243,11 @@ def test_checkpoint_of_another_model_is_refused(finished_run, demo_records, tmp_
 @pytest.mark.parametrize("precision", ["bfloat16", pytest.param("float16", marks=pytest.mark.gpu_path)])
 def test_mixed_precision_trains_on_the_cpu(demo_records, tmp_path, precision):
   """bf16 (the TPU setting) and fp16 with loss scaling (the GPU setting) run the same loop here; bf16's step
-  compiled by XLA, as on a GPU or TPU, where this build has XLA for the CPU (the TPU build does not)."""
+  compiled by XLA, as on a GPU or TPU, where this build has XLA for the CPU (the TPU build does not). One stage:
+  one XLA compile (a stage switch under each precision: test_tpu_shaped_path's bfloat16, the fp16 clipping run)."""
   xla = precision == "bfloat16" and not TPU_BUILD
-  result = run_trainer(tmp_path / precision, demo_records,
-                       f"--hparam_str=runtime.mixed_precision={precision},runtime.jit_compile={str(xla).lower()}")
+  result = run_trainer(tmp_path / precision, demo_records, f"--hparam_str=runtime.mixed_precision={precision},"
+                       f"runtime.jit_compile={str(xla).lower()},progressive.stages=1")
   assert result["step"] == 6 and all(np.isfinite(result["losses"]))
   assert all(np.isfinite(result["weights"]))
   assert ("XLA compiling" in result["stdout"]) == xla
