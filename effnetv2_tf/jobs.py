@@ -24,7 +24,7 @@ from effnetv2_tf.model import get_model_spec
 from effnetv2_tf.run_dir import model_identity, write_atomically
 from effnetv2_tf.train.engine import CheckpointMismatchError
 from effnetv2_tf.train.evaluation import accuracy_text
-from effnetv2_tf.train.plan import data_speed, make_plan, time_stages, timing_engine
+from effnetv2_tf.train.plan import data_speed, largest_batch, make_plan, time_stages, timing_engine
 from effnetv2_tf.train.plan import table as plan_table
 from effnetv2_tf.train.run_data import check_run_classes, data_facts, eval_examples, eval_source, train_source
 from effnetv2_tf.train.schedule import run_plan
@@ -150,6 +150,7 @@ def plan(run_dir, engine, runtime, name, hparam_str, data_dir, eval_between_stag
         f"{config.train.batch_size} on {runtime.platform}; each stage's step compiled and timed", flush=True)
   timer, timed = timing_engine(engine.engine_class(), config, runtime)
   timings = time_stages(timer, timed, schedule.stages, runtime)
+  largest = largest_batch(timer, config, schedule.stages[-1], runtime)
   speeds = [None] * len(schedule.stages)
   if data_dir:
     source = train_source(config, data_dir)
@@ -163,7 +164,7 @@ def plan(run_dir, engine, runtime, name, hparam_str, data_dir, eval_between_stag
   result = make_plan(config, schedule, steps_per_epoch, timings, speeds, engine=engine.name,
                      platform=runtime.platform, replicas=timer.replicas, evals=evals,
                      eval_examples=eval_examples(config, data_dir), from_step=from_step,
-                     price_per_hour=price_per_hour)
+                     price_per_hour=price_per_hour, largest=largest)
   print(plan_table(result), flush=True)
   if timer.is_chief:
     tf.io.gfile.makedirs(run_dir.path)

@@ -90,3 +90,7 @@ class Engine(typing.Protocol):
 
   def reset_momenta(self) -> None:
     """Zeroes the optimizer's momenta (a resume that changed the learning rate's scale)."""
+
+  def step_memory(self, stage, batch) -> int | None:
+    """Bytes a device needs to run `stage`'s train step on a global `batch` (split over the replicas), from the
+    compiled program's memory analysis (nothing is run); None where the engine has no such analysis."""

@@ -5,11 +5,14 @@ Each stage's step is compiled and timed on synthetic batches of the stage's shap
 engine that would train it and the clock that times the run's own loops (pace.time_loop). Where data is given,
 its input pipeline's speed at each stage is measured apart, on this host. A stage takes its steps at the slower of
 the two; on the CPU, where the same cores run both, at their sum. The CPU times at most CPU_BATCH images a step
-and scales the step time with the batch. The evals are extrapolated from the stages' step times. What was
-measured and what was extrapolated is written beside the figures (Plan.measured, Plan.extrapolated).
+and scales the step time with the batch. The evals are extrapolated from the stages' step times. The largest batch
+a replica can take at the final stage's size comes from the memory analysis of its step compiled at two batches,
+against the device's memory (where the engine has the one and the device reports the other). What was measured
+and what was extrapolated is written beside the figures (Plan.measured, Plan.extrapolated).
 """
 
 import dataclasses
+import functools
 import json
 import time
 
@@ -20,6 +23,10 @@ LOOP_SECONDS = 3.0  # each stage's timed loop (after a step that compiles and on
 DATA_SECONDS = 3.0  # each stage's input pipeline, after its first batches
 # An eval step is a forward pass: about a third of a training step's work (forward, backward ~2x) per image.
 EVAL_SHARE = 1 / 3
+# The largest batch: a device's memory the step may take (the rest: the allocator's fragmentation, the input's
+# buffers, the runtime's own), and the batches per replica whose compiled steps' memory draws the line.
+MEMORY_SHARE = 0.9
+MEMORY_PROBES = (8, 16)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +102,50 @@ def time_stages(engine, config, stages, runtime, seconds=LOOP_SECONDS):
     return [time_stage(engine, config, stage, runtime, seconds) for stage in stages]
 
 
+@dataclasses.dataclass(frozen=True)
+class LargestBatch:
+  """The largest batch a replica can take at the final stage's `image_size` (a multiple of 8 from 8 up), the peak
+  learning rate the run's rule gives at it, and the memory line it came from (bytes a device needs: fixed_bytes +
+  image_bytes a replica's image, against device_bytes); or, with per_replica None, `why_not` (not searched)."""
+  image_size: int
+  per_replica: int | None = None
+  learning_rate: float | None = None
+  fixed_bytes: float | None = None
+  image_bytes: float | None = None
+  device_bytes: int | None = None
+  why_not: str | None = None
+
+
+def fitting_batch(memory_at, device_bytes, share=MEMORY_SHARE, probes=MEMORY_PROBES):
+  """(batch per replica, fixed bytes, bytes an image): `memory_at(batch per replica) -> bytes` a device needs,
+  measured at the two `probes` and taken as linear in the batch; the largest batch that needs at most `share` of
+  `device_bytes`, rounded down to a multiple of 8 from 8 up (0: not one image fits)."""
+  small, large = probes
+  low, high = memory_at(small), memory_at(large)
+  image = max((high - low) / (large - small), 1.0)
+  fixed = low - image * small
+  count = max(int((share * device_bytes - fixed) // image), 0)
+  return (count - count % 8 if count >= 8 else count), fixed, image
+
+
+def largest_batch(engine, config, stage, runtime):
+  """The LargestBatch of `stage` (the final one) on `engine` (timing_engine's) and `runtime`'s device (a JAX
+  runtime's memory_size: only an engine with a memory analysis asks for it)."""
+  from effnetv2_tf.train.recipe import peak_learning_rate
+  if runtime.platform == "cpu":
+    return LargestBatch(stage.image_size, why_not="not searched: this CPU's memory is the host's")
+  memory_at = functools.cache(lambda count: engine.step_memory(stage, count * engine.replicas))  # a compile each
+  if memory_at(MEMORY_PROBES[0]) is None:
+    return LargestBatch(stage.image_size, why_not="not searched: this engine has no memory analysis of its "
+                        "compiled step (--engine=jax has, for the same model and recipe)")
+  device_bytes = runtime.memory_size()
+  if device_bytes is None:
+    return LargestBatch(stage.image_size, why_not="not searched: this device does not report its memory size")
+  per_replica, fixed, image = fitting_batch(memory_at, device_bytes)
+  return LargestBatch(stage.image_size, per_replica, peak_learning_rate(config.train, per_replica * engine.replicas),
+                      fixed, image, device_bytes)
+
+
 def data_speed(dataset, batch, seconds=DATA_SECONDS, warm_batches=2):
   """Images a second this host's input pipeline (`dataset` of batches of `batch` images) gives, after its
   first `warm_batches` (the pipeline's start and shuffle buffer)."""
@@ -149,6 +200,7 @@ class Plan:
   price_per_hour: float | None
   measured: list
   extrapolated: list
+  largest: LargestBatch | None = None
 
   @property
   def cost(self):
@@ -160,9 +212,10 @@ class Plan:
 
 
 def make_plan(config, schedule, steps_per_epoch, timings, data_speeds, *, engine, platform, replicas, evals,
-              eval_examples, from_step=0, price_per_hour=None):
+              eval_examples, from_step=0, price_per_hour=None, largest=None):
   """The Plan of a resolved `config` from its stages' timings (StageTiming, one per stage of `schedule`) and
-  its input pipeline's speed per stage (images a second, or None each: not measured).
+  its input pipeline's speed per stage (images a second, or None each: not measured); `largest`: the final
+  stage's LargestBatch.
 
   evals: how many evals the run makes (between stages and the final one); eval_examples: the eval split's size,
   or None where unknown (the evals are then left out of the total, and said to be).
@@ -196,6 +249,10 @@ def make_plan(config, schedule, steps_per_epoch, timings, data_speeds, *, engine
   extrapolated = [f"each stage's time: its steps at {pace} pace, with its compile"]
   if timings[0].batch != batch:
     extrapolated.append(f"the step time at batch {batch}, scaled from batch {timings[0].batch} (in proportion)")
+  if largest is not None and largest.per_replica is not None:
+    measured.append(f"the largest batch: XLA's memory analysis of the final stage's step compiled at "
+                    f"{MEMORY_PROBES[0]} and {MEMORY_PROBES[1]} images a replica (nothing run), a line through "
+                    f"both, {MEMORY_SHARE:.0%} of the device's memory")
   if measured_data:
     measured.append(f"the input pipeline on this host: about {DATA_SECONDS:g} s a stage after its first batches")
   else:
@@ -207,7 +264,7 @@ def make_plan(config, schedule, steps_per_epoch, timings, data_speeds, *, engine
     extrapolated.append(f"{evals} eval(s) not counted: the eval split's size is unknown without its data")
   total = sum(stage.seconds for stage in stages) + (eval_seconds or 0.0)
   return Plan(config.model.name, engine, platform, replicas, batch, from_step, stages, evals, eval_examples,
-              eval_seconds, total, price_per_hour, measured, extrapolated)
+              eval_seconds, total, price_per_hour, measured, extrapolated, largest)
 
 
 def planned_stages(path, schedule):
@@ -238,6 +295,19 @@ def _memory(peak):
   return "-" if peak is None else f"{peak / 2**30:.2f} GiB"
 
 
+def _largest_line(largest, run_per_replica):
+  if largest.per_replica is None:
+    return f"largest batch at {largest.image_size} px: {largest.why_not}"
+  memory = (f"{largest.fixed_bytes / 2**30:.2f} GiB + {largest.image_bytes / 2**20:.1f} MiB an image of "
+            f"{largest.device_bytes / 2**30:.1f} GiB")
+  if largest.per_replica == 0:
+    return f"largest batch at {largest.image_size} px: not one image a replica fits ({memory})"
+  fits = "" if run_per_replica <= largest.per_replica else ", which does not fit"
+  return (f"largest batch at {largest.image_size} px: {largest.per_replica} a replica ({memory}; the run's "
+          f"{run_per_replica:g}{fits}), where the learning-rate rule (train.lr_base per 256 images) peaks at "
+          f"{largest.learning_rate:.3g}")
+
+
 def table(plan):
   """The plan as the console shows it: a row per stage, then the evals, the total and the cost, then what was
   measured and what extrapolated."""
@@ -254,6 +324,8 @@ def table(plan):
   cost = f"; at {plan.price_per_hour:g} an hour, {plan.cost:,.2f}" if plan.cost is not None else ""
   lines.append(f"total: {duration(plan.total_seconds)}{resumed} on {plan.platform.upper()}, {plan.replicas} "
                f"replica(s){cost}")
+  if plan.largest is not None:
+    lines.append(_largest_line(plan.largest, plan.batch / plan.replicas))
   if any(s.bound == "data" for s in plan.stages):
     lines.append("the input pipeline is slower than the step in the stages marked by their data img/s: more CPU "
                  "cores for input, or data.cache, would speed the run")

@@ -22,6 +22,11 @@ class Recipe:
   optimizer: keras.optimizers.Optimizer
 
 
+def peak_learning_rate(train, batch_size=None):
+  """The schedule's peak: train.lr_base per 256 images of the global batch (train.batch_size unless given)."""
+  return train.lr_base * (train.batch_size if batch_size is None else batch_size) / 256
+
+
 def build_recipe(config, total_steps, warmup_steps, steps_per_epoch, **model_overrides):
   """The Recipe of a resolved config.
 
@@ -34,7 +39,7 @@ def build_recipe(config, total_steps, warmup_steps, steps_per_epoch, **model_ove
   model = model_from_config(config.model, dropout_rate=config.regularization.dropout_max,
                             survival_prob=config.regularization.survival_prob, **model_overrides)
   learning_rate = WarmupDecay(
-      train.lr_base * train.batch_size / 256, total_steps, warmup_steps, train.lr_schedule,
+      peak_learning_rate(train), total_steps, warmup_steps, train.lr_schedule,
       max(train.lr_decay_epochs * steps_per_epoch, 1.0), train.lr_decay_factor, train.lr_min)
   optimizer = create_optimizer(train.optimizer, learning_rate)
   if keras.mixed_precision.global_policy().name == "mixed_float16":

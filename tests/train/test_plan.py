@@ -66,6 +66,23 @@ def test_each_stage_takes_its_steps_at_the_slower_of_step_and_data_plus_its_comp
   assert "total: 25 min 08 s on GPU, 4 replica(s); at 3 an hour, 1.26" in lines
 
 
+def test_the_largest_batch_is_read_off_the_memory_line_through_two_batches():
+  # 2 GiB of weights and state, 96 MiB an image; a 16 GiB device, 90% of it: (14.4 - 2) GiB / 96 MiB = 132 images,
+  # 128 as a multiple of 8. Below 8 the count itself; 0 where the fixed part alone is too much.
+  line = lambda per_replica: 2 * 2**30 + per_replica * 96 * 2**20  # noqa: E731
+  assert plan.fitting_batch(line, 16 * 2**30) == (128, pytest.approx(2 * 2**30), pytest.approx(96 * 2**20))
+  assert plan.fitting_batch(line, 3 * 2**30)[0] == 7 and plan.fitting_batch(line, 2 * 2**30)[0] == 0
+  config = _config()
+  _, schedule = run_plan(config)
+  largest = plan.LargestBatch(192, 128, 0.016 * 512 / 256, 2 * 2**30, 96 * 2**20, 16 * 2**30)
+  made = plan.make_plan(config, schedule, 100, _timings(32), [None] * 3, engine="jax", platform="gpu", replicas=4,
+                        evals=1, eval_examples=None, largest=largest)
+  assert ("largest batch at 192 px: 128 a replica (2.00 GiB + 96.0 MiB an image of 16.0 GiB; the run's 8), where the "
+          "learning-rate rule (train.lr_base per 256 images) peaks at 0.032") in plan.table(made).splitlines()
+  assert any("memory analysis" in line for line in made.measured)
+  assert json.loads(made.to_json())["largest"]["per_replica"] == 128
+
+
 def test_the_cpu_times_a_divisor_of_a_large_batch():
   assert [plan.timed_batch(batch, "cpu") for batch in (8, 64, 96, 4096, 4097)] == [8, 64, 48, 64, 17]
   assert plan.timed_batch(4096, "tpu") == 4096
@@ -102,6 +119,7 @@ def test_a_tiny_run_planned_then_trained_says_each_stages_time_beside_the_plans(
       saved["total_seconds"] / 3600 * 1.5)
   row = next(line for line in planned.stdout.splitlines() if line.split()[:2] == ["1", "0-2"])
   assert plan.duration(stage["seconds"]) in row
+  assert "largest batch at 40 px: not searched: this CPU's memory is the host's" in planned.stdout
   trained = run_main("--mode=train", f"--model_dir={run}", f"--data_dir={demo_records}", f"--hparam_str={TINY_RUN}")
   assert trained.returncode == 0, trained.stderr[-3000:]
   assert "stage 1 done in " in trained.stdout and f"(planned {stage['seconds']:.1f} s)" in trained.stdout

@@ -166,6 +166,9 @@ class CountingEngine:
   def reset_momenta(self):
     raise AssertionError("a new run has no momenta to reset")
 
+  def step_memory(self, stage, batch):
+    return None  # no compiled step
+
 
 @pytest.mark.one_stack
 def test_the_stage_loop_drives_any_engine(demo_records, tmp_path, capsys):

@@ -71,6 +71,9 @@ class JaxEngine:
   def train_loop(self, stage):
     return self.state.train_loop(stage.dropout_rate)
 
+  def step_memory(self, stage, batch):
+    return self.state.step_memory(stage.dropout_rate, stage.image_size, batch, self.compute_dtype.name)
+
   def traces_again(self, config, stage):
     return self.state.traces_again(config, stage)
 

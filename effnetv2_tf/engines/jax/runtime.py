@@ -39,6 +39,13 @@ class JaxRuntime:
       return None
     return (jax.local_devices()[0].memory_stats() or {}).get("peak_bytes_in_use")
 
+  def memory_size(self):
+    """The first local device's memory in bytes that its allocator may hand out (None on the CPU, whose memory
+    is the host's, or where it reports none)."""
+    if self.platform == "cpu":
+      return None
+    return (jax.local_devices()[0].memory_stats() or {}).get("bytes_limit")
+
 
 def jax_runtime():
   return JaxRuntime(jax.default_backend())

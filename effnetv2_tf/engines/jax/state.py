@@ -241,6 +241,21 @@ class JaxState:
 
     return loop
 
+  def step_memory(self, dropout_rate, image_size, batch, dtype):
+    """Bytes a device needs for the train step at `dropout_rate` compiled for a global batch of `batch` images of
+    `image_size` px in `dtype` (split over the devices), by XLA's memory analysis of the compiled program (nothing
+    is run): its arguments, temporaries, and outputs that do not reuse an argument's buffer; None where the
+    backend gives no analysis."""
+    self.train_loop(dropout_rate)
+    images = jax.ShapeDtypeStruct((batch, image_size, image_size, 3), dtype, sharding=self._split)
+    labels = jax.ShapeDtypeStruct((batch, self.config.model.num_classes), "float32", sharding=self._split)
+    schedule = (self.total_steps.value, self.warmup_steps.value, np.float32(self.ema_decay))
+    analysis = self._train_step.lower(self.arrays, images, labels, *schedule).compile().memory_analysis()
+    if analysis is None:
+      return None
+    return (analysis.argument_size_in_bytes + analysis.temp_size_in_bytes + analysis.output_size_in_bytes
+            - analysis.alias_size_in_bytes)
+
   def _counts(self, trainable, non_trainable, images, labels, weights):
     """(top-1 hits, top-5 hits, examples) of a batch."""
     logits = self.model.stateless_call(trainable, non_trainable, images, training=False)[0]

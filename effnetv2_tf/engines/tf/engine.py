@@ -130,3 +130,6 @@ class TFEngine:
 
   def reset_momenta(self):
     reset_momenta(self.state.optimizer)
+
+  def step_memory(self, stage, batch):
+    return None  # TensorFlow gives no memory analysis of a compiled step
