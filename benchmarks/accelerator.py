@@ -4,9 +4,11 @@ For a borrowed GPU machine that has JAX, PyTorch and timm but no TensorFlow: our
 compiled step: RMSProp, EMA over weights and BN statistics, weight decay, label smoothing) imports without
 TensorFlow. Each measurement runs in a process of its own (JAX and PyTorch would share the GPU's memory): a batch
 made on the device once, one compiling call, then timed calls of `--steps` steps, the median of `--rounds`; peak
-device memory as each framework's allocator reports it. timm's step: `tf_efficientnetv2_b0` / `_s` (the same
+device memory as each framework's allocator reports it; for ours also what XLA's memory analysis of the compiled
+step gives at that batch (what the plan reads the largest batch off) and the largest batch the plan would name
+(main.py --plan's rule: the analysis at 8 and 16 images, 90% of the device's memory). timm's step: `tf_efficientnetv2_b0` / `_s` (the same
 architecture; TF "same" padding emulated), bfloat16 autocast, channels_last, timm's RMSpropTF, label smoothing
-0.1. Both in bfloat16 with float32 weights. Each measurement gets at most --part_seconds (120: 8 minutes for all
+0.1. Both in bfloat16 with float32 weights. Each measurement gets at most --part_seconds (150: 10 minutes for all
 four). Writes benchmarks/results/accelerator.json.
 
   python benchmarks/accelerator.py               # B0 at 224 px (batch 256), S at 300 px (batch 128)
@@ -67,12 +69,22 @@ def measure_ours(model, size, batch, steps, rounds):
     def __next__(self):
       return on_device
 
-  loop = state.train_loop(schedule.stages[0].dropout_rate)
+  dropout = schedule.stages[0].dropout_rate
+  loop = state.train_loop(dropout)
   first, seconds = time_calls(lambda: loop(Repeat(), steps), rounds)
   stats = jax.local_devices()[0].memory_stats() or {}
-  return {"framework": "ours (Keras 3 on JAX)", "devices": jax.device_count(), "device": jax.devices()[0].device_kind,
+  devices = jax.device_count()
+  analysed = state.step_memory(dropout, size, batch, "bfloat16")
+  largest = None
+  if "bytes_limit" in stats and analysed is not None:
+    from effnetv2_tf.train.plan import fitting_batch
+    largest = fitting_batch(lambda count: state.step_memory(dropout, size, count * devices, "bfloat16"),
+                            stats["bytes_limit"])[0]
+  return {"framework": "ours (Keras 3 on JAX)", "devices": devices, "device": jax.devices()[0].device_kind,
           "first call s": round(first, 1), "img/s": round(batch * steps / seconds, 1),
-          "peak GiB": round(stats["peak_bytes_in_use"] / 2**30, 2) if "peak_bytes_in_use" in stats else None}
+          "peak GiB": round(stats["peak_bytes_in_use"] / 2**30, 2) if "peak_bytes_in_use" in stats else None,
+          "analysed GiB": round(analysed / 2**30, 2) if analysed is not None else None,
+          "largest batch/device": largest}
 
 
 def measure_timm(model, size, batch, steps, rounds):
@@ -109,7 +121,7 @@ def main():
   parser.add_argument("--quick", action="store_true", help="B0 at 64 px, batch 8, 2 rounds of 2 steps")
   parser.add_argument("--steps", type=int, default=20)
   parser.add_argument("--rounds", type=int, default=3)
-  parser.add_argument("--part_seconds", type=int, default=120, help="the longest one measurement may take (4 in all)")
+  parser.add_argument("--part_seconds", type=int, default=150, help="the longest one measurement may take (4 in all)")
   parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "accelerator.json"))
   parser.add_argument("--worker", help=argparse.SUPPRESS)  # ours|timm,CASE,SIZE,BATCH: one measurement, as JSON
   args = parser.parse_args()
@@ -142,7 +154,8 @@ def main():
         row.update(json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:]))
       rows.append(row)
       print(row, flush=True)
-  report(rows, ["model", "framework", "size", "batch", "img/s", "peak GiB", "first call s"], args.output,
+  report(rows, ["model", "framework", "size", "batch", "img/s", "peak GiB", "analysed GiB", "largest batch/device",
+                "first call s"], args.output,
          benchmark="accelerator", steps=steps, rounds=rounds)
 
 

@@ -7,12 +7,13 @@ import sys
 
 
 def report(rows, columns, output, **summary):
-  """Prints `columns` of `rows` as a table and writes {**summary, "rows": rows} to `output`."""
-  widths = [max(len(column), *(len(str(row[column])) for row in rows)) for column in columns]
+  """Prints `columns` of `rows` as a table ("-" where a row has none) and writes {**summary, "rows": rows} to
+  `output`."""
+  widths = [max(len(column), *(len(str(row.get(column, "-"))) for row in rows)) for column in columns]
   print()
   print("  ".join(column.rjust(width) for column, width in zip(columns, widths)))
   for row in rows:
-    print("  ".join(str(row[column]).rjust(width) for column, width in zip(columns, widths)))
+    print("  ".join(str(row.get(column, "-")).rjust(width) for column, width in zip(columns, widths)))
   output = pathlib.Path(output)
   output.parent.mkdir(parents=True, exist_ok=True)
   output.write_text(json.dumps({**summary, "rows": rows}, indent=2))
