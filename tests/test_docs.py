@@ -59,6 +59,8 @@ NOT_RUN = {
         "an account on each hub and the network (what is checked before sending: tests/test_publish.py)",
     ("export-and-predict.md", "# fetch a published preset, then load it"):
         "the network (the loading: test_evaluating_exporting_predicting)",
+    ("progressive-fit.md", "# a keras.applications model trained progressively on converted photos"):
+        "a full-size model traced at three sizes (the same calls on a small model: tests/test_progressive.py)",
     ("pretrained-weights.md", "from effnetv2_tf.weights.official import load_official_checkpoint"):
         "the downloaded files (the same calls: tests/weights/test_official.py, test_keras_applications.py)",
 }

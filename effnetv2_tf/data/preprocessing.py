@@ -10,7 +10,7 @@ from effnetv2_tf.data.autoaugment import autoaugment
 from effnetv2_tf.data.randaugment import randaugment
 from effnetv2_tf.specs import MEAN_RGB, STDDEV_RGB
 
-NORMALIZATIONS = ("center_128", "mean_std")
+NORMALIZATIONS = ("center_128", "mean_std", "none")  # none: [0, 255], for models that rescale their own inputs
 AUGMENTS = (None, "randaug", "autoaug")
 CROP_PADDING = 32  # eval: center crop of size / (size + 32) of the shorter side
 
@@ -21,6 +21,8 @@ def normalize(images, normalization):
     return (images - 128.0) / 128.0
   if normalization == "mean_std":
     return (images - MEAN_RGB) / STDDEV_RGB
+  if normalization == "none":
+    return images
   raise ValueError(f"Unknown normalization {normalization!r}; expected one of {NORMALIZATIONS}.")
 
 
@@ -30,6 +32,8 @@ def denormalize(images, normalization):
     return images * 128.0 + 128.0
   if normalization == "mean_std":
     return images * STDDEV_RGB + MEAN_RGB
+  if normalization == "none":
+    return images
   raise ValueError(f"Unknown normalization {normalization!r}; expected one of {NORMALIZATIONS}.")
 
 
