@@ -6,8 +6,8 @@ TensorFlow. Each measurement runs in a process of its own (JAX and PyTorch would
 made on the device once, one compiling call, then timed calls of `--steps` steps, the median of `--rounds`; peak
 device memory as each framework's allocator reports it; for ours also what XLA's memory analysis of the compiled
 step gives at that batch (what the plan reads the largest batch off) and the largest batch the plan would name
-(main.py --plan's rule: the analysis at 8 and 16 images, 90% of the device's memory). timm's step: `tf_efficientnetv2_b0` / `_s` (the same
-architecture; TF "same" padding emulated), bfloat16 autocast, channels_last, timm's RMSpropTF, label smoothing
+(main.py --plan's rule: the analysis at 8 and 16 images, 90% of the device's memory). timm's step:
+`tf_efficientnetv2_b0` / `_s` (the same architecture; TF "same" padding emulated), bfloat16 autocast, channels_last, timm's RMSpropTF, label smoothing
 0.1. Both in bfloat16 with float32 weights. Each measurement gets at most --part_seconds (150: 10 minutes for all
 four). Writes benchmarks/results/accelerator.json.
 

@@ -104,9 +104,9 @@ def _dropout_layer(model, stages):
 
 def _check_loss(model):
   loss = getattr(model, "loss", None)
-  name = loss if isinstance(loss, str) else type(loss).__name__
-  if loss is None or "sparse" in str(name).lower():
-    raise ValueError(f"{model.name} is compiled with {name or 'no loss'}: the stages' labels are one-hot (mixup and "
+  name = "no loss" if loss is None else loss if isinstance(loss, str) else type(loss).__name__
+  if loss is None or "sparse" in name.lower():
+    raise ValueError(f"{model.name} is compiled with {name}: the stages' labels are one-hot (mixup and "
                      "cutmix mix them): compile it with keras.losses.CategoricalCrossentropy().")
 
 

@@ -159,20 +159,26 @@ def restore(folder, target):
     logging.getLogger("absl").removeFilter(quiet)
 
 
+def restore_here(folder):
+  """The arrays of the step folder `folder` on this process's first device, whatever devices wrote it."""
+  import jax
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return restore(folder, lambda saved: jax.tree.map(
+      lambda meta: jax.ShapeDtypeStruct(meta.shape, meta.dtype, sharding=device), saved))
+
+
 def averaged_values(folder, count, use_ema=True):
   """The `count` values the EMA averages, as NumPy arrays: the averages by default, else the values themselves
   (the trainable weights, then the BN statistics). A step folder that cannot be read or holds another number of
   them, or an install without JAX to read it, raises ValueError."""
   try:
-    import jax
+    import jax  # noqa: F401 -- restore_here's arrays
     import orbax.checkpoint  # noqa: F401 -- restore's reader
   except ModuleNotFoundError as missing:
     raise ValueError(f"{folder} is a checkpoint of --engine=jax (Orbax); reading it needs {missing.name}: "
                      'pip install -e ".[jax]"') from None
-  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])  # whatever devices wrote it
   try:
-    arrays = restore(folder, lambda saved: jax.tree.map(
-        lambda meta: jax.ShapeDtypeStruct(meta.shape, meta.dtype, sharding=device), saved))
+    arrays = restore_here(folder)
   except (ValueError, KeyError, FileNotFoundError, DamagedError) as error:
     raise ValueError(f"Checkpoint {folder} cannot be read: {str(error).splitlines()[0][:200]}") from None
   # The non-trainable floats are the BN statistics (the others: dropout's and stochastic depth's RNG states, which

@@ -155,7 +155,8 @@ class Trainer:
     """{size: seconds per step} of the first stage's step at each of `image_sizes`, on the run's own data, by
     the clock of the run's plan (pace.time_loop: one untimed step per size, the trace and the pipeline's start,
     one to size a host loop of about `seconds`, then that loop timed). Model, optimizer and EMA are put back as
-    they were; the traced step stays, and the paces serve the run's time-left estimate until its stages have measured their own."""
+    they were; the traced step stays, and the paces serve the run's time-left estimate until its stages have
+    measured their own."""
     paces = {}
     with self.holding_run_dir(), self.engine.trial_steps():
       for size in image_sizes:

@@ -75,11 +75,8 @@ def _weights(path):
 def _rng_states(step_folder):
   """The RNG states of dropout and stochastic depth in a JAX step folder: its non-trainable arrays but the floats
   (the BN statistics)."""
-  import jax
   from effnetv2_tf.checkpoints import orbax_steps
-  here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  arrays = orbax_steps.restore(str(step_folder), lambda saved: jax.tree.map(
-      lambda meta: jax.ShapeDtypeStruct(meta.shape, meta.dtype, sharding=here), saved))
+  arrays = orbax_steps.restore_here(str(step_folder))
   return [np.asarray(array) for array in arrays["non_trainable"] if not np.issubdtype(array.dtype, np.floating)]
 
 
