@@ -60,7 +60,10 @@ NOT_RUN = {
     ("export-and-predict.md", "# fetch a published preset, then load it"):
         "the network (the loading: test_evaluating_exporting_predicting)",
     ("progressive-fit.md", "# a keras.applications model trained progressively on converted photos"):
-        "a full-size model traced at three sizes (the same calls on a small model: tests/test_progressive.py)",
+        "a full-size model traced at three sizes (the same model: benchmarks/progressive_fit.py; the same calls on "
+        "a small model: tests/test_progressive.py)",
+    ("progressive-fit.md", "# each stage at the largest batch that fits (KERAS_BACKEND=jax)"):
+        "a device's memory (the same calls on a small model and a given budget: tests/test_progressive.py, JAX)",
     ("pretrained-weights.md", "from effnetv2_tf.weights.official import load_official_checkpoint"):
         "the downloaded files (the same calls: tests/weights/test_official.py, test_keras_applications.py)",
 }

@@ -1,6 +1,7 @@
 """Progressive learning for any Keras model's `fit` (effnetv2_tf.progressive): its stages are the trainer's, and a
 plain Keras model trains through them with its own fit, callbacks seeing one run's epochs."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -66,32 +67,82 @@ def _tiny_model(seen):
 
 
 class _Epochs(keras.callbacks.Callback):
+  """Each epoch's dropout rate, learning rate, steps, and its number and loss at its end."""
+
   def __init__(self):
     super().__init__()
-    self.rates, self.ended = [], []
+    self.rates, self.learning_rates, self.steps, self.ended = [], [], [], []
 
   def on_epoch_begin(self, epoch, logs=None):
     self.rates.append(self.model.get_layer("top_dropout").rate)
+    self.learning_rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+    self.steps.append(0)
+
+  def on_train_batch_end(self, batch, logs=None):
+    self.steps[-1] += 1
 
   def on_epoch_end(self, epoch, logs=None):
     self.ended.append((epoch, logs["loss"]))
 
 
-def test_a_keras_model_trains_through_the_stages_with_its_own_fit(demo_records, tmp_path):
-  """3 stages of an epoch (32, 40, 48 px; RandAugment 2 -> 6, mixup 0 -> 0.2, dropout 0.1 -> 0.3): each traced
-  once at its size with its rate, the callbacks (ours, Keras' CSVLogger) see epochs 0, 1, 2 of one run."""
+class _Preempted(Exception):
+  pass
+
+
+class _StopAt(keras.callbacks.Callback):
+  """Ends a run as a preemption would, as `epoch` begins (the epoch before backed up)."""
+
+  def __init__(self, epoch):
+    super().__init__()
+    self.epoch = epoch
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if epoch == self.epoch:
+      raise _Preempted
+
+
+def _train(records, backup_dir, log, stop_at=None):
+  """The 3 stages of 2 epochs (32, 40, 48 px; RandAugment 2 -> 6, mixup 0 -> 0.2, dropout 0.1 -> 0.3; the second
+  at 16 images a step, the others at fit's 8) of a tiny model from the same initial weights, with Keras'
+  BackupAndRestore and CSVLogger: (model, sizes traced, epochs)."""
+  keras.utils.set_random_seed(0)
   seen = []
   model = _tiny_model(seen)
-  model.compile(keras.optimizers.Adam(1e-3), keras.losses.CategoricalCrossentropy(from_logits=True))
-  stages = progressive.plan(3, stages=3, image_size=(32, 48), randaug=(2, 6), mixup=(0, 0.2), dropout=(0.1, 0.3))
+  model.compile(keras.optimizers.Adam(1e-2), keras.losses.CategoricalCrossentropy(from_logits=True))
+  stages = progressive.plan(6, stages=3, image_size=(32, 48), randaug=(2, 6), mixup=(0, 0.2), dropout=(0.1, 0.3))
+  stages[1] = dataclasses.replace(stages[1], batch_size=16)
   epochs = _Epochs()
-  history = progressive.fit(model, demo_records, stages, batch_size=8, normalization="none", steps_per_epoch=4,
-                            callbacks=[epochs, keras.callbacks.CSVLogger(str(tmp_path / "log.csv"))], verbose=0)
-  traced = [size for size in seen if size is not None]
+  callbacks = [keras.callbacks.BackupAndRestore(str(backup_dir)), keras.callbacks.CSVLogger(str(log)), epochs]
+  try:
+    progressive.fit(model, records, stages, batch_size=8, normalization="none", steps_per_epoch=2, verbose=0,
+                    callbacks=callbacks + ([_StopAt(stop_at)] if stop_at is not None else []))
+  except _Preempted:
+    pass
+  return model, [size for size in seen if size is not None], epochs
+
+
+def test_a_keras_model_trains_through_the_stages_and_resumes_in_its_stage(demo_records, tmp_path):
+  """Uninterrupted: each stage traced once at its size, with its dropout rate, its batch's steps (the images an
+  epoch kept) and learning rate (linear in the batch); Keras' callbacks see epochs 0-5 of one run. Stopped in stage
+  0 and in stage 1, then started again each time: the epochs left, in their stages, end at the uninterrupted run's
+  weights; the CSV holds epochs 0-5 once; the backup is deleted at the end."""
+  whole, traced, epochs = _train(demo_records, tmp_path / "whole", tmp_path / "whole.csv")
   assert sorted(set(traced)) == [32, 40, 48] and traced == sorted(traced)
-  assert epochs.rates == pytest.approx([0.1, 0.2, 0.3]) and [e for e, _ in epochs.ended] == [0, 1, 2]
-  assert all(np.isfinite(loss) for _, loss in epochs.ended) and history.epoch == [2]
-  assert [line.split(",")[0] for line in (tmp_path / "log.csv").read_text().splitlines()[1:]] == ["0", "1", "2"]
+  assert epochs.rates == pytest.approx([0.1, 0.1, 0.2, 0.2, 0.3, 0.3]) and epochs.steps == [2, 2, 1, 1, 2, 2]
+  assert epochs.learning_rates == pytest.approx([0.01, 0.01, 0.02, 0.02, 0.01, 0.01])
+  assert [e for e, _ in epochs.ended] == [0, 1, 2, 3, 4, 5] and all(np.isfinite(loss) for _, loss in epochs.ended)
+
+  _, _, first = _train(demo_records, tmp_path / "backup", tmp_path / "log.csv", stop_at=1)
+  _, traced, second = _train(demo_records, tmp_path / "backup", tmp_path / "log.csv", stop_at=3)
+  resumed, _, third = _train(demo_records, tmp_path / "backup", tmp_path / "log.csv")
+  assert [[e for e, _ in run.ended] for run in (first, second, third)] == [[0], [1, 2], [3, 4, 5]]
+  assert sorted(set(traced)) == [32, 40] and third.rates == pytest.approx([0.2, 0.3, 0.3])
+  assert third.learning_rates == pytest.approx([0.02, 0.01, 0.01])  # the stage's, not the backup's
+  for ours, theirs in zip(resumed.get_weights(), whole.get_weights()):
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+  for log in ("whole.csv", "log.csv"):
+    assert [line.split(",")[0] for line in (tmp_path / log).read_text().splitlines()[1:]] == list("012345")
+  assert not (tmp_path / "backup").exists() and not (tmp_path / "whole").exists()
 
 
 def test_what_the_fit_route_refuses(demo_records):
@@ -108,12 +159,33 @@ def test_what_the_fit_route_refuses(demo_records):
   images = tf.data.Dataset.from_tensor_slices((np.zeros((4, 50, 50, 3), "uint8"), np.zeros(4, "int64")))
   with pytest.raises(ValueError, match="give steps_per_epoch= and num_classes="):
     progressive.fit(plain, images, stages, batch_size=8, normalization="none")
+  square = keras.Input((40, 40, 3))
+  fixed = keras.Model(square, keras.layers.Dense(5)(square), name="fixed")
+  fixed.compile("adam", keras.losses.CategoricalCrossentropy(from_logits=True))
+  with pytest.raises(ValueError, match=r"fixed takes 40x40 images only and the stages train at 32, 40 px: build it "
+                                       r"for any size \(input_shape=\(None, None, 3\)"):
+    progressive.fit(fixed, demo_records, progressive.plan(2, 2, image_size=(32, 40), dropout=(0.1, 0.1)),
+                    batch_size=8, normalization="none")
+  with pytest.raises(ValueError, match="3 stages need at least 3 epochs"):
+    progressive.plan(2, stages=3)
+  with pytest.raises(ValueError, match="the largest batch comes from XLA's memory analysis of the compiled step, on "
+                                       "Keras' JAX backend: set KERAS_BACKEND=jax, or give each stage its batch_size"):
+    progressive.largest_batches(plain, stages)
+  scheduled = _tiny_model([])
+  scheduled.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, 100)),
+                    keras.losses.CategoricalCrossentropy(from_logits=True))
+  with pytest.raises(ValueError, match="has a learning rate schedule, which counts steps, and the stages' batches"):
+    progressive.fit(scheduled, demo_records, [stages[0], dataclasses.replace(stages[1], batch_size=16)],
+                    batch_size=8, normalization="none")
 
 
 @pytest.mark.jax
-def test_the_same_stages_train_on_the_jax_backend(demo_records):
-  """The same 3 stages through fit on Keras' JAX backend (a process of its own: the backend is chosen before Keras
-  loads): each stage's size and rate traced, the epochs of one run."""
+def test_the_same_stages_train_on_the_jax_backend_at_the_largest_batches(demo_records):
+  """On Keras' JAX backend (a process of its own: the backend is chosen before Keras loads): each stage the
+  largest batch that fits a memory budget (40 images at the last stage's 48 px), from XLA's analysis of the
+  compiled step: a multiple of 8 within 2% of the budget with 8 more over it, more images at the smaller sizes;
+  then the stages through fit at those batches, each traced at its size with its dropout rate, the learning rate
+  scaled with the batch, the epochs of one run."""
   pytest.importorskip("jax", reason="the JAX route is not installed: pip install -e \".[jax]\"")
   script = f"""
 import json, keras
@@ -123,15 +195,25 @@ seen = []
 model = _tiny_model(seen)
 model.compile(keras.optimizers.Adam(1e-3), keras.losses.CategoricalCrossentropy(from_logits=True))
 stages = progressive.plan(3, stages=3, image_size=(32, 48), randaug=(2, 6), mixup=(0, 0.2), dropout=(0.1, 0.3))
+budget = progressive._step_memory(model, 48, 40) / progressive.MEMORY_SHARE
+stages = progressive.largest_batches(model, stages, memory_bytes=budget)
+memory = [[progressive._step_memory(model, s.image_size, s.batch_size + extra) / budget for extra in (0, 8)]
+          for s in stages]
 epochs = _Epochs()
 progressive.fit(model, {str(demo_records)!r}, stages, batch_size=8, normalization="none", steps_per_epoch=4,
                 verbose=0, callbacks=[epochs])
 print("RESULT " + json.dumps({{"backend": keras.backend.backend(), "seen": [s for s in seen if isinstance(s, int)],
-                              "rates": epochs.rates, "epochs": [e for e, _ in epochs.ended]}}))
+                              "batches": [s.batch_size for s in stages], "memory": memory, "rates": epochs.rates,
+                              "learning_rates": epochs.learning_rates, "epochs": [e for e, _ in epochs.ended]}}))
 """
   done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300,
                         env={**os.environ, "KERAS_BACKEND": "jax"})
   assert done.returncode == 0, done.stderr[-3000:]
   result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
   assert result["backend"] == "jax" and sorted(set(result["seen"])) == [32, 40, 48]
+  batches = result["batches"]
+  assert all(batch % 8 == 0 for batch in batches) and batches[0] > batches[1] > batches[2] >= 32, batches
+  for fits, over in result["memory"]:
+    assert fits <= progressive.MEMORY_SHARE * 1.02 and over > progressive.MEMORY_SHARE * 0.98, result["memory"]
+  assert result["learning_rates"] == pytest.approx([1e-3 * batch / 8 for batch in batches])
   assert result["rates"] == pytest.approx([0.1, 0.2, 0.3]) and result["epochs"] == [0, 1, 2]
