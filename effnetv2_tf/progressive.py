@@ -26,7 +26,9 @@ import numpy as np
 from effnetv2_tf.train.plan import MEMORY_SHARE, fitting_batch
 from effnetv2_tf.train.schedule import ProgressiveSchedule, run_plan
 
-DROPOUT_LAYER = "top_dropout"  # the classifier's dropout in this package's models and keras.applications' EfficientNets
+# The classifier's dropout: top_dropout in this package's models and keras.applications' EfficientNets,
+# output_dropout in keras-hub's ImageClassifiers.
+DROPOUT_LAYERS = ("top_dropout", "output_dropout")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,11 +159,19 @@ def _dropout_layer(model, stages):
   """The model's classifier dropout layer, or None where every stage has one rate (nothing to set)."""
   if len({stage.dropout_rate for stage in stages}) == 1:
     return None
-  try:
-    return model.get_layer(DROPOUT_LAYER)
-  except ValueError:
-    raise ValueError(f"{model.name} has no layer named {DROPOUT_LAYER!r} whose rate the stages could set: name its "
-                     "classifier's Dropout layer so, or plan one rate (dropout=(r, r)).") from None
+  names = {layer.name for layer in model.layers}
+  for name in DROPOUT_LAYERS:
+    if name in names:
+      return model.get_layer(name)
+  raise ValueError(f"{model.name} has no layer named {' or '.join(map(repr, DROPOUT_LAYERS))} whose rate the stages "
+                   "could set: name its classifier's Dropout layer so, or plan one rate (dropout=(r, r)).")
+
+
+def _image_converter(model):
+  """A keras-hub task's image converter, which resizes every image to its image_size in fit's input (the stages
+  set it to theirs), or None."""
+  converter = getattr(getattr(model, "preprocessor", None), "image_converter", None)
+  return converter if getattr(converter, "image_size", None) is not None else None
 
 
 def _check_sizes(model, stages):
@@ -175,12 +185,27 @@ def _check_sizes(model, stages):
                      "keras.applications: include_top=False, pooling='avg' and a head of your own).")
 
 
+def _sparse_metric(config):
+  """The first metric of a compile config (get_compile_config) made for integer labels, or None."""
+  metrics = [*(config.get("metrics") or []), *(config.get("weighted_metrics") or [])]
+  names = [metric if isinstance(metric, str) else metric.get("class_name", "") if isinstance(metric, dict) else
+           type(metric).__name__ for metric in metrics]
+  return next((name for name in names if "sparse" in name.lower()), None)
+
+
 def _check_loss(model):
+  """The stages' labels are one-hot: the loss and the metrics must take them (keras-hub's compile defaults to
+  sparse ones)."""
   loss = getattr(model, "loss", None)
   name = "no loss" if loss is None else loss if isinstance(loss, str) else type(loss).__name__
   if loss is None or "sparse" in name.lower():
     raise ValueError(f"{model.name} is compiled with {name}: the stages' labels are one-hot (mixup and "
                      "cutmix mix them): compile it with keras.losses.CategoricalCrossentropy().")
+  metric = _sparse_metric(model.get_compile_config() or {})
+  if metric is not None:
+    raise ValueError(f"{model.name} is compiled with the metric {metric}, for integer labels: the stages' labels "
+                     "are one-hot (mixup and cutmix mix them): compile it with "
+                     "metrics=[keras.metrics.CategoricalAccuracy()].")
 
 
 def _learning_rate(model, stages, batch_size):
@@ -269,6 +294,7 @@ def fit(model, data, stages, *, batch_size, normalization, augment="randaug", ra
   _check_loss(model)
   _check_sizes(model, stages)
   dropout = _dropout_layer(model, stages)
+  converter = _image_converter(model)
   learning_rate = _learning_rate(model, stages, batch_size)
   callbacks = list(fit_kwargs.pop("callbacks", None) or [])
   done, backup = _epochs_done(callbacks)
@@ -289,6 +315,8 @@ def fit(model, data, stages, *, batch_size, normalization, augment="randaug", ra
     stage_rate = [] if learning_rate is None else [_StageRate(learning_rate * stage_batch / batch_size)]
     if dropout is not None:
       dropout.rate = stage.dropout_rate
+    if converter is not None:
+      converter.image_size = (stage.image_size, stage.image_size)
     model.make_train_function(force=True)  # the dropout rate is read while tracing
     preprocessing = Preprocessing(stage.image_size, normalization, augment=augment,
                                   randaug_magnitude=stage.randaug_magnitude, randaug_layers=randaug_layers,

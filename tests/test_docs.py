@@ -62,6 +62,8 @@ NOT_RUN = {
     ("progressive-fit.md", "# a keras.applications model trained progressively on converted photos"):
         "a full-size model traced at three sizes (the same model: benchmarks/progressive_fit.py; the same calls on "
         "a small model: tests/test_progressive.py)",
+    ("progressive-fit.md", "# a keras-hub image classifier with its preprocessor attached"):
+        "keras-hub is not installed in CI (the same calls: tests/test_progressive.py, where it is)",
     ("progressive-fit.md", "# each stage at the largest batch that fits (KERAS_BACKEND=jax)"):
         "a device's memory (the same calls on a small model and a given budget: tests/test_progressive.py, JAX)",
     ("pretrained-weights.md", "from effnetv2_tf.weights.official import load_official_checkpoint"):

@@ -67,14 +67,15 @@ def _tiny_model(seen):
 
 
 class _Epochs(keras.callbacks.Callback):
-  """Each epoch's dropout rate, learning rate, steps, and its number and loss at its end."""
+  """Each epoch's dropout rate (of the layer `dropout`), learning rate, steps, and its number and loss at its end."""
 
-  def __init__(self):
+  def __init__(self, dropout="top_dropout"):
     super().__init__()
+    self.dropout = dropout
     self.rates, self.learning_rates, self.steps, self.ended = [], [], [], []
 
   def on_epoch_begin(self, epoch, logs=None):
-    self.rates.append(self.model.get_layer("top_dropout").rate)
+    self.rates.append(self.model.get_layer(self.dropout).rate)
     self.learning_rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
     self.steps.append(0)
 
@@ -143,6 +144,33 @@ def test_a_keras_model_trains_through_the_stages_and_resumes_in_its_stage(demo_r
   for log in ("whole.csv", "log.csv"):
     assert [line.split(",")[0] for line in (tmp_path / log).read_text().splitlines()[1:]] == list("012345")
   assert not (tmp_path / "backup").exists() and not (tmp_path / "whole").exists()
+
+
+def test_a_keras_hub_image_classifier_trains_through_the_stages(demo_records):
+  """keras-hub's EfficientNetImageClassifier (a small backbone, no weights) with its preprocessor, whose image
+  converter would resize every image to its own 64 px: each stage sets the converter to the stage's size and
+  output_dropout to its rate. keras-hub is not among this package's requirements (it pins another TensorFlow):
+  `pip install --no-deps --target DIR keras-hub` and PYTHONPATH=DIR run it; skipped without it."""
+  keras_hub = pytest.importorskip("keras_hub", reason="keras-hub is not installed (see this test's docstring)")
+  backbone = keras_hub.models.EfficientNetBackbone(
+      stackwise_kernel_sizes=[3, 3], stackwise_num_repeats=[1, 1], stackwise_input_filters=[8, 8],
+      stackwise_output_filters=[8, 16], stackwise_expansion_ratios=[1, 4], stackwise_squeeze_and_excite_ratios=[0, 0.25],
+      stackwise_strides=[1, 2], stackwise_block_types=["fused", "unfused"], width_coefficient=1.0,
+      depth_coefficient=1.0, num_features=32)
+  converter = keras_hub.layers.EfficientNetImageConverter(image_size=(64, 64), scale=1 / 255.0)
+  model = keras_hub.models.EfficientNetImageClassifier(
+      backbone, 5, preprocessor=keras_hub.models.EfficientNetImageClassifierPreprocessor(converter), dropout=0.5)
+  model.compile(keras.optimizers.Adam(1e-3), keras.losses.CategoricalCrossentropy(from_logits=True))
+  with pytest.raises(ValueError, match="compiled with the metric SparseCategoricalAccuracy, for integer labels"):
+    progressive.fit(model, demo_records, progressive.plan(2, 2), batch_size=8, normalization="none")  # its default
+  model.compile(keras.optimizers.Adam(1e-3), keras.losses.CategoricalCrossentropy(from_logits=True),
+                metrics=[keras.metrics.CategoricalAccuracy()])
+  epochs, sizes = _Epochs("output_dropout"), []
+  sized = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: sizes.append(converter.image_size))
+  progressive.fit(model, demo_records, progressive.plan(2, 2, image_size=(32, 40), dropout=(0.1, 0.3)),
+                  batch_size=8, normalization="none", steps_per_epoch=2, verbose=0, callbacks=[epochs, sized])
+  assert sizes == [(32, 32), (40, 40)] and epochs.rates == pytest.approx([0.1, 0.3])
+  assert [e for e, _ in epochs.ended] == [0, 1] and all(np.isfinite(loss) for _, loss in epochs.ended)
 
 
 def test_what_the_fit_route_refuses(demo_records):
