@@ -248,6 +248,25 @@ class _EpochMasks(keras.callbacks.Callback):
       state.assign(np.array([derive_seed(self.seed, MASKS, epoch, index) % 2**31, 0], dtype=state.dtype))
 
 
+class _TorchStepMasks(keras.callbacks.Callback):
+  """On Keras' PyTorch backend a Dropout without a seed of its own draws from torch's global generator, which fit's
+  data loader draws from too as a fit begins: seeded from the run's seed, the epoch and the step as each step
+  begins (its batch already read), the masks are the same in an epoch resumed."""
+
+  def __init__(self, seed):
+    super().__init__()
+    self.seed = seed
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.epoch = epoch
+
+  def on_train_batch_begin(self, batch, logs=None):
+    import torch
+
+    from effnetv2_tf.data.seeds import MASKS, derive_seed
+    torch.manual_seed(derive_seed(self.seed, MASKS, self.epoch, -1, batch))
+
+
 def _epochs_done(callbacks):
   """The epochs a keras.callbacks.BackupAndRestore among `callbacks` has backed up (Keras' training_metadata.json,
   or its previous copy), and the callback; (0, None) without one."""
@@ -299,7 +318,7 @@ def fit(model, data, stages, *, batch_size, normalization, augment="randaug", ra
   callbacks = list(fit_kwargs.pop("callbacks", None) or [])
   done, backup = _epochs_done(callbacks)
   delete_backup = backup is not None and backup.delete_checkpoint
-  masks = [_EpochMasks(seed)]
+  masks = [_EpochMasks(seed)] + ([_TorchStepMasks(seed)] if keras.backend.backend() == "torch" else [])
   history = None
   for stage in stages:
     if stage.end_epoch <= done:

@@ -122,28 +122,62 @@ def _train(records, backup_dir, log, stop_at=None):
   return model, [size for size in seen if size is not None], epochs
 
 
-def test_a_keras_model_trains_through_the_stages_and_resumes_in_its_stage(demo_records, tmp_path):
-  """Uninterrupted: each stage traced once at its size, with its dropout rate, its batch's steps (the images an
-  epoch kept) and learning rate (linear in the batch); Keras' callbacks see epochs 0-5 of one run. Stopped in stage
-  0 and in stage 1, then started again each time: the epochs left, in their stages, end at the uninterrupted run's
-  weights; the CSV holds epochs 0-5 once; the backup is deleted at the end."""
-  whole, traced, epochs = _train(demo_records, tmp_path / "whole", tmp_path / "whole.csv")
-  assert sorted(set(traced)) == [32, 40, 48] and traced == sorted(traced)
-  assert epochs.rates == pytest.approx([0.1, 0.1, 0.2, 0.2, 0.3, 0.3]) and epochs.steps == [2, 2, 1, 1, 2, 2]
-  assert epochs.learning_rates == pytest.approx([0.01, 0.01, 0.02, 0.02, 0.01, 0.01])
-  assert [e for e, _ in epochs.ended] == [0, 1, 2, 3, 4, 5] and all(np.isfinite(loss) for _, loss in epochs.ended)
+def _stop_and_resume(records, folder):
+  """An uninterrupted run, and one stopped in stage 0 and in stage 1 and started again each time: what the tests
+  check, as JSON (a backend in a process of its own returns it too)."""
+  whole, traced, epochs = _train(records, folder / "whole", folder / "whole.csv")
+  _, _, first = _train(records, folder / "backup", folder / "log.csv", stop_at=1)
+  _, resumed_traced, second = _train(records, folder / "backup", folder / "log.csv", stop_at=3)
+  resumed, _, third = _train(records, folder / "backup", folder / "log.csv")
+  return {"traced": traced, "rates": epochs.rates, "steps": epochs.steps, "learning_rates": epochs.learning_rates,
+          "losses": [float(loss) for _, loss in epochs.ended],
+          "epochs": [[e for e, _ in run.ended] for run in (epochs, first, second, third)],
+          "resumed_traced": resumed_traced, "resumed_rates": third.rates,
+          "resumed_learning_rates": third.learning_rates,
+          "difference": max(float(np.max(np.abs(ours - theirs)))
+                            for ours, theirs in zip(resumed.get_weights(), whole.get_weights())),
+          "logged": [[line.split(",")[0] for line in (folder / log).read_text().splitlines()[1:]]
+                     for log in ("whole.csv", "log.csv")],
+          "backups_left": [name for name in ("whole", "backup") if (folder / name).exists()]}
 
-  _, _, first = _train(demo_records, tmp_path / "backup", tmp_path / "log.csv", stop_at=1)
-  _, traced, second = _train(demo_records, tmp_path / "backup", tmp_path / "log.csv", stop_at=3)
-  resumed, _, third = _train(demo_records, tmp_path / "backup", tmp_path / "log.csv")
-  assert [[e for e, _ in run.ended] for run in (first, second, third)] == [[0], [1, 2], [3, 4, 5]]
-  assert sorted(set(traced)) == [32, 40] and third.rates == pytest.approx([0.2, 0.3, 0.3])
-  assert third.learning_rates == pytest.approx([0.02, 0.01, 0.01])  # the stage's, not the backup's
-  for ours, theirs in zip(resumed.get_weights(), whole.get_weights()):
-    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
-  for log in ("whole.csv", "log.csv"):
-    assert [line.split(",")[0] for line in (tmp_path / log).read_text().splitlines()[1:]] == list("012345")
-  assert not (tmp_path / "backup").exists() and not (tmp_path / "whole").exists()
+
+def _check_stop_and_resume(result):
+  """Uninterrupted: each stage traced at its size, with its dropout rate, its batch's steps (the images an epoch
+  kept) and learning rate (linear in the batch); Keras' callbacks see epochs 0-5 of one run. Stopped and started
+  again: the epochs left, in their stages, end at the uninterrupted run's weights; the CSV holds epochs 0-5 once;
+  the backup is deleted at the end."""
+  traced = result["traced"]
+  assert sorted(set(traced)) == [32, 40, 48] and traced == sorted(traced)
+  assert result["rates"] == pytest.approx([0.1, 0.1, 0.2, 0.2, 0.3, 0.3]) and result["steps"] == [2, 2, 1, 1, 2, 2]
+  assert result["learning_rates"] == pytest.approx([0.01, 0.01, 0.02, 0.02, 0.01, 0.01])
+  assert all(np.isfinite(result["losses"]))
+  assert result["epochs"] == [[0, 1, 2, 3, 4, 5], [0], [1, 2], [3, 4, 5]]
+  assert sorted(set(result["resumed_traced"])) == [32, 40] and result["resumed_rates"] == pytest.approx([0.2, 0.3, 0.3])
+  assert result["resumed_learning_rates"] == pytest.approx([0.02, 0.01, 0.01])  # the stage's, not the backup's
+  assert result["difference"] < 1e-6  # 0.07 with each epoch's dropout masks drawn anew
+  assert result["logged"] == [list("012345")] * 2 and result["backups_left"] == []
+
+
+def test_a_keras_model_trains_through_the_stages_and_resumes_in_its_stage(demo_records, tmp_path):
+  _check_stop_and_resume(_stop_and_resume(demo_records, tmp_path))
+
+
+def test_the_same_on_the_torch_backend(demo_records, tmp_path):
+  """The same runs on Keras' PyTorch backend (eager: the sizes are recorded at every step). torch is not among
+  this package's requirements: skipped without it."""
+  pytest.importorskip("torch", reason="torch is not installed (pip install torch)")
+  script = f"""
+import json, pathlib
+from tests.test_progressive import _stop_and_resume
+print("RESULT " + json.dumps(_stop_and_resume({str(demo_records)!r}, pathlib.Path({str(tmp_path)!r}))))
+"""
+  done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                        env={**os.environ, "KERAS_BACKEND": "torch"})
+  assert done.returncode == 0, done.stderr[-3000:]
+  result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
+  for key in ("traced", "resumed_traced"):  # the torch backend builds a model on stand-ins 83 and 89 for None
+    result[key] = [size for size in result[key] if size not in (83, 89)]
+  _check_stop_and_resume(result)
 
 
 def test_a_keras_hub_image_classifier_trains_through_the_stages(demo_records):

@@ -10,7 +10,7 @@ STAGE = 1  # the data of one training stage (its index)
 EPOCH = 2  # the example order of one epoch of a stage (the epoch)
 PIPELINE = 3  # the per-example crops, flips and augmentation of one input pipeline (its id)
 MIXING = 4  # mixup and cutmix of that pipeline's batches (its id)
-MASKS = 5  # the dropout and stochastic-depth masks of one epoch of progressive.fit (the epoch, then the generator)
+MASKS = 5  # progressive.fit's dropout masks: the epoch, then a generator's index (-1, then the step: torch's global one)
 _MULTIPLIER = 1_000_003  # a prime above every index used, so that paths of one length give distinct seeds
 
 
