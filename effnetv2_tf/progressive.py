@@ -123,7 +123,8 @@ def largest_batches(model, stages, *, memory_bytes=None, share=MEMORY_SHARE):
 
 
 def _source_and_counts(data, steps_per_epoch, num_classes, batch_size):
-  """(source, steps a epoch, classes) of `data`: a converted folder's dataset.json gives what is not given."""
+  """(source, steps a epoch at batch_size, classes) of `data`: a tf.data.Dataset, a folder the converter wrote
+  (its dataset.json gives what is not given) or a folder of photos in class folders."""
   import tensorflow as tf
 
   from effnetv2_tf.data.facts import tfrecord_facts
@@ -132,8 +133,10 @@ def _source_and_counts(data, steps_per_epoch, num_classes, batch_size):
     if steps_per_epoch is None or num_classes is None:
       raise ValueError("a tf.data.Dataset does not say its size or its classes: give steps_per_epoch= and "
                        "num_classes=.")
-    return _DatasetSource(data), steps_per_epoch, num_classes
+    return _DatasetSource(data, "the given tf.data.Dataset"), steps_per_epoch, num_classes
   facts = tfrecord_facts(str(data))
+  if facts is None and not tf.io.gfile.glob(os.path.join(str(data), "train-*")):
+    return _photo_folder(data, steps_per_epoch, num_classes, batch_size)
   if facts is None and (steps_per_epoch is None or num_classes is None):
     raise ValueError(f"{data} has no dataset.json: convert the photos with `python -m effnetv2_tf.data.convert`, "
                      "or give steps_per_epoch= and num_classes=.")
@@ -142,17 +145,37 @@ def _source_and_counts(data, steps_per_epoch, num_classes, batch_size):
   return TFRecordSource(pattern), steps, num_classes or facts.num_classes
 
 
+def _photo_folder(folder, steps_per_epoch, num_classes, batch_size):
+  """The train photos of FOLDER/train/CLASS/* (or FOLDER/CLASS/*), labelled as the converter labels them (the
+  class names in order), read as the pipeline goes."""
+  import tensorflow as tf
+
+  from effnetv2_tf.data.convert import find_splits
+  splits, _ = find_splits(folder)
+  if "train" not in splits:
+    raise ValueError(f"{folder} has no train/ folder of class folders (found {', '.join(sorted(splits))}): "
+                     "name the training split train/.")
+  classes = sorted({name for images in splits.values() for _, name in images})
+  if num_classes is not None and num_classes != len(classes):
+    raise ValueError(f"{folder} holds {len(classes)} classes, not num_classes={num_classes}: leave it out.")
+  paths = [str(path) for path, _ in splits["train"]]
+  labels = [classes.index(name) for _, name in splits["train"]]
+  photos = tf.data.Dataset.from_tensor_slices((paths, labels)).map(lambda path, label: (tf.io.read_file(path), label))
+  return _DatasetSource(photos, str(folder)), steps_per_epoch or len(paths) // batch_size, len(classes)
+
+
 @dataclasses.dataclass(frozen=True)
 class _DatasetSource:
-  """A user's tf.data.Dataset of (image, label) as a source (data.sources' interface)."""
+  """A tf.data.Dataset of (image, label) as a source (data.sources' interface), named `origin` in messages."""
   dataset: object
+  origin: str
 
   def __str__(self):
-    return "the given tf.data.Dataset"
+    return self.origin
 
   def examples(self, input_context=None, seed=None, shuffle=False):
     import tensorflow as tf
-    return self.dataset.map(lambda image, label: (image, tf.cast(label, tf.int64), "the given tf.data.Dataset"))
+    return self.dataset.map(lambda image, label: (image, tf.cast(label, tf.int64), self.origin))
 
 
 def _dropout_layer(model, stages):
@@ -290,8 +313,10 @@ def fit(model, data, stages, *, batch_size, normalization, augment="randaug", ra
 
   Args:
     data: a folder of this package's TFRecords (`python -m effnetv2_tf.data.convert`: its dataset.json gives the
-      steps an epoch and the classes), or a tf.data.Dataset of (image, label) at full size: uint8 [H, W, 3] or
-      encoded bytes, 0-based int labels (then give steps_per_epoch and num_classes).
+      steps an epoch and the classes), a folder of photos (train/CLASS/* or CLASS/*: its photos give them; read
+      and decoded at every epoch, where converted records are read faster), or a tf.data.Dataset of (image,
+      label) at full size: uint8 [H, W, 3] or encoded bytes, 0-based int labels (then give steps_per_epoch and
+      num_classes).
     stages: FitStages (plan, plan_of).
     batch_size: images a step, in the stages without a batch_size of their own (largest_batches); the compiled
       learning rate is the one for it, and a stage of b images trains at b / batch_size times it (a float rate:

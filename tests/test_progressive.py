@@ -4,6 +4,7 @@ plain Keras model trains through them with its own fit, callbacks seeing one run
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -188,9 +189,9 @@ def test_a_keras_hub_image_classifier_trains_through_the_stages(demo_records):
   keras_hub = pytest.importorskip("keras_hub", reason="keras-hub is not installed (see this test's docstring)")
   backbone = keras_hub.models.EfficientNetBackbone(
       stackwise_kernel_sizes=[3, 3], stackwise_num_repeats=[1, 1], stackwise_input_filters=[8, 8],
-      stackwise_output_filters=[8, 16], stackwise_expansion_ratios=[1, 4], stackwise_squeeze_and_excite_ratios=[0, 0.25],
-      stackwise_strides=[1, 2], stackwise_block_types=["fused", "unfused"], width_coefficient=1.0,
-      depth_coefficient=1.0, num_features=32)
+      stackwise_output_filters=[8, 16], stackwise_expansion_ratios=[1, 4],
+      stackwise_squeeze_and_excite_ratios=[0, 0.25], stackwise_strides=[1, 2],
+      stackwise_block_types=["fused", "unfused"], width_coefficient=1.0, depth_coefficient=1.0, num_features=32)
   converter = keras_hub.layers.EfficientNetImageConverter(image_size=(64, 64), scale=1 / 255.0)
   model = keras_hub.models.EfficientNetImageClassifier(
       backbone, 5, preprocessor=keras_hub.models.EfficientNetImageClassifierPreprocessor(converter), dropout=0.5)
@@ -205,6 +206,22 @@ def test_a_keras_hub_image_classifier_trains_through_the_stages(demo_records):
                   batch_size=8, normalization="none", steps_per_epoch=2, verbose=0, callbacks=[epochs, sized])
   assert sizes == [(32, 32), (40, 40)] and epochs.rates == pytest.approx([0.1, 0.3])
   assert [e for e, _ in epochs.ended] == [0, 1] and all(np.isfinite(loss) for _, loss in epochs.ended)
+
+
+def test_a_folder_of_photos_is_read_as_it_is(tmp_path):
+  """The demo's photo folder (train/CLASS/*.jpg, 300 photos of 5 classes), not converted: its steps an epoch and
+  classes counted from its photos; an unreadable photo left out."""
+  photos = tmp_path / "photos"
+  shutil.copytree(ROOT / "effnetv2_tf" / "demo_data", photos)
+  (photos / "train" / "rose" / "broken.jpg").write_bytes(b"not a jpeg")
+  model = _tiny_model([])
+  model.compile(keras.optimizers.Adam(1e-3), keras.losses.CategoricalCrossentropy(from_logits=True))
+  epochs = _Epochs()
+  progressive.fit(model, photos, progressive.plan(1, 1, image_size=(32, 32), dropout=(0.2, 0.2)), batch_size=100,
+                  normalization="none", verbose=0, callbacks=[epochs])
+  assert epochs.steps == [3] and np.isfinite(epochs.ended[0][1])  # 5 classes: the labels fit the 5 outputs
+  with pytest.raises(ValueError, match="holds 5 classes, not num_classes=3: leave it out"):
+    progressive.fit(model, photos, progressive.plan(1, 1), batch_size=8, normalization="none", num_classes=3)
 
 
 def test_what_the_fit_route_refuses(demo_records):
