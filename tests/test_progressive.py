@@ -106,7 +106,8 @@ class _StopAt(keras.callbacks.Callback):
 def _train(records, backup_dir, log, stop_at=None):
   """The 3 stages of 2 epochs (32, 40, 48 px; RandAugment 2 -> 6, mixup 0 -> 0.2, dropout 0.1 -> 0.3; the second
   at 16 images a step, the others at fit's 8) of a tiny model from the same initial weights, with Keras'
-  BackupAndRestore and CSVLogger: (model, sizes traced, epochs)."""
+  BackupAndRestore, CSVLogger, ModelCheckpoint and TensorBoard (into LOG's folder, named after the backup):
+  (model, sizes traced, epochs)."""
   keras.utils.set_random_seed(0)
   seen = []
   model = _tiny_model(seen)
@@ -114,7 +115,10 @@ def _train(records, backup_dir, log, stop_at=None):
   stages = progressive.plan(6, stages=3, image_size=(32, 48), randaug=(2, 6), mixup=(0, 0.2), dropout=(0.1, 0.3))
   stages[1] = dataclasses.replace(stages[1], batch_size=16)
   epochs = _Epochs()
-  callbacks = [keras.callbacks.BackupAndRestore(str(backup_dir)), keras.callbacks.CSVLogger(str(log)), epochs]
+  name = log.parent / backup_dir.name
+  callbacks = [keras.callbacks.BackupAndRestore(str(backup_dir)), keras.callbacks.CSVLogger(str(log)), epochs,
+               keras.callbacks.ModelCheckpoint(f"{name}-{{epoch}}.weights.h5", save_weights_only=True),
+               keras.callbacks.TensorBoard(f"{name}-tensorboard", write_graph=False)]
   try:
     progressive.fit(model, records, stages, batch_size=8, normalization="none", steps_per_epoch=2, verbose=0,
                     callbacks=callbacks + ([_StopAt(stop_at)] if stop_at is not None else []))
@@ -139,14 +143,25 @@ def _stop_and_resume(records, folder):
                             for ours, theirs in zip(resumed.get_weights(), whole.get_weights())),
           "logged": [[line.split(",")[0] for line in (folder / log).read_text().splitlines()[1:]]
                      for log in ("whole.csv", "log.csv")],
-          "backups_left": [name for name in ("whole", "backup") if (folder / name).exists()]}
+          "backups_left": [name for name in ("whole", "backup") if (folder / name).exists()],
+          "checkpoints": [sorted(int(path.name.split("-")[1].split(".")[0]) for path in folder.glob(f"{name}-*.h5"))
+                          for name in ("whole", "backup")],
+          "tensorboard_epochs": [_tensorboard_epochs(folder / f"{name}-tensorboard") for name in ("whole", "backup")]}
+
+
+def _tensorboard_epochs(folder):
+  """The epochs TensorBoard's event files under `folder` hold a training loss for."""
+  import tensorflow as tf
+  return sorted(event.step for path in folder.glob("train/events.out.tfevents.*")
+                for event in tf.compat.v1.train.summary_iterator(str(path))
+                for value in event.summary.value if value.tag == "epoch_loss")
 
 
 def _check_stop_and_resume(result):
   """Uninterrupted: each stage traced at its size, with its dropout rate, its batch's steps (the images an epoch
   kept) and learning rate (linear in the batch); Keras' callbacks see epochs 0-5 of one run. Stopped and started
-  again: the epochs left, in their stages, end at the uninterrupted run's weights; the CSV holds epochs 0-5 once;
-  the backup is deleted at the end."""
+  again: the epochs left, in their stages, end at the uninterrupted run's weights; the CSV, ModelCheckpoint and
+  TensorBoard hold epochs 0-5 once each; the backup is deleted at the end."""
   traced = result["traced"]
   assert sorted(set(traced)) == [32, 40, 48] and traced == sorted(traced)
   assert result["rates"] == pytest.approx([0.1, 0.1, 0.2, 0.2, 0.3, 0.3]) and result["steps"] == [2, 2, 1, 1, 2, 2]
@@ -157,6 +172,7 @@ def _check_stop_and_resume(result):
   assert result["resumed_learning_rates"] == pytest.approx([0.02, 0.01, 0.01])  # the stage's, not the backup's
   assert result["difference"] < 1e-6  # 0.07 with each epoch's dropout masks drawn anew
   assert result["logged"] == [list("012345")] * 2 and result["backups_left"] == []
+  assert result["checkpoints"] == [[1, 2, 3, 4, 5, 6]] * 2 and result["tensorboard_epochs"] == [list(range(6))] * 2
 
 
 def test_a_keras_model_trains_through_the_stages_and_resumes_in_its_stage(demo_records, tmp_path):
