@@ -85,13 +85,14 @@ def test_an_unknown_engine_is_one_line_naming_the_others():
 
 def test_nothing_outside_the_engines_tests_an_engines_name():
   """The registry answers every engine-specific question: no code outside effnetv2_tf/engines/ compares an engine
-  with a name (the names given to the registry aside)."""
+  with a name (the names given to the registry aside). Keras' own backend is not an engine: progressive.fit trains
+  a user's model on whichever backend Keras runs, and asks it (keras.backend.backend())."""
   branches = re.compile(r"""engine\s*[!=]=|[!=]=\s*["'](tf|jax)["']|["'](tf|jax)["']\s*[!=]=|\bin \(["'](tf|jax)""")
   found = []
   for path in [ROOT / "main.py", *(ROOT / "effnetv2_tf").rglob("*.py"), *(ROOT / "benchmarks").glob("*.py")]:
     if "engines" in path.relative_to(ROOT).parts:
       continue
     for number, line in enumerate(path.read_text().splitlines(), 1):
-      if branches.search(line):
+      if branches.search(line) and "keras.backend.backend()" not in line:
         found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
   assert found == []
