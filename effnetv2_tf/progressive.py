@@ -73,6 +73,8 @@ def _step_memory(model, image_size, batch):
   JAX trainer runs it, the state donated) on `batch` images of `image_size` px: XLA's memory analysis of the step
   compiled for that shape (nothing run)."""
   import jax
+
+  from effnetv2_tf.engines.jax.runtime import compiled_bytes
   optimizer, loss_fn = model.optimizer, keras.losses.get(model.loss)
   if not optimizer.built:
     optimizer.build(model.trainable_variables)
@@ -91,9 +93,7 @@ def _step_memory(model, image_size, batch):
   images = jax.ShapeDtypeStruct((batch, image_size, image_size, 3), "float32")
   outputs = jax.eval_shape(lambda x: model.stateless_call(*state[:2], x)[0], images)
   labels = jax.ShapeDtypeStruct(outputs.shape, "float32")
-  analysis = jax.jit(step, donate_argnums=(0, 1, 2)).lower(*state, images, labels).compile().memory_analysis()
-  return (analysis.argument_size_in_bytes + analysis.temp_size_in_bytes + analysis.output_size_in_bytes
-          - analysis.alias_size_in_bytes)
+  return compiled_bytes(jax.jit(step, donate_argnums=(0, 1, 2)).lower(*state, images, labels).compile())
 
 
 def largest_batches(model, stages, *, memory_bytes=None, share=MEMORY_SHARE):
@@ -104,12 +104,12 @@ def largest_batches(model, stages, *, memory_bytes=None, share=MEMORY_SHARE):
   if keras.backend.backend() != "jax":
     raise ValueError("the largest batch comes from XLA's memory analysis of the compiled step, on Keras' JAX "
                      "backend: set KERAS_BACKEND=jax, or give each stage its batch_size (dataclasses.replace).")
-  import jax
+  from effnetv2_tf.engines.jax.runtime import jax_runtime
   if memory_bytes is None:
-    device = jax.local_devices()[0]
-    memory_bytes = None if device.platform == "cpu" else (device.memory_stats() or {}).get("bytes_limit")
+    runtime = jax_runtime()
+    memory_bytes = runtime.memory_size()
     if memory_bytes is None:
-      raise ValueError(f"this {device.platform} does not report a memory of its own (a CPU's is the host's): "
+      raise ValueError(f"this {runtime.platform} does not report a memory of its own (a CPU's is the host's): "
                        "give memory_bytes=, the bytes the step may take.")
   _check_loss(model)
   sized = []
@@ -150,16 +150,17 @@ def _photo_folder(folder, steps_per_epoch, num_classes, batch_size):
   class names in order), read as the pipeline goes."""
   import tensorflow as tf
 
-  from effnetv2_tf.data.convert import find_splits
+  from effnetv2_tf.data.convert import class_names, find_splits
   splits, _ = find_splits(folder)
   if "train" not in splits:
     raise ValueError(f"{folder} has no train/ folder of class folders (found {', '.join(sorted(splits))}): "
                      "name the training split train/.")
-  classes = sorted({name for images in splits.values() for _, name in images})
+  classes = class_names(splits)
   if num_classes is not None and num_classes != len(classes):
     raise ValueError(f"{folder} holds {len(classes)} classes, not num_classes={num_classes}: leave it out.")
+  label_of = {name: label for label, name in enumerate(classes)}
   paths = [str(path) for path, _ in splits["train"]]
-  labels = [classes.index(name) for _, name in splits["train"]]
+  labels = [label_of[name] for _, name in splits["train"]]
   photos = tf.data.Dataset.from_tensor_slices((paths, labels)).map(lambda path, label: (tf.io.read_file(path), label))
   return _DatasetSource(photos, str(folder)), steps_per_epoch or len(paths) // batch_size, len(classes)
 

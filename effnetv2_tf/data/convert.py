@@ -76,6 +76,12 @@ def _earlier_output(out):
       out / name for name in (LABELS_FILE, DATASET_FILE) if (out / name).is_file()]
 
 
+def class_names(splits):
+  """The classes of find_splits' splits in label order (a label is its class's index): every split's class
+  names, sorted."""
+  return sorted({name for images in splits.values() for _, name in images})
+
+
 def _jpeg_bytes(path, tf):
   """(the file's bytes if it is a decodable JPEG, a re-encoded JPEG for other formats, its shorter side in
   pixels); None if unreadable."""
@@ -115,7 +121,7 @@ def convert(src, out, shards=8, seed=0, overwrite=False, progress=True):
   the new ones) unless `overwrite`, which deletes those files first. `progress`: a bar (or a line at each tenth)
   on stderr."""
   splits, empty = find_splits(src)
-  classes = sorted({name for images in splits.values() for _, name in images})
+  classes = class_names(splits)
   if len(classes) < 2:
     raise LayoutError(f"{src}: one class ({classes[0]}), and a classifier needs at least 2: add a folder of photos "
                       "per class (SPLIT/CLASS/*.jpg).")

@@ -47,5 +47,15 @@ class JaxRuntime:
     return (jax.local_devices()[0].memory_stats() or {}).get("bytes_limit")
 
 
+def compiled_bytes(compiled):
+  """Bytes a device needs for a compiled program, by XLA's memory analysis (nothing is run): its arguments,
+  temporaries, and outputs that do not reuse an argument's buffer; None where the backend gives no analysis."""
+  analysis = compiled.memory_analysis()
+  if analysis is None:
+    return None
+  return (analysis.argument_size_in_bytes + analysis.temp_size_in_bytes + analysis.output_size_in_bytes
+          - analysis.alias_size_in_bytes)
+
+
 def jax_runtime():
   return JaxRuntime(jax.default_backend())

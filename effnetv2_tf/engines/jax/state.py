@@ -20,6 +20,7 @@ import numpy as np
 from keras import ops
 
 from effnetv2_tf.engines.jax import processes
+from effnetv2_tf.engines.jax.runtime import compiled_bytes
 from effnetv2_tf.model import set_dropout_rate, set_survival_prob
 from effnetv2_tf.train import losses
 from effnetv2_tf.train.engine import CheckpointMismatchError
@@ -243,18 +244,13 @@ class JaxState:
 
   def step_memory(self, dropout_rate, image_size, batch, dtype):
     """Bytes a device needs for the train step at `dropout_rate` compiled for a global batch of `batch` images of
-    `image_size` px in `dtype` (split over the devices), by XLA's memory analysis of the compiled program (nothing
-    is run): its arguments, temporaries, and outputs that do not reuse an argument's buffer; None where the
-    backend gives no analysis."""
+    `image_size` px in `dtype` (split over the devices): runtime.compiled_bytes of the compiled step (nothing is
+    run); None where the backend gives no analysis."""
     self.train_loop(dropout_rate)
     images = jax.ShapeDtypeStruct((batch, image_size, image_size, 3), dtype, sharding=self._split)
     labels = jax.ShapeDtypeStruct((batch, self.config.model.num_classes), "float32", sharding=self._split)
     schedule = (self.total_steps.value, self.warmup_steps.value, np.float32(self.ema_decay))
-    analysis = self._train_step.lower(self.arrays, images, labels, *schedule).compile().memory_analysis()
-    if analysis is None:
-      return None
-    return (analysis.argument_size_in_bytes + analysis.temp_size_in_bytes + analysis.output_size_in_bytes
-            - analysis.alias_size_in_bytes)
+    return compiled_bytes(self._train_step.lower(self.arrays, images, labels, *schedule).compile())
 
   def _counts(self, trainable, non_trainable, images, labels, weights):
     """(top-1 hits, top-5 hits, examples) of a batch."""
