@@ -24,7 +24,7 @@ from effnetv2_tf.model import get_model_spec
 from effnetv2_tf.run_dir import model_identity, write_atomically
 from effnetv2_tf.train.engine import CheckpointMismatchError
 from effnetv2_tf.train.evaluation import accuracy_text
-from effnetv2_tf.train.plan import data_speed, largest_batch, make_plan, time_stages, timing_engine
+from effnetv2_tf.train.plan import data_speed, make_plan, planning_engine, time_stages
 from effnetv2_tf.train.plan import table as plan_table
 from effnetv2_tf.train.run_data import check_run_classes, data_facts, eval_examples, eval_source, train_source
 from effnetv2_tf.train.schedule import run_plan
@@ -148,9 +148,8 @@ def plan(run_dir, engine, runtime, name, hparam_str, data_dir, eval_between_stag
   check_resumable(run_dir, engine)
   print(f"planning {describe(config)}: {len(schedule.stages)} stage(s), {schedule.total_steps} steps of batch "
         f"{config.train.batch_size} on {runtime.platform}; each stage's step compiled and timed", flush=True)
-  timer, timed = timing_engine(engine.engine_class(), config, runtime)
+  timer, timed, largest = planning_engine(engine.engine_class(), config, runtime, schedule.stages[-1])
   timings = time_stages(timer, timed, schedule.stages, runtime)
-  largest = largest_batch(timer, config, schedule.stages[-1], runtime)
   speeds = [None] * len(schedule.stages)
   if data_dir:
     source = train_source(config, data_dir)

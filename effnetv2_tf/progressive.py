@@ -99,8 +99,9 @@ def _step_memory(model, image_size, batch):
 def largest_batches(model, stages, *, memory_bytes=None, share=MEMORY_SHARE):
   """`stages` with each one's batch_size the largest that fits one device at its image size: the memory of the
   model's train step compiled for 8 and 16 images (_step_memory), taken as linear in the batch, against `share` of
-  `memory_bytes` (default: what the device's allocator may hand out); a multiple of 8. On Keras' JAX backend, with
-  the model compiled (its optimizer and loss are in the step)."""
+  `memory_bytes` (default: what the device's allocator may hand out, a CPU device's part of half the host's
+  available memory); a multiple of 8. On Keras' JAX backend, with the model compiled (its optimizer and loss are
+  in the step)."""
   if keras.backend.backend() != "jax":
     raise ValueError("the largest batch comes from XLA's memory analysis of the compiled step, on Keras' JAX "
                      "backend: set KERAS_BACKEND=jax, or give each stage its batch_size (dataclasses.replace).")
@@ -109,8 +110,8 @@ def largest_batches(model, stages, *, memory_bytes=None, share=MEMORY_SHARE):
     runtime = jax_runtime()
     memory_bytes = runtime.memory_size()
     if memory_bytes is None:
-      raise ValueError(f"this {runtime.platform} does not report a memory of its own (a CPU's is the host's): "
-                       "give memory_bytes=, the bytes the step may take.")
+      raise ValueError(f"this {runtime.platform} does not report its memory: give memory_bytes=, the bytes the "
+                       "step may take.")
   _check_loss(model)
   sized = []
   for stage in stages:

@@ -2,13 +2,14 @@
 time (and cost) projected from it, before the run itself is paid for.
 
 Each stage's step is compiled and timed on synthetic batches of the stage's shape (no data needed) through the
-engine that would train it and the clock that times the run's own loops (pace.time_loop). Where data is given,
-its input pipeline's speed at each stage is measured apart, on this host. A stage takes its steps at the slower of
-the two; on the CPU, where the same cores run both, at their sum. The CPU times at most CPU_BATCH images a step
-and scales the step time with the batch. The evals are extrapolated from the stages' step times. The largest batch
-a replica can take at the final stage's size comes from the memory analysis of its step compiled at two batches,
-against the device's memory (where the engine has the one and the device reports the other). What was measured
-and what was extrapolated is written beside the figures (Plan.measured, Plan.extrapolated).
+engine that would train it and the clock that times the run's own loops (pace.time_loop). Where data is given, its
+input pipeline's speed at each stage is measured apart, on this host. A stage takes its steps at the slower of the
+two; on the CPU, where the same cores run both, at their sum. The CPU times at most CPU_BATCH images a step, fewer
+where the host's memory would not hold the final stage's step at that batch, and scales the step time with the
+batch. The evals are extrapolated from the stages' step times. The largest batch a replica can take at the final
+stage's size comes from the memory analysis of its step compiled at two batches, against the device's memory (where
+the engine has the one and the device reports the other; on the CPU half the host's, shared by its devices). What was
+measured and what was extrapolated is written beside the figures (Plan.measured, Plan.extrapolated).
 """
 
 import dataclasses
@@ -42,12 +43,13 @@ class StageTiming:
   loss: float
 
 
-def timed_batch(batch, platform, cpu_batch=CPU_BATCH):
-  """The global batch the step is timed at: the run's, or on the CPU its largest divisor up to `cpu_batch` (a
-  TPU-sized batch would take minutes a step there)."""
+def timed_batch(batch, platform, cpu_batch=CPU_BATCH, replicas=1):
+  """The global batch the step is timed at: the run's, or on the CPU its largest divisor up to `cpu_batch` that
+  splits over the `replicas` (a TPU-sized batch would take minutes a step there); the run's if none does."""
   if platform != "cpu" or batch <= cpu_batch:
     return batch
-  return max(divisor for divisor in range(1, cpu_batch + 1) if batch % divisor == 0)
+  return max((divisor for divisor in range(replicas, cpu_batch + 1, replicas) if batch % divisor == 0),
+             default=batch)
 
 
 def synthetic_batches(engine, image_size, batch, num_classes):
@@ -84,11 +86,11 @@ def peak_memory(runtime):
   return peak
 
 
-def timing_engine(engine_class, config, runtime, cpu_batch=CPU_BATCH):
+def timing_engine(engine_class, config, runtime, cpu_batch=CPU_BATCH, replicas=1):
   """(engine, its config): the engine that times the stages, built for the batch timed_batch gives (a step's cost
   scales with its batch; the rest of the config is the run's)."""
   from effnetv2_tf import hparams
-  batch = timed_batch(config.train.batch_size, runtime.platform, cpu_batch)
+  batch = timed_batch(config.train.batch_size, runtime.platform, cpu_batch, replicas)
   timed = hparams.with_values(config, {"train.batch_size": batch, "eval.batch_size": batch})
   try:
     return engine_class(timed, runtime), timed
@@ -132,8 +134,6 @@ def largest_batch(engine, config, stage, runtime):
   """The LargestBatch of `stage` (the final one) on `engine` (timing_engine's) and `runtime`'s device (a JAX
   runtime's memory_size: only an engine with a memory analysis asks for it)."""
   from effnetv2_tf.train.recipe import peak_learning_rate
-  if runtime.platform == "cpu":
-    return LargestBatch(stage.image_size, why_not="not searched: this CPU's memory is the host's")
   memory_at = functools.cache(lambda count: engine.step_memory(stage, count * engine.replicas))  # a compile each
   if memory_at(MEMORY_PROBES[0]) is None:
     return LargestBatch(stage.image_size, why_not="not searched: this engine has no memory analysis of its "
@@ -144,6 +144,26 @@ def largest_batch(engine, config, stage, runtime):
   per_replica, fixed, image = fitting_batch(memory_at, device_bytes)
   return LargestBatch(stage.image_size, per_replica, peak_learning_rate(config.train, per_replica * engine.replicas),
                       fixed, image, device_bytes)
+
+
+def planning_engine(engine_class, config, runtime, final_stage):
+  """(engine, its config, LargestBatch): timing_engine's engine and the largest batch at `final_stage`; on the CPU,
+  where that batch is below the one timing_engine times, an engine timing the largest divisor of the run's batch
+  that fits, and a line saying so (a step the host's memory cannot hold gets the process killed, with no line)."""
+  timer, timed = timing_engine(engine_class, config, runtime)
+  largest = largest_batch(timer, config, final_stage, runtime)
+  if runtime.platform != "cpu" or largest.per_replica is None:
+    return timer, timed, largest
+  host = f"the {largest.device_bytes * timer.replicas / 2**30:.1f} GiB of this host's memory its steps may take"
+  if largest.per_replica == 0:
+    raise ValueError(f"--plan: not one image a device of the final stage's step at {final_stage.image_size} px fits "
+                     f"{host} (XLA's memory analysis): plan on the machine that will train, or a smaller model.")
+  fits, before = largest.per_replica * timer.replicas, timed.train.batch_size
+  if fits < before:
+    timer, timed = timing_engine(engine_class, config, runtime, cpu_batch=fits, replicas=timer.replicas)
+    print(f"timing {timed.train.batch_size} images a step, not {before}: {host} holds {fits} at "
+          f"{final_stage.image_size} px (XLA's memory analysis of the final stage's step)", flush=True)
+  return timer, timed, largest
 
 
 def data_speed(dataset, batch, seconds=DATA_SECONDS, warm_batches=2):
@@ -250,9 +270,10 @@ def make_plan(config, schedule, steps_per_epoch, timings, data_speeds, *, engine
   if timings[0].batch != batch:
     extrapolated.append(f"the step time at batch {batch}, scaled from batch {timings[0].batch} (in proportion)")
   if largest is not None and largest.per_replica is not None:
+    device = "a device's part of half the host's available memory" if platform == "cpu" else "the device's memory"
     measured.append(f"the largest batch: XLA's memory analysis of the final stage's step compiled at "
                     f"{MEMORY_PROBES[0]} and {MEMORY_PROBES[1]} images a replica (nothing run), a line through "
-                    f"both, {MEMORY_SHARE:.0%} of the device's memory")
+                    f"both, {MEMORY_SHARE:.0%} of {device}")
   if measured_data:
     measured.append(f"the input pipeline on this host: about {DATA_SECONDS:g} s a stage after its first batches")
   else:

@@ -5,7 +5,9 @@ process runs Keras on TensorFlow).
 Prints one JSON object: "refused", what was refused (a state whose eval batch is 10, not a multiple of the devices;
 the Orbax checkpoint of HPARAM_STR's state, saved into FOLDER, restored into the same model with 3 classes); and
 "memory", {batch per replica: bytes a device needs} for the first stage's step compiled at 8, 16 and 24 images a
-replica (JaxState.step_memory).
+replica (JaxState.step_memory); "planned", the batch the plan's engine times a run of 256 images a step at, and its
+largest batch a replica, on a host whose memory holds 4.5 images a device of the final stage's step (by the line
+through its memory at 8 and 16), then "host", this CPU's JaxRuntime.memory_size (a device's share of the host's).
 """
 
 import json
@@ -20,14 +22,19 @@ def main(folder, hparam_str):
 
   from effnetv2_tf import hparams
   from effnetv2_tf.checkpoints.orbax_steps import step_manager
+  from effnetv2_tf.engines.jax.engine import JaxEngine
+  from effnetv2_tf.engines.jax.runtime import JaxRuntime
   from effnetv2_tf.engines.jax.state import JaxState
+  from effnetv2_tf.train.plan import MEMORY_SHARE, planning_engine
   from effnetv2_tf.train.engine import CheckpointMismatchError
   from effnetv2_tf.train.schedule import run_plan
 
+  def config_of(*changes):
+    return hparams.resolve(hparams.override(hparams.get_config("demo"), ",".join((hparam_str, *changes))))
+
   def state(*changes):
-    config = hparams.resolve(hparams.override(hparams.get_config("demo"), ",".join((hparam_str, *changes))))
-    steps_per_epoch, schedule = run_plan(config)
-    return JaxState(config, schedule.total_steps, steps_per_epoch), schedule.stages[0]
+    steps_per_epoch, schedule = run_plan(config_of(*changes))
+    return JaxState(config_of(*changes), schedule.total_steps, steps_per_epoch), schedule.stages[0]
 
   refused = []
   try:
@@ -45,7 +52,19 @@ def main(folder, hparam_str):
   devices = jax.device_count()
   memory = {count: ours.step_memory(stage.dropout_rate, stage.image_size, count * devices, "float32")
             for count in (8, 16, 24)}
-  print(json.dumps({"refused": refused, "memory": memory}))
+  config = config_of("train.batch_size=256", "data.num_train_examples=2048")
+  final = run_plan(config)[1].stages[-1]
+  low, high = (ours.step_memory(final.dropout_rate, final.image_size, count * devices, "float32") for count in (8, 16))
+  image = (high - low) / 8
+  holding = (low + (4.5 - 8) * image) / MEMORY_SHARE
+
+  class GivenHost(JaxRuntime):
+    def memory_size(self):
+      return holding
+
+  timer, timed, largest = planning_engine(JaxEngine, config, GivenHost("cpu"), final)
+  planned = {"timed": timed.train.batch_size, "replicas": timer.replicas, "per_replica": largest.per_replica}
+  print(json.dumps({"refused": refused, "memory": memory, "planned": planned, "host": JaxRuntime("cpu").memory_size()}))
 
 
 if __name__ == "__main__":

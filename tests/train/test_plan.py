@@ -86,6 +86,9 @@ def test_the_largest_batch_is_read_off_the_memory_line_through_two_batches():
 def test_the_cpu_times_a_divisor_of_a_large_batch():
   assert [plan.timed_batch(batch, "cpu") for batch in (8, 64, 96, 4096, 4097)] == [8, 64, 48, 64, 17]
   assert plan.timed_batch(4096, "tpu") == 4096
+  # Over 8 devices (a multiple of 8), and below a host's memory's bound: 4104 = 8 * 27 * 19.
+  assert [plan.timed_batch(batch, "cpu", 64, replicas=8) for batch in (4096, 4104, 100)] == [64, 24, 100]
+  assert plan.timed_batch(4096, "cpu", 32, replicas=8) == 32 and plan.timed_batch(4096, "cpu", 20, replicas=8) == 16
 
 
 def test_a_run_compares_with_the_plans_stages_it_trains_whole(tmp_path):
@@ -119,7 +122,7 @@ def test_a_tiny_run_planned_then_trained_says_each_stages_time_beside_the_plans(
       saved["total_seconds"] / 3600 * 1.5)
   row = next(line for line in planned.stdout.splitlines() if line.split()[:2] == ["1", "0-2"])
   assert plan.duration(stage["seconds"]) in row
-  assert "largest batch at 40 px: not searched: this CPU's memory is the host's" in planned.stdout
+  assert "largest batch at 40 px: not searched: this engine has no memory analysis" in planned.stdout
   trained = run_main("--mode=train", f"--model_dir={run}", f"--data_dir={demo_records}", f"--hparam_str={TINY_RUN}")
   assert trained.returncode == 0, trained.stderr[-3000:]
   assert "stage 1 done in " in trained.stdout and f"(planned {stage['seconds']:.1f} s)" in trained.stdout
