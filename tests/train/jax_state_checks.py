@@ -3,13 +3,16 @@ process runs Keras on TensorFlow).
 
   XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m tests.train.jax_state_checks FOLDER HPARAM_STR
 Prints one JSON object: "refused", what was refused (a state whose eval batch is 10, not a multiple of the devices;
-the Orbax checkpoint of HPARAM_STR's state, saved into FOLDER, restored into the same model with 3 classes); and
-"memory", {batch per replica: bytes a device needs} for the first stage's step compiled at 8, 16 and 24 images a
-replica (JaxState.step_memory); "planned", the batch the plan's engine times a run of 256 images a step at, and its
-largest batch a replica, on a host whose memory holds 4.5 images a device of the final stage's step (by the line
-through its memory at 8 and 16), then "host", this CPU's JaxRuntime.memory_size (a device's share of the host's).
+the Orbax checkpoint of HPARAM_STR's state, saved into FOLDER, restored into the same model with 3 classes; the
+plan below on a host too small); and "memory", {batch per replica: bytes a device needs} for the first stage's step
+compiled at 8, 16 and 24 images a replica (JaxState.step_memory); "planned", the batch the plan's engine times a
+run of 256 images a step at, and its largest batch a replica, on a host whose memory holds 4.5 images a device of
+the final stage's step (by the line through its memory at 8 and 16; refused in "refused" on one that holds half the
+step's fixed part), then "host", this CPU's JaxRuntime.memory_size (a device's part of half the host's available
+memory).
 """
 
+import dataclasses
 import json
 import os
 import sys
@@ -56,14 +59,21 @@ def main(folder, hparam_str):
   final = run_plan(config)[1].stages[-1]
   low, high = (ours.step_memory(final.dropout_rate, final.image_size, count * devices, "float32") for count in (8, 16))
   image = (high - low) / 8
-  holding = (low + (4.5 - 8) * image) / MEMORY_SHARE
 
-  class GivenHost(JaxRuntime):
+  @dataclasses.dataclass(frozen=True)
+  class GivenHost(JaxRuntime):  # a CPU whose devices' steps may take `memory` bytes each
+    memory: float = 0.0
+
     def memory_size(self):
-      return holding
+      return self.memory
 
-  timer, timed, largest = planning_engine(JaxEngine, config, GivenHost("cpu"), final)
+  holding = (low + (4.5 - 8) * image) / MEMORY_SHARE
+  timer, timed, largest = planning_engine(JaxEngine, config, GivenHost("cpu", holding), final)
   planned = {"timed": timed.train.batch_size, "replicas": timer.replicas, "per_replica": largest.per_replica}
+  try:
+    planning_engine(JaxEngine, config, GivenHost("cpu", (low - 8 * image) / 2), final)  # half the fixed part
+  except ValueError as error:
+    refused.append(str(error))
   print(json.dumps({"refused": refused, "memory": memory, "planned": planned, "host": JaxRuntime("cpu").memory_size()}))
 
 

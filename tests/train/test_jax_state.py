@@ -25,7 +25,7 @@ def test_refusals_in_one_message_and_the_step_memory_a_line_in_the_batch(tmp_pat
                         env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
   assert done.returncode == 0, done.stderr[-3000:]
   checked = json.loads(done.stdout.strip().splitlines()[-1])
-  split, other_model = checked["refused"]
+  split, other_model, too_small = checked["refused"]
   assert split == "eval.batch_size 10 does not split over the 8 devices: make it a multiple of 8."
   assert other_model.startswith(f"Checkpoint {tmp_path / 'checkpoints' / 'ckpt_0'} does not fit this model: ")
   memory = {int(count): size for count, size in checked["memory"].items()}
@@ -36,4 +36,6 @@ def test_refusals_in_one_message_and_the_step_memory_a_line_in_the_batch(tmp_pat
   # (the largest divisor of 256 that splits over the 8 devices and fits), not 64, and says why.
   assert checked["planned"] == {"timed": 32, "replicas": 8, "per_replica": 4}
   assert "timing 32 images a step, not 64: the " in done.stdout and " holds 32 at 40 px (" in done.stdout
+  assert too_small.startswith("--plan: not one image a device of the final stage's step at 40 px fits the ")
+  assert too_small.endswith("plan on the machine that will train, or a smaller model.")
   assert 0 < checked["host"] * 8 <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2
