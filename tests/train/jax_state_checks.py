@@ -36,8 +36,9 @@ def main(folder, hparam_str):
     return hparams.resolve(hparams.override(hparams.get_config("demo"), ",".join((hparam_str, *changes))))
 
   def state(*changes):
-    steps_per_epoch, schedule = run_plan(config_of(*changes))
-    return JaxState(config_of(*changes), schedule.total_steps, steps_per_epoch), schedule.stages[0]
+    config = config_of(*changes)
+    steps_per_epoch, schedule = run_plan(config)
+    return JaxState(config, schedule.total_steps, steps_per_epoch), schedule.stages[0]
 
   refused = []
   try:
